@@ -1,0 +1,29 @@
+//! How one step runs anywhere: the executor that launches a step's main
+//! process (locally as a host process, later as a Kubernetes pod), and the
+//! in-step wrapper around it. This crate owns launching, sandboxing,
+//! cancellation, log capture, `outputs.result` capture and exit reporting.
+//!
+//! For now it holds the local process layer: [`local::LocalProcess::spawn`]
+//! runs a [`spec::ProcessSpec`] in a bubblewrap sandbox or as a plain host
+//! process and returns a [`local::Running`], whose `wait` gives an
+//! [`exit::Exit`].
+//!
+//! # Layout
+//!
+//! - [`spec`]: what to run: `ProcessSpec`, `Mount`, environment and step-directory rules.
+//! - [`local`]: host processes: bubblewrap sandbox or plain, cancellation, `LocalProcess`/`Running`.
+//! - [`logs`]: log capture, the JSON Lines log format, `read_log` and `LogFollower`.
+//! - [`exit`]: `ExitStatus` and `Exit` (status, Argo-style message, timing, result).
+//! - [`error`]: the crate's `Error` and `Result`.
+
+pub mod error;
+pub mod exit;
+pub mod local;
+pub mod logs;
+pub mod spec;
+
+pub use error::{Error, Result};
+pub use exit::{Exit, ExitStatus};
+pub use local::{Canceller, LocalProcess, Running, check_sandbox};
+pub use logs::{LogFollower, LogLine, Stream, read_log};
+pub use spec::{Mount, ProcessSpec};

@@ -1,0 +1,802 @@
+//! Steps as host processes: in a bubblewrap sandbox, or plain (`--no-sandbox`).
+//!
+//! # Sandbox
+//!
+//! A sandboxed step runs as `bwrap <args> -- argv...` with:
+//! - the host root read-only (`--ro-bind / /`), `/proc` and `/dev` of its own,
+//!   a fresh `/tmp` (`--tmpfs /tmp`);
+//! - its working directory `<step_dir>/work` bound writable at the spec's
+//!   workdir (default [`DEFAULT_WORKDIR`]), and `--chdir` there;
+//! - the declared mounts, parents before children;
+//! - its own PID namespace (`--unshare-pid`), `--die-with-parent`,
+//!   `--new-session`; the network and the user stay the host's.
+//!
+//! A mount target that does not exist on the host cannot be created on the
+//! read-only root, so its nearest existing ancestor is replaced by a private
+//! tmpfs in which the ancestor's entries are bound again read-only (for the
+//! root itself, `/`'s entries are bound onto bubblewrap's own tmpfs root).
+//! Such a directory is writable, but private to the step and discarded.
+//!
+//! bubblewrap is checked once per process ([`check_sandbox`]) by running
+//! `true` in a minimal sandbox, so that a missing or unusable bubblewrap is
+//! reported as such rather than as a failing step. Errors bubblewrap meets
+//! later (a bind that fails) appear on the step's stderr, with exit code 1.
+//!
+//! # Without the sandbox
+//!
+//! The process runs in `<step_dir>/work` in a process group of its own. A
+//! mount is emulated only when its target lies under the spec's workdir: a
+//! bind becomes a symlink (read-only is not enforced), a tmpfs an empty
+//! directory; any other target is refused ([`Error::MountNeedsSandbox`]).
+//!
+//! # Ending
+//!
+//! As in a container, when the main process ends everything it started
+//! ends too: the PID namespace dies with its init (sandboxed), or the process
+//! group is sent SIGKILL (plain; a descendant that left the group with
+//! `setsid` escapes this, which only the sandbox prevents).
+//!
+//! [`Running::cancel`] sends SIGTERM to every process of the step (each
+//! process in the sandbox's PID namespace, or the process group), waits up to
+//! `grace` for the main process to end, then sends SIGKILL.
+
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::exit::{Exit, ExitStatus};
+use crate::logs::{self, LogFollower, ResultCapture, Stream};
+use crate::spec::{DEFAULT_PATH, DEFAULT_WORKDIR, ENV_ALLOWLIST, Mount, ProcessSpec};
+
+/// How long output is drained after the main process ended; a process that
+/// escaped the kill and still holds the pipes is not waited for longer.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long to wait for the process after SIGKILL before giving up.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Launches step processes on this host.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalProcess;
+
+impl LocalProcess {
+    /// Prepares the step directory and starts the process; its output is
+    /// captured from the start.
+    pub async fn spawn(spec: ProcessSpec) -> Result<Running> {
+        let argv0 = spec.argv.first().ok_or(Error::EmptyArgv)?.clone();
+        let step_dir = std::path::absolute(&spec.step_dir).map_err(|source| Error::StepDir {
+            path: spec.step_dir.clone(),
+            source,
+        })?;
+        let spec = ProcessSpec { step_dir, ..spec };
+        let host_work = spec.host_workdir();
+        let workdir = spec.effective_workdir();
+
+        let (program, args) = if spec.sandbox {
+            let bwrap = check_sandbox_path().await?;
+            let mut args = bwrap_args(&spec, &host_work, &workdir)?;
+            args.push("--".into());
+            args.extend(spec.argv.iter().map(OsString::from));
+            (bwrap.into_os_string(), args)
+        } else {
+            (
+                OsString::from(&argv0),
+                spec.argv[1..].iter().map(OsString::from).collect(),
+            )
+        };
+
+        mkdir(&host_work)?;
+        if !spec.sandbox {
+            emulate_mounts(&spec, &host_work)?;
+        }
+        let log_path = spec.log_path();
+        let log_file =
+            tokio::fs::File::create(&log_path)
+                .await
+                .map_err(|source| Error::StepDir {
+                    path: log_path.clone(),
+                    source,
+                })?;
+
+        let mut cmd = tokio::process::Command::new(&program);
+        cmd.args(&args)
+            .env_clear()
+            .envs(step_env(&spec.env, &workdir))
+            .current_dir(&host_work)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let started = Utc::now();
+        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+            program: if spec.sandbox {
+                "bwrap".into()
+            } else {
+                argv0.clone()
+            },
+            source,
+        })?;
+        let pid = child.id().ok_or_else(|| Error::Wait {
+            pid: 0,
+            source: std::io::Error::other("process ended before its pid was read"),
+        })?;
+        tracing::debug!(pid, sandbox = spec.sandbox, argv = ?spec.argv, "step process started");
+
+        let (tx, rx) = mpsc::channel(1024);
+        let capture = Arc::new(Mutex::new(ResultCapture::new(spec.result_cap)));
+        let mut pumps = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            pumps.push(tokio::spawn(logs::pump(
+                out,
+                Stream::Stdout,
+                tx.clone(),
+                Some(capture.clone()),
+            )));
+        }
+        if let Some(err) = child.stderr.take() {
+            pumps.push(tokio::spawn(logs::pump(
+                err,
+                Stream::Stderr,
+                tx.clone(),
+                None,
+            )));
+        }
+        drop(tx);
+        let writer = tokio::spawn(logs::write_log(log_file, log_path.clone(), rx));
+
+        let (exited_tx, exited_rx) = watch::channel(false);
+        let (logs_tx, logs_rx) = watch::channel(false);
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let supervisor = tokio::spawn(supervise(Supervised {
+            child,
+            pid,
+            started,
+            pumps,
+            writer,
+            capture,
+            exited_tx,
+            logs_tx,
+            cancelled: cancelled.clone(),
+        }));
+
+        Ok(Running {
+            canceller: Canceller {
+                pid,
+                sandboxed: spec.sandbox,
+                cancelled,
+                exited: exited_rx,
+            },
+            log_path,
+            logs_done: logs_rx,
+            supervisor,
+        })
+    }
+}
+
+/// A started step process.
+///
+/// Dropping it neither stops nor waits for the step: cancel it first. (If
+/// this whole process dies, `--die-with-parent` takes a sandboxed step with it.)
+#[derive(Debug)]
+pub struct Running {
+    canceller: Canceller,
+    log_path: PathBuf,
+    logs_done: watch::Receiver<bool>,
+    supervisor: JoinHandle<Result<Exit>>,
+}
+
+impl Running {
+    /// Host pid of the launched process (bwrap's, when sandboxed), which is
+    /// also its process group id.
+    pub fn pid(&self) -> u32 {
+        self.canceller.pid
+    }
+
+    /// The log file (see [`crate::logs`] for its format).
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Follows the log from its start until the step's output is all written.
+    pub async fn follow_logs(&self) -> Result<LogFollower> {
+        Ok(LogFollower::open(&self.log_path)
+            .await?
+            .until(self.logs_done.clone()))
+    }
+
+    /// A handle that can cancel the step while another task waits for it.
+    pub fn canceller(&self) -> Canceller {
+        self.canceller.clone()
+    }
+
+    /// See [`Canceller::cancel`].
+    pub async fn cancel(&self, grace: Duration) -> Result<()> {
+        self.canceller.cancel(grace).await
+    }
+
+    /// Waits for the process to end and its output to be written.
+    pub async fn wait(self) -> Result<Exit> {
+        match self.supervisor.await {
+            Ok(result) => result,
+            Err(join) => Err(Error::Wait {
+                pid: self.canceller.pid,
+                source: std::io::Error::other(join),
+            }),
+        }
+    }
+}
+
+/// Cancels a running step; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Canceller {
+    pid: u32,
+    sandboxed: bool,
+    cancelled: Arc<AtomicBool>,
+    exited: watch::Receiver<bool>,
+}
+
+impl Canceller {
+    /// Sends SIGTERM to every process of the step, waits up to `grace` for
+    /// the main process to end, then sends SIGKILL; returns once the main
+    /// process is gone. Does nothing when it has already ended.
+    pub async fn cancel(&self, grace: Duration) -> Result<()> {
+        self.cancelled.store(true, Ordering::SeqCst);
+        let mut exited = self.exited.clone();
+        if *exited.borrow() {
+            return Ok(());
+        }
+        let pgid = Pid::from_raw(self.pid as i32);
+        tracing::debug!(pid = self.pid, ?grace, "cancelling step: SIGTERM");
+        let termed = self.sandboxed && term_namespace(self.pid);
+        if !termed {
+            signal_group(pgid, Signal::SIGTERM, self.pid)?;
+        }
+        if tokio::time::timeout(grace, exited.wait_for(|e| *e))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tracing::debug!(pid = self.pid, "grace period over: SIGKILL");
+        // Sandboxed, the group holds bwrap and the namespace's init; the
+        // namespace (and all in it) dies with its init.
+        signal_group(pgid, Signal::SIGKILL, self.pid)?;
+        if tokio::time::timeout(KILL_TIMEOUT, exited.wait_for(|e| *e))
+            .await
+            .is_err()
+        {
+            tracing::warn!(pid = self.pid, "step process still present after SIGKILL");
+        }
+        Ok(())
+    }
+}
+
+fn signal_group(pgid: Pid, signal: Signal, pid: u32) -> Result<()> {
+    match killpg(pgid, signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(source) => Err(Error::Signal {
+            pid,
+            signal: signal.as_str(),
+            source,
+        }),
+    }
+}
+
+/// Sends SIGTERM to every process in the PID namespace of bwrap `pid`'s
+/// child (the namespace's init) except that init, which ignores it.
+/// Returns `false` when the namespace cannot be found (not set up yet).
+fn term_namespace(pid: u32) -> bool {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let Some(init) = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return false;
+    };
+    let Ok(ns) = std::fs::read_link(format!("/proc/{init}/ns/pid")) else {
+        return false;
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    let mut sent = false;
+    for entry in entries.flatten() {
+        let Some(other) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if other == init || other == pid {
+            continue;
+        }
+        if std::fs::read_link(format!("/proc/{other}/ns/pid")).is_ok_and(|n| n == ns) {
+            sent |= kill(Pid::from_raw(other as i32), Signal::SIGTERM).is_ok();
+        }
+    }
+    sent
+}
+
+struct Supervised {
+    child: tokio::process::Child,
+    pid: u32,
+    started: chrono::DateTime<Utc>,
+    pumps: Vec<JoinHandle<()>>,
+    writer: JoinHandle<Result<()>>,
+    capture: Arc<Mutex<ResultCapture>>,
+    exited_tx: watch::Sender<bool>,
+    logs_tx: watch::Sender<bool>,
+    cancelled: Arc<AtomicBool>,
+}
+
+async fn supervise(s: Supervised) -> Result<Exit> {
+    let Supervised {
+        mut child,
+        pid,
+        started,
+        pumps,
+        writer,
+        capture,
+        exited_tx,
+        logs_tx,
+        cancelled,
+    } = s;
+    let status = child.wait().await;
+    // The main process is gone: so is the rest of the step.
+    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    exited_tx.send_replace(true);
+    let status = status.map_err(|source| Error::Wait { pid, source })?;
+
+    for mut pump in pumps {
+        if tokio::time::timeout(DRAIN_TIMEOUT, &mut pump)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pid,
+                "step output still open after the process ended; not waiting for it"
+            );
+            pump.abort();
+        }
+    }
+    let written = match writer.await {
+        Ok(r) => r,
+        Err(join) => Err(Error::Wait {
+            pid,
+            source: std::io::Error::other(join),
+        }),
+    };
+    logs_tx.send_replace(true);
+    written?;
+
+    let (result, result_truncated) = match capture.lock() {
+        Ok(c) => c.finish(),
+        Err(poisoned) => poisoned.into_inner().finish(),
+    };
+    let status = ExitStatus::from(status);
+    tracing::debug!(pid, %status, "step process ended");
+    Ok(Exit {
+        status,
+        started,
+        finished: Utc::now(),
+        result,
+        result_truncated,
+        cancelled: cancelled.load(Ordering::SeqCst),
+    })
+}
+
+/// The step's environment (see [`crate::spec`] for the rules).
+fn step_env(extra: &[(String, String)], workdir: &Path) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = Vec::new();
+    for key in ENV_ALLOWLIST {
+        let value = std::env::var_os(key).or_else(|| match *key {
+            "PATH" => Some(DEFAULT_PATH.into()),
+            "LANG" => Some("C.UTF-8".into()),
+            _ => None,
+        });
+        if let Some(value) = value {
+            env.push((key.into(), value));
+        }
+    }
+    env.push(("HOME".into(), workdir.as_os_str().to_owned()));
+    env.push(("PWD".into(), workdir.as_os_str().to_owned()));
+    for (k, v) in extra {
+        env.retain(|(key, _)| key.as_os_str() != k.as_str());
+        env.push((k.into(), v.into()));
+    }
+    env
+}
+
+fn mkdir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|source| Error::StepDir {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn check_absolute(path: &Path) -> Result<()> {
+    let invalid = |reason| {
+        Err(Error::InvalidPath {
+            path: path.to_path_buf(),
+            reason,
+        })
+    };
+    if !path.is_absolute() {
+        return invalid("must be absolute");
+    }
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return invalid("must not contain `..`");
+    }
+    if path.parent().is_none() {
+        return invalid("must not be the root directory");
+    }
+    Ok(())
+}
+
+/// Without the sandbox: mounts under the workdir become symlinks or
+/// directories inside `host_work`.
+fn emulate_mounts(spec: &ProcessSpec, host_work: &Path) -> Result<()> {
+    let sandbox_workdir = spec
+        .workdir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_WORKDIR));
+    for mount in &spec.mounts {
+        let target = mount.target();
+        check_absolute(target)?;
+        let rel = match target.strip_prefix(&sandbox_workdir) {
+            Ok(rel) if !rel.as_os_str().is_empty() => rel,
+            _ => {
+                return Err(Error::MountNeedsSandbox {
+                    target: target.clone(),
+                    workdir: sandbox_workdir,
+                });
+            }
+        };
+        let at = host_work.join(rel);
+        if let Some(parent) = at.parent() {
+            mkdir(parent)?;
+        }
+        match mount {
+            Mount::Tmpfs { .. } => mkdir(&at)?,
+            Mount::Bind { host, .. } => {
+                let host = std::fs::canonicalize(host).map_err(|source| Error::MountSource {
+                    host: host.clone(),
+                    target: target.clone(),
+                    source,
+                })?;
+                let _ = std::fs::remove_file(&at);
+                std::os::unix::fs::symlink(&host, &at).map_err(|source| Error::StepDir {
+                    path: at.clone(),
+                    source,
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One mount as bubblewrap will apply it.
+enum Planned<'a> {
+    Bind { host: &'a Path, read_only: bool },
+    Tmpfs,
+}
+
+/// bwrap's arguments up to (not including) `--`.
+fn bwrap_args(spec: &ProcessSpec, host_work: &Path, workdir: &Path) -> Result<Vec<OsString>> {
+    check_absolute(workdir)?;
+    let mut planned: Vec<(&Path, Planned<'_>)> = vec![(
+        workdir,
+        Planned::Bind {
+            host: host_work,
+            read_only: false,
+        },
+    )];
+    for mount in &spec.mounts {
+        let target = mount.target().as_path();
+        check_absolute(target)?;
+        if [Path::new("/proc"), Path::new("/dev")]
+            .iter()
+            .any(|p| target.starts_with(p))
+        {
+            return Err(Error::InvalidPath {
+                path: target.to_path_buf(),
+                reason: "must not be under /proc or /dev",
+            });
+        }
+        planned.push(match mount {
+            Mount::Bind {
+                host,
+                read_only,
+                target: _,
+            } => {
+                std::fs::metadata(host).map_err(|source| Error::MountSource {
+                    host: host.clone(),
+                    target: target.to_path_buf(),
+                    source,
+                })?;
+                (
+                    target,
+                    Planned::Bind {
+                        host,
+                        read_only: *read_only,
+                    },
+                )
+            }
+            Mount::Tmpfs { target: _ } => (target, Planned::Tmpfs),
+        });
+    }
+    // Parents before children (stable: equal depths keep their order).
+    planned.sort_by_key(|(target, _)| target.components().count());
+
+    // Directories to replace by a tmpfs so that a missing target can be made.
+    let mut opens: Vec<PathBuf> = Vec::new();
+    for (i, (target, _)) in planned.iter().enumerate() {
+        let inside_other = planned[..i]
+            .iter()
+            .any(|(earlier, _)| target.starts_with(earlier) && target != earlier);
+        if inside_other || target.starts_with("/tmp") {
+            continue; // made inside a mount of ours, which bwrap can write
+        }
+        let mut cur = PathBuf::from("/");
+        for comp in target.components().skip(1) {
+            let next = cur.join(comp);
+            if std::fs::symlink_metadata(&next).is_err() {
+                if !opens.contains(&cur) {
+                    opens.push(cur);
+                }
+                break;
+            }
+            cur = next;
+        }
+    }
+    opens.sort_by_key(|p| p.components().count());
+
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&std::ffi::OsStr]| args.extend(items.iter().map(|s| s.to_os_string()));
+    let root = Path::new("/");
+    if opens.first().is_some_and(|p| p == root) {
+        rebind_children(root, &mut push);
+    } else {
+        push(&["--ro-bind".as_ref(), "/".as_ref(), "/".as_ref()]);
+    }
+    push(&[
+        "--dev".as_ref(),
+        "/dev".as_ref(),
+        "--proc".as_ref(),
+        "/proc".as_ref(),
+    ]);
+    push(&["--tmpfs".as_ref(), "/tmp".as_ref()]);
+    for dir in opens.iter().filter(|p| p.as_path() != root) {
+        push(&["--tmpfs".as_ref(), dir.as_os_str()]);
+        rebind_children(dir, &mut push);
+    }
+    for (target, how) in &planned {
+        match how {
+            Planned::Bind { host, read_only } => {
+                let flag = if *read_only { "--ro-bind" } else { "--bind" };
+                push(&[flag.as_ref(), host.as_os_str(), target.as_os_str()]);
+            }
+            Planned::Tmpfs => push(&["--tmpfs".as_ref(), target.as_os_str()]),
+        }
+    }
+    push(&["--chdir".as_ref(), workdir.as_os_str()]);
+    push(&[
+        "--unshare-pid".as_ref(),
+        "--die-with-parent".as_ref(),
+        "--new-session".as_ref(),
+    ]);
+    Ok(args)
+}
+
+/// Binds `dir`'s host entries again, read-only, onto a tmpfs at `dir`.
+fn rebind_children(dir: &Path, push: &mut impl FnMut(&[&std::ffi::OsStr])) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        if dir == Path::new("/") && ["proc", "dev", "tmp"].iter().any(|n| name == *n) {
+            continue;
+        }
+        match std::fs::read_link(&path) {
+            Ok(link) => push(&["--symlink".as_ref(), link.as_os_str(), path.as_os_str()]),
+            Err(_) => push(&["--ro-bind-try".as_ref(), path.as_os_str(), path.as_os_str()]),
+        }
+    }
+}
+
+/// Where `bwrap` is on the parent's `PATH`.
+fn find_bwrap() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("bwrap"))
+        .find(|p| p.is_file())
+}
+
+/// Runs `true` in a minimal sandbox with `bwrap`.
+async fn probe(bwrap: Option<PathBuf>) -> std::result::Result<PathBuf, Option<String>> {
+    let bwrap = bwrap.ok_or(None)?;
+    let output = tokio::process::Command::new(&bwrap)
+        .args([
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/tmp",
+            "--unshare-pid",
+            "--die-with-parent",
+            "--new-session",
+            "--",
+            "true",
+        ])
+        .env_clear()
+        .env("PATH", DEFAULT_PATH)
+        .stdin(Stdio::null())
+        .output()
+        .await;
+    match output {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(None),
+        Err(e) => Err(Some(format!("cannot run {}: {e}", bwrap.display()))),
+        Ok(out) if out.status.success() => Ok(bwrap),
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            let status = ExitStatus::from(out.status);
+            Err(Some(if stderr.is_empty() {
+                format!("{} failed with {status}", bwrap.display())
+            } else {
+                stderr
+            }))
+        }
+    }
+}
+
+fn probe_error(failure: Option<String>) -> Error {
+    match failure {
+        None => Error::SandboxMissing,
+        Some(reason) => Error::SandboxUnusable { reason },
+    }
+}
+
+static PROBE: tokio::sync::OnceCell<std::result::Result<PathBuf, Option<String>>> =
+    tokio::sync::OnceCell::const_new();
+
+async fn check_sandbox_path() -> Result<PathBuf> {
+    PROBE
+        .get_or_init(|| probe(find_bwrap()))
+        .await
+        .clone()
+        .map_err(probe_error)
+}
+
+/// Whether sandboxed steps can run here: bubblewrap is installed and can
+/// create a sandbox. Checked once per process; the error names the cause
+/// and the way out (`--no-sandbox`).
+pub async fn check_sandbox() -> Result<()> {
+    check_sandbox_path().await.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn missing_bwrap_is_reported_as_missing() {
+        let err = probe(None).await.map_err(probe_error);
+        assert!(matches!(err, Err(Error::SandboxMissing)), "{err:?}");
+        let err = probe(Some("/nonexistent/bwrap".into()))
+            .await
+            .map_err(probe_error);
+        assert!(matches!(err, Err(Error::SandboxMissing)), "{err:?}");
+        let msg = Error::SandboxMissing.to_string();
+        assert!(msg.contains("--no-sandbox"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn failing_bwrap_is_reported_as_unusable() {
+        // `false` stands for a bwrap that cannot create namespaces.
+        let Some(fake) = ["/usr/bin/false", "/bin/false"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+        else {
+            return;
+        };
+        let err = probe(Some(fake)).await.map_err(probe_error);
+        match err {
+            Err(e @ Error::SandboxUnusable { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("--no-sandbox") && msg.contains("user namespaces"),
+                    "{msg}"
+                );
+            }
+            other => panic!("expected SandboxUnusable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn env_is_allowlisted_and_overridable() {
+        let env = step_env(
+            &[("HOME".into(), "/h".into()), ("A".into(), "1".into())],
+            Path::new("/w"),
+        );
+        let keys: Vec<_> = env
+            .iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(keys, ["PATH", "LANG", "PWD", "HOME", "A"]);
+        assert!(env.contains(&("HOME".into(), "/h".into())));
+    }
+
+    #[test]
+    fn missing_targets_open_their_parent() {
+        let spec = ProcessSpec::new(["true"], "/nonexistent-step")
+            .mount(Mount::Tmpfs {
+                target: "/usr/cox-missing/deeper".into(),
+            })
+            .mount(Mount::Tmpfs {
+                target: "/tmp/inside-tmp".into(),
+            });
+        let args =
+            bwrap_args(&spec, Path::new("/h/work"), Path::new("/workspace")).expect("valid spec");
+        let args: Vec<_> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let joined = args.join(" ");
+        // `/workspace` is missing on the host: the root is rebuilt.
+        assert!(!joined.contains("--ro-bind / /"), "{joined}");
+        assert!(joined.contains("--ro-bind-try /usr /usr"), "{joined}");
+        assert!(
+            joined.contains("--tmpfs /usr --ro-bind-try /usr/bin /usr/bin"),
+            "{joined}"
+        );
+        assert!(joined.contains("--bind /h/work /workspace"), "{joined}");
+        assert!(
+            joined.ends_with("--chdir /workspace --unshare-pid --die-with-parent --new-session")
+        );
+        let spec = ProcessSpec::new(["true"], "/s").workdir("/tmp/w");
+        let args =
+            bwrap_args(&spec, Path::new("/h/work"), Path::new("/tmp/w")).expect("valid spec");
+        let joined = args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            joined.starts_with("--ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --bind"),
+            "{joined}"
+        );
+    }
+
+    #[test]
+    fn relative_and_parent_paths_are_refused() {
+        for bad in ["rel/x", "/a/../b", "/"] {
+            let spec = ProcessSpec::new(["true"], "/s").mount(Mount::Tmpfs { target: bad.into() });
+            let err = bwrap_args(&spec, Path::new("/h"), Path::new("/workspace"));
+            assert!(
+                matches!(err, Err(Error::InvalidPath { .. })),
+                "{bad}: {err:?}"
+            );
+        }
+    }
+}
