@@ -1,1 +1,34 @@
-fn main() {}
+//! `cox`: the Coxswain command line. Parsing and wiring only; the work lives in the crates.
+
+mod lint;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Coxswain runs Argo Workflows YAML, on a laptop or on Kubernetes.
+#[derive(Parser)]
+#[command(name = "cox", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check workflow files (files or directories, recursively) without running them.
+    Lint(lint::LintArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Lint(args) => lint::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cox: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

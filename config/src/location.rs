@@ -102,7 +102,11 @@ mod tests {
 
     #[test]
     fn path_prints_and_parses_back() {
-        let path = FieldPath::root().field("spec").field("templates").index(1).field("dag");
+        let path = FieldPath::root()
+            .field("spec")
+            .field("templates")
+            .index(1)
+            .field("dag");
         assert_eq!(path.to_string(), "spec.templates[1].dag");
         assert_eq!(FieldPath::parse("spec.templates[1].dag"), path);
     }

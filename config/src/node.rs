@@ -152,12 +152,17 @@ impl Node {
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
             Value::UInt(u) => J::from(*u),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or(J::Null),
             Value::String(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => {
-                J::Object(entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect())
-            }
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.name.clone(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -202,15 +207,29 @@ pub fn parse_documents(text: &str, limits: &Limits) -> Result<Vec<Node>, SyntaxE
     options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::Error;
     options.alias_limits = alias_limits;
     options.with_snippet = false;
-    let docs: Vec<Option<Node>> = serde_saphyr::from_multiple_with_options(text, options)
-        .map_err(|e| {
+    // YAML 1.2 booleans only: `y`, `yes`, `on` stay strings (a key `y:` must not become `true`).
+    options.strict_booleans = true;
+    // Kubernetes YAML is read by YAML 1.1 rules for numbers: `mode: 0755` is octal 493.
+    options.legacy_octal_numbers = true;
+    let docs: Vec<Option<Node>> =
+        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
             let location = e
                 .location()
-                .map(|l| Location { line: l.line() as u32, column: l.column() as u32 })
+                .map(|l| Location {
+                    line: l.line() as u32,
+                    column: l.column() as u32,
+                })
                 .unwrap_or_default();
-            SyntaxError { location, message: clean_parser_message(&e.to_string()) }
+            SyntaxError {
+                location,
+                message: clean_parser_message(&e.to_string()),
+            }
         })?;
-    Ok(docs.into_iter().flatten().filter(|n| n.value != Value::Null).collect())
+    Ok(docs
+        .into_iter()
+        .flatten()
+        .filter(|n| n.value != Value::Null)
+        .collect())
 }
 
 /// The parser's message in our style: no location suffix (we report it separately), no
@@ -220,33 +239,51 @@ fn clean_parser_message(raw: &str) -> String {
     let text = first.split(" at line ").next().unwrap_or(first);
     let text = text.strip_prefix("error: ").unwrap_or(text);
     if let Some(rest) = text.strip_prefix("duplicate mapping key: ") {
-        let key = rest.split(", set DuplicateKeyPolicy").next().unwrap_or(rest);
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
         return format!("duplicate key '{key}'");
     }
     if text.starts_with("alias replay limit exceeded") {
         return "document is too large to read safely (aliases expand too far)".to_string();
     }
     if let Some(rest) = text.strip_prefix("budget breached: ") {
-        let what = rest.split_whitespace().next().unwrap_or("size").to_lowercase();
+        let what = rest
+            .split_whitespace()
+            .next()
+            .unwrap_or("size")
+            .to_lowercase();
         return format!(
             "document is too large to read safely ({what} limit exceeded; aliases expanding too far, or too many nodes)"
         );
     }
     let mut chars = text.chars();
     match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect::<String>().trim_end_matches('.').to_string(),
+        Some(c) => c
+            .to_lowercase()
+            .chain(chars)
+            .collect::<String>()
+            .trim_end_matches('.')
+            .to_string(),
         None => "malformed document".to_string(),
     }
 }
 
 fn location_of(span: &serde_saphyr::Location) -> Location {
-    Location { line: span.line() as u32, column: span.column() as u32 }
+    Location {
+        line: span.line() as u32,
+        column: span.column() as u32,
+    }
 }
 
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<Value>::deserialize(deserializer)?;
-        Ok(Node { location: location_of(&spanned.referenced), value: spanned.value })
+        Ok(Node {
+            location: location_of(&spanned.referenced),
+            value: spanned.value,
+        })
     }
 }
 
@@ -283,10 +320,14 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(i64::try_from(v).map(Value::Int).unwrap_or(Value::UInt(v)))
     }
     fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
-        i64::try_from(v).map(Value::Int).map_err(|_| E::custom("integer out of range"))
+        i64::try_from(v)
+            .map(Value::Int)
+            .map_err(|_| E::custom("integer out of range"))
     }
     fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
-        u64::try_from(v).map(Value::UInt).map_err(|_| E::custom("integer out of range"))
+        u64::try_from(v)
+            .map(Value::UInt)
+            .map_err(|_| E::custom("integer out of range"))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
         Ok(Value::Float(v))
@@ -298,7 +339,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::String(v))
     }
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Value, E> {
-        String::from_utf8(v.to_vec()).map(Value::String).map_err(|_| E::custom("binary value is not utf-8"))
+        String::from_utf8(v.to_vec())
+            .map(Value::String)
+            .map_err(|_| E::custom("binary value is not utf-8"))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
@@ -311,7 +354,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
         let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
         while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
             let value = map.next_value::<Node>()?;
-            entries.push((Key { location: location_of(&key.referenced), name: key.value.0 }, value));
+            entries.push((
+                Key {
+                    location: location_of(&key.referenced),
+                    name: key.value.0,
+                },
+                value,
+            ));
         }
         Ok(Value::Map(entries))
     }
@@ -329,7 +378,10 @@ impl<'de> Deserialize<'de> for KeyText {
             Value::UInt(u) => Ok(KeyText(u.to_string())),
             Value::Float(f) => Ok(KeyText(f.to_string())),
             Value::Null => Ok(KeyText("null".to_string())),
-            other => Err(de::Error::custom(format!("mapping keys must be scalars, found {}", other.describe()))),
+            other => Err(de::Error::custom(format!(
+                "mapping keys must be scalars, found {}",
+                other.describe()
+            ))),
         }
     }
 }
@@ -347,19 +399,40 @@ mod tests {
         let docs = parse("a: 1\nb:\n  - x\n  - {c: true}\n").expect("parses");
         let root = &docs[0];
         let b = root.get("b").expect("b");
-        let Value::Seq(items) = &b.value else { panic!("b is a list") };
+        let Value::Seq(items) = &b.value else {
+            panic!("b is a list")
+        };
         assert_eq!(items[1].location, Location { line: 4, column: 5 });
         let path = FieldPath::parse("b[1].c");
         assert_eq!(root.locate(&path).value, Value::Bool(true));
         assert_eq!(root.key_location(&path), Location { line: 4, column: 6 });
-        assert_eq!(root.key_location(&FieldPath::parse("b")), Location { line: 2, column: 1 });
+        assert_eq!(
+            root.key_location(&FieldPath::parse("b")),
+            Location { line: 2, column: 1 }
+        );
     }
 
     #[test]
     fn several_documents_and_json() {
-        let docs = parse("a: 1\n---\n# only a comment\n---\n{\"b\": [1, 2.5, null]}\n").expect("parses");
+        let docs =
+            parse("a: 1\n---\n# only a comment\n---\n{\"b\": [1, 2.5, null]}\n").expect("parses");
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].to_json(), serde_json::json!({"b": [1, 2.5, null]}));
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_stay_strings() {
+        let docs = parse(
+            "y: yes
+on: off
+t: true
+",
+        )
+        .expect("parses");
+        assert_eq!(
+            docs[0].to_json(),
+            serde_json::json!({"y": "yes", "on": "off", "t": true})
+        );
     }
 
     #[test]
@@ -381,10 +454,18 @@ mod tests {
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..12 {
             let prev = format!("*a{}", i - 1);
-            text.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev.as_str(); 10].join(", ")));
+            text.push_str(&format!(
+                "a{i}: &a{i} [{}]\n",
+                vec![prev.as_str(); 10].join(", ")
+            ));
         }
         let err = parse(&text).expect_err("alias bomb");
-        assert!(err.message.starts_with("document is too large to read safely"), "{}", err.message);
+        assert!(
+            err.message
+                .starts_with("document is too large to read safely"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -396,9 +477,16 @@ mod tests {
 
     #[test]
     fn huge_documents_are_refused_before_parsing() {
-        let limits = Limits { max_bytes: 10, ..Limits::default() };
+        let limits = Limits {
+            max_bytes: 10,
+            ..Limits::default()
+        };
         let err = parse_documents("a: 1234567890\n", &limits).expect_err("too big");
-        assert!(err.message.contains("larger than the limit"), "{}", err.message);
+        assert!(
+            err.message.contains("larger than the limit"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

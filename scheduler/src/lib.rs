@@ -1,0 +1,1 @@
+//! Run supervisors, the store, the HTTP API and metrics.
