@@ -38,26 +38,10 @@ pub fn run(args: &LintArgs) -> Result<ExitCode> {
         .iter()
         .filter(|d| d.is_error() || args.warnings)
         .collect();
-    match args.output {
-        Format::Json => {
-            let out = serde_json::json!({
-                "files": inputs.len(),
-                "objects": report.objects,
-                "errors": report.error_count(),
-                "warnings": report.warning_count(),
-                "diagnostics": shown,
-            });
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        }
-        Format::Pretty => {
-            for d in &shown {
-                println!("{d}");
-            }
-            match report.error_count() {
-                0 => println!("✔ no linting errors found!"),
-                1 => println!("✖ 1 linting error found!"),
-                n => println!("✖ {n} linting errors found!"),
-            }
+    // A closed pipe (`cox lint ... | head`) ends the output quietly, like other Unix tools.
+    if let Err(e) = print_report(args.output, inputs.len(), &report, &shown) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
         }
     }
     Ok(if report.error_count() > 0 {
@@ -65,6 +49,39 @@ pub fn run(args: &LintArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn print_report(
+    format: Format,
+    files: usize,
+    report: &cox_config::lint::LintReport,
+    shown: &[&cox_config::diag::Diagnostic],
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => {
+            let json = serde_json::json!({
+                "files": files,
+                "objects": report.objects,
+                "errors": report.error_count(),
+                "warnings": report.warning_count(),
+                "diagnostics": shown,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+        }
+        Format::Pretty => {
+            for d in shown {
+                writeln!(out, "{d}")?;
+            }
+            match report.error_count() {
+                0 => writeln!(out, "✔ no linting errors found!")?,
+                1 => writeln!(out, "✖ 1 linting error found!")?,
+                n => writeln!(out, "✖ {n} linting errors found!")?,
+            }
+        }
+    }
+    out.flush()
 }
 
 /// Gather sources: a named file is always read; a directory contributes its YAML and JSON files.

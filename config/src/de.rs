@@ -81,6 +81,32 @@ pub fn from_node<'de, T: de::Deserialize<'de>>(
     })
 }
 
+thread_local! {
+    /// Unknown fields found so far, when [`from_node_all`] is collecting them.
+    static UNKNOWN_FIELDS: std::cell::RefCell<Option<Vec<TypeError>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Like [`from_node`], but reports every unknown field (skipping them to keep going), plus
+/// the first other error, in source order.
+pub fn from_node_all<'de, T: de::Deserialize<'de>>(
+    node: &'de Node,
+    base: &FieldPath,
+) -> Result<T, Vec<TypeError>> {
+    let previous = UNKNOWN_FIELDS.with(|c| c.replace(Some(Vec::new())));
+    let result = from_node::<T>(node, base);
+    let mut errors = UNKNOWN_FIELDS
+        .with(|c| c.replace(previous))
+        .unwrap_or_default();
+    match result {
+        Ok(value) if errors.is_empty() => return Ok(value),
+        Ok(_) => {}
+        Err(e) => errors.push(e),
+    }
+    errors.sort_by_key(|e| (e.location.line, e.location.column));
+    Err(errors)
+}
+
 /// A deserializer positioned at one node of the tree.
 struct NodeDeserializer<'de> {
     node: &'de Node,
@@ -320,23 +346,33 @@ impl<'de> Deserializer<'de> for NodeDeserializer<'de> {
             Value::Null => &[],
             _ => return Err(self.wrong_type("a mapping")),
         };
+        let mut map = MapDeserializer::new(&self, entries);
         for (key, _) in entries {
             if !fields.contains(&key.name.as_str()) {
                 let mut path = self.path.clone();
                 path.0.push(Segment::Field(key.name.clone()));
-                return Err(TypeError {
+                let error = TypeError {
                     path,
                     location: key.location,
                     message: format!("unknown field '{}'", key.name),
                     hint: did_you_mean(&key.name, fields.iter().copied())
                         .map(|k| format!("did you mean '{k}'?")),
+                };
+                // When collecting, note it and skip the key so the rest is still checked.
+                let collected = UNKNOWN_FIELDS.with(|c| match c.borrow_mut().as_mut() {
+                    Some(found) => {
+                        found.push(error.clone());
+                        true
+                    }
+                    None => false,
                 });
+                if !collected {
+                    return Err(error);
+                }
+                map.known = Some(fields);
             }
         }
-        located!(
-            self,
-            visitor.visit_map(MapDeserializer::new(&self, entries))
-        )
+        located!(self, visitor.visit_map(map))
     }
     fn deserialize_enum<V: Visitor<'de>>(
         self,
@@ -419,6 +455,8 @@ struct MapDeserializer<'de> {
     entries: std::slice::Iter<'de, (crate::node::Key, Node)>,
     value: Option<(&'de str, &'de Node)>,
     remaining: usize,
+    /// When set, keys not in this list are skipped (already reported as unknown).
+    known: Option<&'static [&'static str]>,
 }
 
 impl<'de> MapDeserializer<'de> {
@@ -428,6 +466,7 @@ impl<'de> MapDeserializer<'de> {
             entries: entries.iter(),
             value: None,
             remaining: entries.len(),
+            known: None,
         }
     }
 }
@@ -439,7 +478,15 @@ impl<'de> MapAccess<'de> for MapDeserializer<'de> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, TypeError> {
-        match self.entries.next() {
+        let mut next = self.entries.next();
+        while let (Some((key, _)), Some(known)) = (next, self.known) {
+            if known.contains(&key.name.as_str()) {
+                break;
+            }
+            self.remaining -= 1;
+            next = self.entries.next();
+        }
+        match next {
             Some((key, value)) => {
                 self.remaining -= 1;
                 self.value = Some((key.name.as_str(), value));

@@ -56,13 +56,14 @@ pub fn lint_sources(inputs: &[LintInput]) -> LintReport {
 pub fn lint_loaded(loaded: &[Loaded], registry: &Registry<'_>) -> LintReport {
     let mut report = LintReport::default();
     for l in loaded {
-        report.diagnostics.extend(l.diagnostics.iter().cloned());
+        let mut found = l.diagnostics.clone();
         for doc in &l.documents {
             report.objects += 1;
-            let mut found = validate(&l.source, doc, registry);
-            found.sort_by_key(|d| (d.location.line, d.location.column));
-            report.diagnostics.extend(found);
+            found.extend(validate(&l.source, doc, registry));
         }
+        // One source's problems in source order, whichever stage found them.
+        found.sort_by_key(|d| (d.location.line, d.location.column));
+        report.diagnostics.extend(found);
     }
     report
 }

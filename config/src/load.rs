@@ -110,7 +110,7 @@ pub fn load_with_limits(source: &str, text: &str, limits: &Limits) -> Loaded {
                 }
                 loaded.others.push(other)
             }
-            Err(diagnostic) => loaded.diagnostics.push(*diagnostic),
+            Err(diagnostics) => loaded.diagnostics.extend(diagnostics),
         }
     }
     loaded
@@ -121,10 +121,10 @@ enum Typed {
     Other(Other),
 }
 
-fn type_document(source: &str, index: usize, node: Node) -> Result<Typed, Box<Diagnostic>> {
+fn type_document(source: &str, index: usize, node: Node) -> Result<Typed, Vec<Diagnostic>> {
     let root = FieldPath::root();
     let error = |location: Location, path: FieldPath, message: String| {
-        Box::new(Diagnostic::error(source, location, path, message))
+        vec![Diagnostic::error(source, location, path, message)]
     };
     if !matches!(node.value, node::Value::Map(_)) {
         return Err(error(
@@ -205,13 +205,13 @@ fn type_document(source: &str, index: usize, node: Node) -> Result<Typed, Box<Di
         }
     }
     let typed = match kind.as_str() {
-        "Workflow" => de::from_node::<Workflow>(&node, &root).map(Manifest::Workflow),
+        "Workflow" => de::from_node_all::<Workflow>(&node, &root).map(Manifest::Workflow),
         "WorkflowTemplate" => {
-            de::from_node::<WorkflowTemplate>(&node, &root).map(Manifest::WorkflowTemplate)
+            de::from_node_all::<WorkflowTemplate>(&node, &root).map(Manifest::WorkflowTemplate)
         }
-        "ClusterWorkflowTemplate" => de::from_node::<ClusterWorkflowTemplate>(&node, &root)
+        "ClusterWorkflowTemplate" => de::from_node_all::<ClusterWorkflowTemplate>(&node, &root)
             .map(Manifest::ClusterWorkflowTemplate),
-        _ => de::from_node::<CronWorkflow>(&node, &root).map(Manifest::CronWorkflow),
+        _ => de::from_node_all::<CronWorkflow>(&node, &root).map(Manifest::CronWorkflow),
     };
     match typed {
         Ok(manifest) => Ok(Typed::Argo(Box::new(Document {
@@ -219,11 +219,15 @@ fn type_document(source: &str, index: usize, node: Node) -> Result<Typed, Box<Di
             node,
             manifest,
         }))),
-        Err(e) => {
-            let mut d = Diagnostic::error(source, e.location, e.path, e.message).with_hint(e.hint);
-            d.object = Some(object_label(&kind, &node));
-            Err(Box::new(d))
-        }
+        Err(errors) => Err(errors
+            .into_iter()
+            .map(|e| {
+                let mut d =
+                    Diagnostic::error(source, e.location, e.path, e.message).with_hint(e.hint);
+                d.object = Some(object_label(&kind, &node));
+                d
+            })
+            .collect()),
     }
 }
 
@@ -231,9 +235,11 @@ trait MapHint {
     fn map_hint(self, hint: String) -> Self;
 }
 
-impl MapHint for Box<Diagnostic> {
+impl MapHint for Vec<Diagnostic> {
     fn map_hint(mut self, hint: String) -> Self {
-        self.hint = Some(hint);
+        for d in &mut self {
+            d.hint = Some(hint.clone());
+        }
         self
     }
 }

@@ -248,6 +248,9 @@ fn clean_parser_message(raw: &str) -> String {
     if text.starts_with("alias replay limit exceeded") {
         return "document is too large to read safely (aliases expand too far)".to_string();
     }
+    if text.starts_with("recursion limit exceeded") || text.starts_with("budget breached: Depth") {
+        return "document is nested too deeply to read safely".to_string();
+    }
     if let Some(rest) = text.strip_prefix("budget breached: ") {
         let what = rest
             .split_whitespace()
@@ -472,7 +475,7 @@ t: true
     fn deep_nesting_is_refused() {
         let text = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
         let err = parse(&text).expect_err("too deep");
-        assert_eq!(err.message, "recursion limit exceeded");
+        assert_eq!(err.message, "document is nested too deeply to read safely");
     }
 
     #[test]
