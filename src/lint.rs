@@ -39,10 +39,10 @@ pub fn run(args: &LintArgs) -> Result<ExitCode> {
         .filter(|d| d.is_error() || args.warnings)
         .collect();
     // A closed pipe (`cox lint ... | head`) ends the output quietly, like other Unix tools.
-    if let Err(e) = print_report(args.output, inputs.len(), &report, &shown) {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(e.into());
-        }
+    if let Err(e) = print_report(args.output, inputs.len(), &report, &shown)
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e.into());
     }
     Ok(if report.error_count() > 0 {
         ExitCode::FAILURE

@@ -167,15 +167,13 @@ fn type_document(source: &str, index: usize, node: Node) -> Result<Typed, Vec<Di
         .as_deref()
         .is_some_and(|v| v.starts_with("argoproj.io/"));
     if !KINDS.contains(&kind.as_str()) {
-        if is_argo_api {
-            if let Some(near) = did_you_mean(&kind, KINDS) {
-                return Err(error(
-                    kind_node.location,
-                    root.field("kind"),
-                    format!("unknown kind '{kind}'"),
-                )
-                .map_hint(format!("did you mean '{near}'?")));
-            }
+        if is_argo_api && let Some(near) = did_you_mean(&kind, KINDS) {
+            return Err(error(
+                kind_node.location,
+                root.field("kind"),
+                format!("unknown kind '{kind}'"),
+            )
+            .map_hint(format!("did you mean '{near}'?")));
         }
         return Ok(Typed::Other(Other {
             index,

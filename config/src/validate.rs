@@ -382,10 +382,11 @@ impl<'a> Checker<'a> {
                 self.error(at, format!("cron schedule '{schedule}' is malformed: {e}"));
             }
         }
-        if let Some(tz) = cron.spec.timezone.as_deref() {
-            if !tz.is_empty() && crate::cron::parse_timezone(tz).is_none() {
-                self.error(path.field("timezone"), format!("unknown time zone '{tz}'"));
-            }
+        if let Some(tz) = cron.spec.timezone.as_deref()
+            && !tz.is_empty()
+            && crate::cron::parse_timezone(tz).is_none()
+        {
+            self.error(path.field("timezone"), format!("unknown time zone '{tz}'"));
         }
         if let Some(policy) = cron.spec.concurrency_policy.as_deref() {
             const POLICIES: [&str; 3] = ["Allow", "Forbid", "Replace"];
@@ -625,17 +626,17 @@ impl<'a> Checker<'a> {
             return;
         }
         for (field, value) in [("value", p.value_str()), ("default", p.default_str())] {
-            if let Some(v) = value.filter(|v| !has_variable(v)) {
-                if !allowed.contains(&v) {
-                    self.error(
-                        path.field(field),
-                        format!(
-                            "{}.{field} '{v}' should be present in the enum list: {}",
-                            p.name,
-                            allowed.join(", ")
-                        ),
-                    );
-                }
+            if let Some(v) = value.filter(|v| !has_variable(v))
+                && !allowed.contains(&v)
+            {
+                self.error(
+                    path.field(field),
+                    format!(
+                        "{}.{field} '{v}' should be present in the enum list: {}",
+                        p.name,
+                        allowed.join(", ")
+                    ),
+                );
             }
         }
     }
@@ -665,17 +666,16 @@ impl<'a> Checker<'a> {
                     if let Some(v) = arg
                         .value_str()
                         .filter(|v| !has_variable(v) && !allowed.is_empty())
+                        && !allowed.contains(&v)
                     {
-                        if !allowed.contains(&v) {
-                            self.error(
-                                path.clone(),
-                                format!(
-                                    "value '{v}' of inputs.parameters.{} is not in its enum: {}",
-                                    p.name,
-                                    allowed.join(", ")
-                                ),
-                            );
-                        }
+                        self.error(
+                            path.clone(),
+                            format!(
+                                "value '{v}' of inputs.parameters.{} is not in its enum: {}",
+                                p.name,
+                                allowed.join(", ")
+                            ),
+                        );
                     }
                 }
                 _ => {}
@@ -706,30 +706,31 @@ impl<'a> Checker<'a> {
                 );
             }
         }
-        if let Some(crate::model::IntOrString::String(limit)) = &rs.limit {
-            if !has_variable(limit) && limit.trim().parse::<i64>().is_err() {
-                self.error(
-                    path.field("limit"),
-                    format!("limit '{limit}' must be an integer or an argo variable"),
-                );
-            }
+        if let Some(crate::model::IntOrString::String(limit)) = &rs.limit
+            && !has_variable(limit)
+            && limit.trim().parse::<i64>().is_err()
+        {
+            self.error(
+                path.field("limit"),
+                format!("limit '{limit}' must be an integer or an argo variable"),
+            );
         }
         if let Some(backoff) = &rs.backoff {
             for (field, value) in [
                 ("duration", backoff.duration.as_deref()),
                 ("maxDuration", backoff.max_duration.as_deref()),
             ] {
-                if let Some(v) = value.filter(|v| !has_variable(v)) {
-                    if let Err(e) = duration::parse(v) {
-                        self.error(path.field("backoff").field(field), e);
-                    }
+                if let Some(v) = value.filter(|v| !has_variable(v))
+                    && let Err(e) = duration::parse(v)
+                {
+                    self.error(path.field("backoff").field(field), e);
                 }
             }
         }
-        if let Some(expr) = rs.expression.as_deref() {
-            if let Err(e) = check_expression_with_tags(expr) {
-                self.error(path.field("expression"), e.to_string());
-            }
+        if let Some(expr) = rs.expression.as_deref()
+            && let Err(e) = check_expression_with_tags(expr)
+        {
+            self.error(path.field("expression"), e.to_string());
         }
     }
 
@@ -827,21 +828,22 @@ impl<'a> Checker<'a> {
                 "activeDeadlineSeconds is only valid for leaf templates",
             );
         }
-        if let Some(crate::model::IntOrString::String(s)) = &template.active_deadline_seconds {
-            if !has_variable(s) && s.trim().parse::<u64>().is_err() {
-                self.error(
-                    path.field("activeDeadlineSeconds"),
-                    "activeDeadlineSeconds must be a positive integer > 0 or an argo variable",
-                );
-            }
+        if let Some(crate::model::IntOrString::String(s)) = &template.active_deadline_seconds
+            && !has_variable(s)
+            && s.trim().parse::<u64>().is_err()
+        {
+            self.error(
+                path.field("activeDeadlineSeconds"),
+                "activeDeadlineSeconds must be a positive integer > 0 or an argo variable",
+            );
         }
-        if let Some(crate::model::IntOrString::Int(i)) = &template.active_deadline_seconds {
-            if *i < 0 {
-                self.error(
-                    path.field("activeDeadlineSeconds"),
-                    "activeDeadlineSeconds must be a positive integer > 0 or an argo variable",
-                );
-            }
+        if let Some(crate::model::IntOrString::Int(i)) = &template.active_deadline_seconds
+            && *i < 0
+        {
+            self.error(
+                path.field("activeDeadlineSeconds"),
+                "activeDeadlineSeconds must be a positive integer > 0 or an argo variable",
+            );
         }
         if leaf && template.parallelism.is_some() {
             self.error(
@@ -852,21 +854,18 @@ impl<'a> Checker<'a> {
         if let Some(rs) = &template.retry_strategy {
             self.check_retry_strategy(&path.field("retryStrategy"), rs);
         }
-        if let Some(memo) = &template.memoize {
-            if let Some(age) =
+        if let Some(memo) = &template.memoize
+            && let Some(age) =
                 Some(memo.max_age.as_str()).filter(|a| !has_variable(a) && !a.is_empty())
-            {
-                if let Err(e) = duration::parse(age) {
-                    self.error(path.field("memoize").field("maxAge"), e);
-                }
-            }
+            && let Err(e) = duration::parse(age)
+        {
+            self.error(path.field("memoize").field("maxAge"), e);
         }
-        if let Some(suspend) = &template.suspend {
-            if let Some(d) = suspend.duration.as_deref().filter(|d| !has_variable(d)) {
-                if let Err(e) = duration::parse(d) {
-                    self.error(path.field("suspend").field("duration"), e);
-                }
-            }
+        if let Some(suspend) = &template.suspend
+            && let Some(d) = suspend.duration.as_deref().filter(|d| !has_variable(d))
+            && let Err(e) = duration::parse(d)
+        {
+            self.error(path.field("suspend").field("duration"), e);
         }
         let defaults = self.spec.template_defaults.as_deref();
         let default_image = |pick: fn(&Template) -> Option<&str>| {
@@ -897,25 +896,24 @@ impl<'a> Checker<'a> {
                 }
             }
             for (i, art) in inputs.artifacts.iter().enumerate() {
-                if let Some(p) = art.path.as_deref() {
-                    if let Some(prev) = mounts.insert(p, format!("inputs.artifacts.{}", art.name)) {
-                        self.error(
-                            inputs_path.field("artifacts").index(i).field("path"),
-                            format!("path '{p}' already mounted in {prev}"),
-                        );
-                    }
+                if let Some(p) = art.path.as_deref()
+                    && let Some(prev) = mounts.insert(p, format!("inputs.artifacts.{}", art.name))
+                {
+                    self.error(
+                        inputs_path.field("artifacts").index(i).field("path"),
+                        format!("path '{p}' already mounted in {prev}"),
+                    );
                 }
             }
         }
-        if let Some(script) = &template.script {
-            if script.image.as_deref().unwrap_or("").is_empty()
-                && !default_image(|t| t.script.as_ref()?.image.as_deref())
-            {
-                self.error(
-                    path.field("script").field("image"),
-                    "script.image may not be empty",
-                );
-            }
+        if let Some(script) = &template.script
+            && script.image.as_deref().unwrap_or("").is_empty()
+            && !default_image(|t| t.script.as_ref()?.image.as_deref())
+        {
+            self.error(
+                path.field("script").field("image"),
+                "script.image may not be empty",
+            );
         }
         if let Some(resource) = &template.resource {
             const ACTIONS: [&str; 6] = ["get", "create", "apply", "delete", "replace", "patch"];
@@ -925,14 +923,13 @@ impl<'a> Checker<'a> {
                     "resource.action must be one of: get, create, apply, delete, replace, patch",
                 );
             }
-            if let Some(manifest) = resource.manifest.as_deref().filter(|m| !has_variable(m)) {
-                if crate::node::parse_documents(manifest, &crate::node::Limits::default()).is_err()
-                {
-                    self.error(
-                        path.field("resource").field("manifest"),
-                        "resource.manifest must be a valid yaml",
-                    );
-                }
+            if let Some(manifest) = resource.manifest.as_deref().filter(|m| !has_variable(m))
+                && crate::node::parse_documents(manifest, &crate::node::Limits::default()).is_err()
+            {
+                self.error(
+                    path.field("resource").field("manifest"),
+                    "resource.manifest must be a valid yaml",
+                );
             }
         }
         if let Some(metrics) = &template.metrics {
@@ -1056,10 +1053,10 @@ impl<'a> Checker<'a> {
                     ),
                 );
             }
-            if let Some(g) = art.global_name.as_deref().filter(|g| !has_variable(g)) {
-                if let Some(problem) = param_name_problem(g) {
-                    self.error(at.field("globalName"), format!("globalName: {problem}"));
-                }
+            if let Some(g) = art.global_name.as_deref().filter(|g| !has_variable(g))
+                && let Some(problem) = param_name_problem(g)
+            {
+                self.error(at.field("globalName"), format!("globalName: {problem}"));
             }
         }
         for (i, p) in outputs.parameters.iter().enumerate() {
@@ -1126,18 +1123,18 @@ impl<'a> Checker<'a> {
                         }
                         _ => {}
                     }
-                    if let Some(expr) = vf.expression.as_deref() {
-                        if let Err(e) = check_expression_with_tags(expr) {
-                            self.error(at.field("valueFrom").field("expression"), e.to_string());
-                        }
+                    if let Some(expr) = vf.expression.as_deref()
+                        && let Err(e) = check_expression_with_tags(expr)
+                    {
+                        self.error(at.field("valueFrom").field("expression"), e.to_string());
                     }
                 }
                 (Some(_), None) => {}
             }
-            if let Some(g) = p.global_name.as_deref().filter(|g| !has_variable(g)) {
-                if let Some(problem) = param_name_problem(g) {
-                    self.error(at.field("globalName"), format!("globalName: {problem}"));
-                }
+            if let Some(g) = p.global_name.as_deref().filter(|g| !has_variable(g))
+                && let Some(problem) = param_name_problem(g)
+            {
+                self.error(at.field("globalName"), format!("globalName: {problem}"));
             }
         }
         let mut scope = scope.clone();
@@ -1408,10 +1405,10 @@ impl<'a> Checker<'a> {
                 hook.template_ref.as_ref(),
                 hook.arguments.as_ref(),
             );
-            if let Some(expr) = hook.expression.as_deref() {
-                if let Err(e) = check_expression_with_tags(expr) {
-                    self.error(at.field("expression"), e.to_string());
-                }
+            if let Some(expr) = hook.expression.as_deref()
+                && let Err(e) = check_expression_with_tags(expr)
+            {
+                self.error(at.field("expression"), e.to_string());
             }
         }
         target
