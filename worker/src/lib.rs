@@ -15,12 +15,14 @@
 //! - [`logs`]: log capture, the JSON Lines log format, `read_log` and `LogFollower`.
 //! - [`exit`]: `ExitStatus` and `Exit` (status, Argo-style message, timing, result).
 //! - [`error`]: the crate's `Error` and `Result`.
+//! - [`step`]: the scheduler-facing contract: `StepSpec`, `StepOutcome` and the `Executor` trait.
 
 pub mod error;
 pub mod exit;
 pub mod local;
 pub mod logs;
 pub mod spec;
+pub mod step;
 
 pub use error::{Error, Result};
 pub use exit::{Exit, ExitStatus};

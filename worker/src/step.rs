@@ -1,0 +1,205 @@
+//! The contract between the scheduler and whatever runs a step: [`StepSpec`] in, [`StepOutcome`]
+//! out. Everything in a spec is resolved (no `{{...}}` left); the same spec runs as a local
+//! sandboxed process or, later, a Kubernetes pod, through the same in-step wrapper.
+
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+/// One attempt of one step, fully resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepSpec {
+    /// The workflow run's name.
+    pub run: String,
+    /// The node id in the run's status.
+    pub node_id: String,
+    /// 0 for the first attempt, 1 for the first retry, ...
+    pub attempt: u32,
+    /// The container image, which selects an entry of the image table when `command` is empty.
+    pub image: String,
+    /// `container.command` (empty: the image's entrypoint).
+    pub command: Vec<String>,
+    /// `container.args`.
+    pub args: Vec<String>,
+    /// For script templates: the source, written to a file whose path is appended to the command.
+    pub script: Option<String>,
+    /// Environment variables from `container.env` (resolved values only).
+    pub env: Vec<(String, String)>,
+    /// `container.workingDir`.
+    pub working_dir: Option<String>,
+    /// Artifacts to place before the command runs.
+    pub input_artifacts: Vec<InputArtifact>,
+    /// Parameters read from files after the command ends (`valueFrom.path`).
+    pub output_parameters: Vec<OutputParameter>,
+    /// Artifacts saved after the command ends.
+    pub output_artifacts: Vec<OutputArtifact>,
+    /// Volumes mounted into the step.
+    pub volumes: Vec<VolumeMount>,
+    /// Kill the step after this many seconds (template `activeDeadlineSeconds` or `timeout`).
+    pub deadline_seconds: Option<u64>,
+    /// Whether `outputs.result` is wanted (script templates, and containers whose stdout is read).
+    pub capture_result: bool,
+}
+
+/// An input artifact and where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputArtifact {
+    /// The artifact's name.
+    pub name: String,
+    /// Where it appears inside the step.
+    pub path: String,
+    /// Where its bytes come from.
+    pub source: ArtifactSource,
+    /// File mode to set, if given.
+    pub mode: Option<u32>,
+}
+
+/// The origin of an input artifact's bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ArtifactSource {
+    /// Inline text (`raw.data`).
+    Raw(String),
+    /// An object in the run's artifact repository.
+    Stored {
+        /// Object key.
+        key: String,
+        /// How it was archived when saved.
+        archive: ArchiveKind,
+        /// Size and SHA-256 recorded when saved, checked when loaded.
+        size: Option<u64>,
+        /// Hex SHA-256 recorded when saved.
+        sha256: Option<String>,
+    },
+    /// An HTTP(S) URL to download.
+    Http(String),
+    /// Optional and absent: nothing is placed.
+    Absent,
+}
+
+/// Archive strategy of a stored artifact (Argo's `archive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ArchiveKind {
+    /// tar + gzip, Argo's default.
+    #[default]
+    TarGz,
+    /// Stored as is.
+    None,
+    /// zip.
+    Zip,
+}
+
+/// A parameter read from a file after the command ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputParameter {
+    /// The parameter's name.
+    pub name: String,
+    /// The file to read.
+    pub path: String,
+    /// Used when the file is missing (`valueFrom.default`); without it a missing file fails the step.
+    pub default: Option<String>,
+}
+
+/// An artifact saved after the command ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputArtifact {
+    /// The artifact's name.
+    pub name: String,
+    /// The file or directory inside the step.
+    pub path: String,
+    /// Object key to save it under.
+    pub key: String,
+    /// Archive strategy.
+    pub archive: ArchiveKind,
+    /// Missing is not an error.
+    pub optional: bool,
+}
+
+/// A volume mounted into a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    /// Directory on the host (a hostPath, or a per-run or per-step directory).
+    pub host: PathBuf,
+    /// Where it appears inside the step.
+    pub target: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// How an attempt ended, as Argo classes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StepPhase {
+    /// Exit code 0 and every output collected.
+    Succeeded,
+    /// The program failed (non-zero exit, missing output, deadline).
+    Failed,
+    /// The step could not be run or its outputs not saved (infrastructure).
+    Error,
+}
+
+/// What the scheduler learns from one attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepOutcome {
+    /// Succeeded, Failed or Error.
+    pub phase: StepPhase,
+    /// The main program's exit code, when it ran.
+    pub exit_code: Option<i32>,
+    /// Argo's message: empty on success, `Error (exit code 1)`, `Step exceeded its deadline`, ...
+    pub message: String,
+    /// `outputs.result`: stdout, last 256 KiB, one trailing newline trimmed.
+    pub result: Option<String>,
+    /// Output parameters read from files, in declaration order.
+    pub parameters: Vec<(String, String)>,
+    /// Output artifacts saved.
+    pub artifacts: Vec<SavedArtifact>,
+    /// When the program started, RFC 3339.
+    pub started_at: Option<String>,
+    /// When the program ended, RFC 3339.
+    pub finished_at: Option<String>,
+}
+
+/// An output artifact that was saved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedArtifact {
+    /// The artifact's name.
+    pub name: String,
+    /// The path it was read from inside the step.
+    pub path: String,
+    /// Object key in the repository.
+    pub key: String,
+    /// Archive strategy used.
+    pub archive: ArchiveKind,
+    /// Stored size in bytes.
+    pub size: u64,
+    /// Hex SHA-256 of the stored bytes.
+    pub sha256: String,
+}
+
+impl StepOutcome {
+    /// An infrastructure error before the program could run.
+    pub fn error(message: impl Into<String>) -> Self {
+        StepOutcome {
+            phase: StepPhase::Error,
+            exit_code: None,
+            message: message.into(),
+            result: None,
+            parameters: Vec::new(),
+            artifacts: Vec::new(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
+/// A boxed future, so executors can be used as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs steps somewhere: host processes, Kubernetes pods, or a scripted fake in tests.
+pub trait Executor: Send + Sync + 'static {
+    /// Run one attempt to its end. Cancelling `cancel` stops the step (SIGTERM, grace, SIGKILL)
+    /// and the outcome then says so. Never panics on a step's failure: failures are outcomes.
+    fn run(&self, spec: StepSpec, cancel: tokio_util::sync::CancellationToken) -> BoxFuture<'_, StepOutcome>;
+
+    /// Where the attempt's log is kept (JSON lines, see [`crate::logs`]), if it is a file.
+    fn log_path(&self, run: &str, node_id: &str, attempt: u32) -> Option<PathBuf>;
+}
