@@ -1,0 +1,64 @@
+//! A run's state machine: pure, `apply(event) -> actions`, no I/O, no clock, no randomness.
+//!
+//! ```text
+//!   Start ──► reconcile ──► Launch(step) ...      StepFinished ──► reconcile ──► Launch / Cancel / Timer / Finished
+//!                              ▲                                         │
+//!                              └──────────────── Timer ◄─────────────────┘
+//! ```
+//!
+//! Every event updates the node tree (Argo's `status.nodes`), then the tree is reconciled
+//! from the root the way Argo's operator does it: each template is "executed" again and is
+//! idempotent, so what already ran is kept and only the next steps are launched.
+
+mod node;
+mod run;
+
+pub use node::{ArtifactRef, Node, NodeType, Outputs, Phase, node_id};
+pub use run::RunState;
+
+use chrono::{DateTime, Utc};
+use cox_worker::step::{StepOutcome, StepSpec};
+use serde::{Deserialize, Serialize};
+
+/// Something that happened to a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// The run starts (or restarts after a crash: already running steps are kept).
+    Start {
+        /// The current time.
+        now: DateTime<Utc>,
+    },
+    /// A step attempt ended.
+    StepFinished {
+        /// The node id of the attempt.
+        node_id: String,
+        /// Its outcome.
+        outcome: StepOutcome,
+        /// The current time.
+        now: DateTime<Utc>,
+    },
+    /// A timer asked for with [`Action::WakeAt`] is due.
+    Timer {
+        /// The current time.
+        now: DateTime<Utc>,
+    },
+}
+
+/// Something the actor around the machine must do, after persisting the new state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Action {
+    /// Start a step attempt.
+    Launch(Box<StepSpec>),
+    /// Stop a running attempt (deadline, failFast, stop).
+    Cancel {
+        /// The node id of the attempt.
+        node_id: String,
+    },
+    /// Send [`Event::Timer`] at this time (retry backoff, suspend duration, deadlines).
+    WakeAt {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The run has ended; nothing more will be launched.
+    Finished,
+}
