@@ -11,6 +11,7 @@
 //! idempotent, so what already ran is kept and only the next steps are launched.
 
 mod node;
+mod operator;
 mod run;
 
 pub use node::{ArtifactRef, Node, NodeType, Outputs, Phase, node_id};
@@ -62,3 +63,6 @@ pub enum Action {
     /// The run has ended; nothing more will be launched.
     Finished,
 }
+
+#[cfg(test)]
+mod tests;

@@ -117,12 +117,18 @@ pub struct ArtifactRef {
 impl Outputs {
     /// Whether nothing was produced.
     pub fn is_empty(&self) -> bool {
-        self.parameters.is_empty() && self.artifacts.is_empty() && self.result.is_none() && self.exit_code.is_none()
+        self.parameters.is_empty()
+            && self.artifacts.is_empty()
+            && self.result.is_none()
+            && self.exit_code.is_none()
     }
 
     /// An output parameter by name.
     pub fn parameter(&self, name: &str) -> Option<&str> {
-        self.parameters.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.parameters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 

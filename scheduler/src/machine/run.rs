@@ -1,11 +1,14 @@
 //! `RunState`: the whole of a run's durable state, and `apply`.
 
 use chrono::{DateTime, Utc};
+use cox_config::expr::Vars;
 use cox_config::model::Workflow;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-use super::node::{Node, Phase};
+use super::node::{Node, NodeType, Phase, node_id};
+use super::operator::{Call, Operator, TemplateSource};
 use super::{Action, Event};
 
 /// Everything known about one run. Encodable by the store (no free-form JSON inside: the
@@ -20,26 +23,45 @@ pub struct RunState {
     pub phase: Phase,
     /// Why the workflow is in its phase.
     pub message: String,
-    /// RFC 3339 times.
+    /// RFC 3339 start.
     pub started_at: Option<String>,
-    /// RFC 3339 times.
+    /// RFC 3339 end.
     pub finished_at: Option<String>,
     /// Nodes by id.
     pub nodes: BTreeMap<String, Node>,
     /// Global outputs (`globalName`): parameters.
     pub global_parameters: Vec<(String, String)>,
-    /// Whether the workflow-level exit handler has been started.
-    pub exit_handler_started: bool,
+    /// The main part ended: its phase and message, kept while the exit handler runs.
+    pub main_result: Option<(Phase, String)>,
     #[serde(skip)]
     spec: Option<Box<Workflow>>,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 impl RunState {
     /// A new run of `workflow` (whose `metadata.name` is the run's name).
     pub fn new(workflow: Workflow, now: DateTime<Utc>) -> Result<RunState, String> {
-        let name = workflow.metadata.name.clone().filter(|n| !n.is_empty()).ok_or("workflow has no name")?;
-        let workflow_json = serde_json::to_string(&workflow).map_err(|e| format!("cannot encode workflow: {e}"))?;
-        let _ = now;
+        let name = workflow
+            .metadata
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .ok_or("workflow has no name")?;
+        let mut workflow = workflow;
+        if workflow.metadata.creation_timestamp.is_none() {
+            workflow.metadata.creation_timestamp = Some(ts(now));
+        }
+        let workflow_json =
+            serde_json::to_string(&workflow).map_err(|e| format!("cannot encode workflow: {e}"))?;
         Ok(RunState {
             name,
             workflow_json,
@@ -49,19 +71,433 @@ impl RunState {
             finished_at: None,
             nodes: BTreeMap::new(),
             global_parameters: Vec::new(),
-            exit_handler_started: false,
+            main_result: None,
             spec: Some(Box::new(workflow)),
         })
     }
 
-    /// Apply one event; returns what the actor must do (after persisting this state).
-    pub fn apply(&mut self, event: Event) -> Vec<Action> {
-        let _ = event;
-        Vec::new()
+    /// The workflow this run executes.
+    pub fn workflow(&mut self) -> Result<&Workflow, String> {
+        if self.spec.is_none() {
+            let wf: Workflow = serde_json::from_str(&self.workflow_json)
+                .map_err(|e| format!("stored workflow is unreadable: {e}"))?;
+            self.spec = Some(Box::new(wf));
+        }
+        self.spec
+            .as_deref()
+            .ok_or_else(|| "workflow missing".to_string())
+    }
+
+    /// The workflow phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
     }
 
     /// Whether the run has ended.
     pub fn is_finished(&self) -> bool {
         self.phase.is_done()
+    }
+
+    /// Pod nodes launched and not ended.
+    pub fn running_steps(&self) -> Vec<String> {
+        self.nodes
+            .values()
+            .filter(|n| n.node_type == NodeType::Pod && n.launched && !n.phase.is_done())
+            .map(|n| n.id.clone())
+            .collect()
+    }
+
+    /// Apply one event; returns what the actor must do (after persisting this state).
+    pub fn apply(&mut self, event: Event) -> Vec<Action> {
+        if self.is_finished() {
+            return Vec::new();
+        }
+        let workflow = match self.workflow() {
+            Ok(wf) => wf.clone(),
+            Err(e) => {
+                self.phase = Phase::Error;
+                self.message = e;
+                return vec![Action::Finished];
+            }
+        };
+        let (now, finished_step) = match event {
+            Event::Start { now } => (now, None),
+            Event::StepFinished {
+                node_id,
+                outcome,
+                now,
+            } => (now, Some((node_id, outcome))),
+            Event::Timer { now } => (now, None),
+        };
+        if self.phase == Phase::Pending {
+            self.phase = Phase::Running;
+            self.started_at = Some(ts(now));
+        }
+        let globals = self.globals(&workflow, now);
+        let running_pods = self.running_steps().len();
+        let mut op = Operator {
+            wf: &workflow,
+            run: &self.name.clone(),
+            nodes: &mut self.nodes,
+            actions: Vec::new(),
+            now,
+            globals,
+            wake: None,
+            running_pods,
+            parallelism: workflow.spec.parallelism.map(|p| p.max(0) as usize),
+            shutdown: None,
+            global_parameters: self.global_parameters.clone(),
+        };
+        if let Some((id, outcome)) = &finished_step {
+            op.record_outcome(id, outcome);
+            op.running_pods = op.running_pods.saturating_sub(1);
+        }
+
+        // Workflow deadline: stop everything, fail, then run the exit handler.
+        if let (Some(limit), Some(started)) = (
+            workflow.spec.active_deadline_seconds,
+            self.started_at.as_deref().and_then(parse_ts),
+        ) {
+            let deadline = started + chrono::Duration::seconds(limit);
+            if now >= deadline && self.main_result.is_none() {
+                op.shutdown = Some("Max duration limit exceeded".to_string());
+            } else if self.main_result.is_none() {
+                op.wake = Some(op.wake.map_or(deadline, |w| w.min(deadline)));
+            }
+        }
+        let name = self.name.clone();
+        let entry = workflow.spec.entrypoint.clone().unwrap_or_default();
+        let arguments = workflow.spec.arguments.clone().unwrap_or_default();
+        let call = Call {
+            template: TemplateSource::Named(entry),
+            parameters: arguments
+                .parameters
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        p.value_or_default().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
+            artifacts: Vec::new(),
+        };
+        let root = node_id(&name, &name);
+        if self.main_result.is_none() {
+            let deadline_hit = op.shutdown.clone();
+            if let Some(message) = &deadline_hit {
+                for id in op
+                    .nodes
+                    .values()
+                    .filter(|n| n.node_type == NodeType::Pod && n.launched && !n.phase.is_done())
+                    .map(|n| n.id.clone())
+                    .collect::<Vec<_>>()
+                {
+                    op.actions.push(Action::Cancel {
+                        node_id: id.clone(),
+                    });
+                    if let Some(n) = op.nodes.get_mut(&id) {
+                        n.phase = Phase::Failed;
+                        n.message = message.clone();
+                        n.finished_at = Some(ts(now));
+                    }
+                }
+            }
+            op.execute(&name, &name, &call, None, None, &Vars::new());
+            if let Some(message) = deadline_hit {
+                // Everything still open under the root ends now.
+                let open: Vec<String> = op
+                    .nodes
+                    .values()
+                    .filter(|n| !n.phase.is_done())
+                    .map(|n| n.id.clone())
+                    .collect();
+                for id in open {
+                    if let Some(n) = op.nodes.get_mut(&id) {
+                        n.phase = Phase::Failed;
+                        n.message = message.clone();
+                        n.finished_at = Some(ts(now));
+                    }
+                }
+            }
+            if let Some(root_node) = op.nodes.get(&root) {
+                if root_node.phase.is_done() {
+                    let message = if root_node.phase.is_failure() {
+                        root_node.message.clone()
+                    } else {
+                        String::new()
+                    };
+                    self.main_result = Some((root_node.phase, message));
+                }
+            }
+        }
+        let mut finished = false;
+        if let Some((phase, message)) = self.main_result.clone() {
+            match workflow.spec.on_exit.clone().or_else(|| {
+                workflow
+                    .spec
+                    .hooks
+                    .get("exit")
+                    .and_then(|h| h.template.clone())
+            }) {
+                Some(exit) => {
+                    let status = match phase {
+                        Phase::Succeeded => "Succeeded",
+                        Phase::Error => "Error",
+                        _ => "Failed",
+                    };
+                    op.globals
+                        .insert("workflow.status", Value::String(status.to_string()));
+                    let failures: Vec<Value> = op
+                        .nodes
+                        .values()
+                        .filter(|n| n.phase.is_failure() && n.node_type == NodeType::Pod)
+                        .map(|n| json!({"displayName": n.display_name, "message": n.message, "templateName": n.template_name, "phase": n.phase.as_str(), "podName": n.id, "finishedAt": n.finished_at}))
+                        .collect();
+                    op.globals.insert(
+                        "workflow.failures",
+                        Value::String(serde_json::to_string(&failures).unwrap_or_default()),
+                    );
+                    op.shutdown = None;
+                    let exit_name = format!("{name}.onExit");
+                    let exit_call = Call {
+                        template: TemplateSource::Named(exit),
+                        parameters: Vec::new(),
+                        artifacts: Vec::new(),
+                    };
+                    let exit_id =
+                        op.execute(&exit_name, &exit_name, &exit_call, None, None, &Vars::new());
+                    if let Some(exit_node) = op.nodes.get(&exit_id) {
+                        if exit_node.phase.is_done() {
+                            finished = true;
+                            let exit_failed = exit_node.phase.is_failure();
+                            self.phase = if phase == Phase::Succeeded && exit_failed {
+                                Phase::Failed
+                            } else {
+                                phase
+                            };
+                            self.message = if phase == Phase::Succeeded && exit_failed {
+                                exit_node.message.clone()
+                            } else {
+                                message
+                            };
+                        }
+                    }
+                }
+                None => {
+                    finished = true;
+                    self.phase = phase;
+                    self.message = message;
+                }
+            }
+        }
+        let mut actions = std::mem::take(&mut op.actions);
+        let wake = op.wake;
+        self.global_parameters = op.global_parameters.clone();
+        if finished {
+            self.finished_at = Some(ts(now));
+            actions.push(Action::Finished);
+        } else if let Some(at) = wake {
+            actions.push(Action::WakeAt { at });
+        }
+        actions
+    }
+
+    fn globals(&self, wf: &Workflow, now: DateTime<Utc>) -> Vars {
+        let mut vars = Vars::new().with_now(now);
+        vars.insert("workflow.name", Value::String(self.name.clone()));
+        vars.insert(
+            "workflow.namespace",
+            Value::String(
+                wf.metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+            ),
+        );
+        vars.insert("workflow.uid", Value::String(node_id(&self.name, "uid")));
+        vars.insert(
+            "workflow.serviceAccountName",
+            Value::String(
+                wf.spec
+                    .service_account_name
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+            ),
+        );
+        vars.insert(
+            "workflow.mainEntrypoint",
+            Value::String(wf.spec.entrypoint.clone().unwrap_or_default()),
+        );
+        if let Some(p) = wf.spec.priority {
+            vars.insert("workflow.priority", Value::String(p.to_string()));
+        }
+        if let Some(created) = &wf.metadata.creation_timestamp {
+            vars.insert("workflow.creationTimestamp", Value::String(created.clone()));
+            if let Some(t) = parse_ts(created) {
+                for (k, v) in [
+                    ("Y", t.format("%Y")),
+                    ("m", t.format("%m")),
+                    ("d", t.format("%d")),
+                    ("H", t.format("%H")),
+                    ("M", t.format("%M")),
+                    ("S", t.format("%S")),
+                ] {
+                    vars.insert(
+                        format!("workflow.creationTimestamp.{k}"),
+                        Value::String(v.to_string()),
+                    );
+                }
+                vars.insert(
+                    "workflow.creationTimestamp.RFC3339",
+                    Value::String(created.clone()),
+                );
+            }
+        }
+        if let Some(started) = self.started_at.as_deref().and_then(parse_ts) {
+            vars.insert(
+                "workflow.duration",
+                Value::String(format!(
+                    "{}",
+                    (now - started).num_milliseconds() as f64 / 1000.0
+                )),
+            );
+        }
+        let mut params = serde_json::Map::new();
+        for p in wf.spec.arguments.iter().flat_map(|a| a.parameters.iter()) {
+            let v = p.value_or_default().unwrap_or_default().to_string();
+            vars.insert(
+                format!("workflow.parameters.{}", p.name),
+                Value::String(v.clone()),
+            );
+            params.insert(p.name.clone(), Value::String(v));
+        }
+        vars.insert(
+            "workflow.parameters.json",
+            Value::String(serde_json::to_string(&params).unwrap_or_default()),
+        );
+        let mut labels = serde_json::Map::new();
+        for (k, v) in &wf.metadata.labels {
+            vars.insert(format!("workflow.labels.{k}"), Value::String(v.clone()));
+            labels.insert(k.clone(), Value::String(v.clone()));
+        }
+        vars.insert(
+            "workflow.labels.json",
+            Value::String(serde_json::to_string(&labels).unwrap_or_default()),
+        );
+        let mut annotations = serde_json::Map::new();
+        for (k, v) in &wf.metadata.annotations {
+            vars.insert(
+                format!("workflow.annotations.{k}"),
+                Value::String(v.clone()),
+            );
+            annotations.insert(k.clone(), Value::String(v.clone()));
+        }
+        vars.insert(
+            "workflow.annotations.json",
+            Value::String(serde_json::to_string(&annotations).unwrap_or_default()),
+        );
+        for (k, v) in &self.global_parameters {
+            vars.insert(
+                format!("workflow.outputs.parameters.{k}"),
+                Value::String(v.clone()),
+            );
+        }
+        vars
+    }
+
+    /// The run as Argo's Workflow object: metadata, spec and status.
+    pub fn workflow_json(&self) -> Value {
+        let mut wf: Value = serde_json::from_str(&self.workflow_json).unwrap_or(Value::Null);
+        let mut nodes = serde_json::Map::new();
+        let (mut done, mut total) = (0, 0);
+        for n in self.nodes.values() {
+            if n.node_type == NodeType::Pod {
+                total += 1;
+                if n.phase.is_done() {
+                    done += 1;
+                }
+            }
+            let mut node = json!({
+                "id": n.id,
+                "name": n.name,
+                "displayName": n.display_name,
+                "type": n.node_type.as_str(),
+                "phase": n.phase.as_str(),
+            });
+            let obj = node.as_object_mut().expect("object literal");
+            if let Some(t) = &n.template_name {
+                obj.insert("templateName".into(), json!(t));
+            }
+            if let Some(b) = &n.boundary_id {
+                obj.insert("boundaryID".into(), json!(b));
+            }
+            if !n.children.is_empty() {
+                obj.insert("children".into(), json!(n.children));
+            }
+            if !n.message.is_empty() {
+                obj.insert("message".into(), json!(n.message));
+            }
+            if let Some(s) = &n.started_at {
+                obj.insert("startedAt".into(), json!(s));
+            }
+            if let Some(s) = &n.finished_at {
+                obj.insert("finishedAt".into(), json!(s));
+            }
+            if !n.inputs.is_empty() {
+                obj.insert("inputs".into(), json!({"parameters": n.inputs.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>()}));
+            }
+            if !n.outputs.is_empty() {
+                let mut out = serde_json::Map::new();
+                if !n.outputs.parameters.is_empty() {
+                    out.insert(
+                        "parameters".into(),
+                        json!(
+                            n.outputs
+                                .parameters
+                                .iter()
+                                .map(|(k, v)| json!({"name": k, "value": v}))
+                                .collect::<Vec<_>>()
+                        ),
+                    );
+                }
+                if !n.outputs.artifacts.is_empty() {
+                    out.insert(
+                        "artifacts".into(),
+                        json!(n.outputs.artifacts.iter().map(|a| json!({"name": a.name, "path": a.path, "key": a.key, "size": a.size, "sha256": a.sha256})).collect::<Vec<_>>()),
+                    );
+                }
+                if let Some(r) = &n.outputs.result {
+                    out.insert("result".into(), json!(r));
+                }
+                if let Some(c) = n.outputs.exit_code {
+                    out.insert("exitCode".into(), json!(c.to_string()));
+                }
+                obj.insert("outputs".into(), Value::Object(out));
+            }
+            nodes.insert(n.id.clone(), node);
+        }
+        let mut status =
+            json!({ "phase": self.phase.as_str(), "progress": format!("{done}/{total}") });
+        let st = status.as_object_mut().expect("object literal");
+        if let Some(s) = &self.started_at {
+            st.insert("startedAt".into(), json!(s));
+        }
+        if let Some(s) = &self.finished_at {
+            st.insert("finishedAt".into(), json!(s));
+        }
+        if !self.message.is_empty() {
+            st.insert("message".into(), json!(self.message));
+        }
+        if !nodes.is_empty() {
+            st.insert("nodes".into(), Value::Object(nodes));
+        }
+        if !self.global_parameters.is_empty() {
+            st.insert("outputs".into(), json!({"parameters": self.global_parameters.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>()}));
+        }
+        if let Value::Object(map) = &mut wf {
+            map.insert("status".into(), status);
+        }
+        wf
     }
 }

@@ -1,0 +1,2127 @@
+//! The reconcile pass: Argo's operator as a pure function over the node tree.
+//!
+//! `execute` is called for the root on every event and walks down the templates. It is
+//! idempotent: a node that exists and has ended is returned as it is, a running composite
+//! node looks at its children again, and a step that has not been launched yet is launched
+//! (as an [`Action::Launch`]) once its turn comes and a parallelism slot is free.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use cox_config::expr::{self, Unresolved, Vars, depends};
+use cox_config::model::{
+    Arguments, Artifact, DagTask, IntOrString, Parameter, Template, TemplateKind, Workflow,
+};
+use cox_worker::step::{
+    ArchiveKind, ArtifactSource, InputArtifact, OutputArtifact, OutputParameter, StepSpec,
+    VolumeMount,
+};
+use serde_json::Value;
+
+use super::Action;
+use super::node::{ArtifactRef, Node, NodeType, Outputs, Phase, node_id};
+
+/// How a template is called: by name, inline, with arguments already resolved.
+#[derive(Clone)]
+pub(crate) struct Call {
+    pub template: TemplateSource,
+    pub parameters: Vec<(String, String)>,
+    pub artifacts: Vec<(String, ArtifactInput)>,
+}
+
+#[derive(Clone)]
+pub(crate) enum TemplateSource {
+    Named(String),
+    Inline(Box<Template>),
+}
+
+/// An artifact argument, resolved to where its bytes are.
+#[derive(Clone, Debug)]
+pub(crate) enum ArtifactInput {
+    Stored(ArtifactRef),
+    Raw(String),
+    Http(String),
+}
+
+pub(crate) struct Operator<'a> {
+    pub wf: &'a Workflow,
+    pub run: &'a str,
+    pub nodes: &'a mut BTreeMap<String, Node>,
+    pub actions: Vec<Action>,
+    pub now: DateTime<Utc>,
+    pub globals: Vars,
+    pub wake: Option<DateTime<Utc>>,
+    /// Pods running now (launched, not ended), for parallelism limits.
+    pub running_pods: usize,
+    /// Workflow-level parallelism.
+    pub parallelism: Option<usize>,
+    /// No new work may start (deadline passed, failFast, stop).
+    pub shutdown: Option<String>,
+    /// Outputs with `globalName`, published as they appear.
+    pub global_parameters: Vec<(String, String)>,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn phase_for_expr(p: Phase) -> depends::NodePhase {
+    match p {
+        Phase::Pending => depends::NodePhase::Pending,
+        Phase::Running => depends::NodePhase::Running,
+        Phase::Succeeded => depends::NodePhase::Succeeded,
+        Phase::Failed => depends::NodePhase::Failed,
+        Phase::Error => depends::NodePhase::Error,
+        Phase::Skipped => depends::NodePhase::Skipped,
+        Phase::Omitted => depends::NodePhase::Omitted,
+    }
+}
+
+/// Substitute every string in a JSON value (single pass per string).
+fn substitute_value(value: &mut Value, vars: &Vars, unresolved: Unresolved) -> Result<(), String> {
+    match value {
+        Value::String(s) => {
+            if s.contains("{{") {
+                *s = expr::substitute(s, vars, unresolved).map_err(|e| e.to_string())?;
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                substitute_value(item, vars, unresolved)?;
+            }
+        }
+        Value::Object(map) => {
+            for (_, v) in map.iter_mut() {
+                substitute_value(v, vars, unresolved)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Deep-merge `over` onto `base` (objects merge, everything else replaces).
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// How an item shows in a loop child's name, as Argo prints it.
+fn item_label(item: &Value) -> String {
+    match item {
+        Value::String(s) => s.clone(),
+        Value::Object(_) | Value::Array(_) => serde_json::to_string(item).unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+/// Put a loop item in scope as `item` (and `item.key` for maps).
+fn add_item(vars: &mut Vars, item: &Value) {
+    match item {
+        Value::String(s) => vars.insert("item", Value::String(s.clone())),
+        Value::Object(map) => {
+            vars.insert(
+                "item",
+                Value::String(serde_json::to_string(item).unwrap_or_default()),
+            );
+            for (k, v) in map {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                vars.insert(format!("item.{k}"), Value::String(text));
+            }
+        }
+        Value::Array(list) => {
+            vars.insert(
+                "item",
+                Value::String(serde_json::to_string(item).unwrap_or_default()),
+            );
+            for (i, v) in list.iter().enumerate() {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                vars.insert(format!("item.[{i}]"), Value::String(text));
+            }
+        }
+        other => vars.insert("item", Value::String(other.to_string())),
+    }
+}
+
+/// `withSequence`: numbers from start to end (or count of them), formatted.
+fn sequence(seq: &cox_config::model::Sequence, vars: &Vars) -> Result<Vec<Value>, String> {
+    let num = |v: &Option<IntOrString>| -> Result<Option<i64>, String> {
+        match v {
+            None => Ok(None),
+            Some(IntOrString::Int(i)) => Ok(Some(*i)),
+            Some(IntOrString::String(s)) => {
+                let s = expr::substitute(s, vars, Unresolved::Error).map_err(|e| e.to_string())?;
+                s.trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| format!("withSequence value '{s}' is not an integer"))
+            }
+        }
+    };
+    let start = num(&seq.start)?.unwrap_or(0);
+    let (from, to) = match (num(&seq.count)?, num(&seq.end)?) {
+        (Some(count), _) => {
+            if count <= 0 {
+                return Ok(Vec::new());
+            }
+            (start, start + count - 1)
+        }
+        (None, Some(end)) => (start, end),
+        (None, None) => return Err("withSequence needs count or end".into()),
+    };
+    let numbers: Vec<i64> = if from <= to {
+        (from..=to).collect()
+    } else {
+        (to..=from).rev().collect()
+    };
+    Ok(numbers
+        .into_iter()
+        .map(|n| {
+            Value::String(match &seq.format {
+                Some(f) if !f.is_empty() => format_printf(f, n),
+                _ => n.to_string(),
+            })
+        })
+        .collect())
+}
+
+/// The subset of printf Argo's `withSequence.format` examples use: `%d`, `%02d`, `%x`, text.
+fn format_printf(format: &str, n: i64) -> String {
+    let mut out = String::new();
+    let mut chars = format.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut spec = String::new();
+        while let Some(&d) = chars.peek() {
+            if d.is_ascii_digit() {
+                spec.push(d);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let width: usize = spec.trim_start_matches('0').parse().unwrap_or(0);
+        let zero = spec.starts_with('0');
+        let body = match chars.next() {
+            Some('d') => n.to_string(),
+            Some('x') => format!("{n:x}"),
+            Some('%') => "%".to_string(),
+            Some(other) => format!("%{other}"),
+            None => String::new(),
+        };
+        if body.len() < width {
+            let pad = if zero { '0' } else { ' ' };
+            out.extend(std::iter::repeat_n(pad, width - body.len()));
+        }
+        out.push_str(&body);
+    }
+    out
+}
+
+fn archive_kind(artifact: &Artifact) -> ArchiveKind {
+    match &artifact.archive {
+        Some(a) if a.none.is_some() => ArchiveKind::None,
+        Some(a) if a.zip.is_some() => ArchiveKind::Zip,
+        _ => ArchiveKind::TarGz,
+    }
+}
+
+fn archive_name(kind: ArchiveKind) -> &'static str {
+    match kind {
+        ArchiveKind::TarGz => "tgz",
+        ArchiveKind::None => "none",
+        ArchiveKind::Zip => "zip",
+    }
+}
+
+fn archive_from_name(name: &str) -> ArchiveKind {
+    match name {
+        "none" => ArchiveKind::None,
+        "zip" => ArchiveKind::Zip,
+        _ => ArchiveKind::TarGz,
+    }
+}
+
+/// What a step or task refers to when it calls a template.
+struct CallSite<'t> {
+    template: Option<&'t str>,
+    inline: Option<&'t Template>,
+    template_ref: bool,
+    arguments: Option<&'t Arguments>,
+}
+
+impl<'a> Operator<'a> {
+    fn template(&self, name: &str) -> Option<&'a Template> {
+        self.wf
+            .spec
+            .templates
+            .iter()
+            .find(|t| t.name.as_deref() == Some(name))
+    }
+
+    fn node(&self, id: &str) -> Option<&Node> {
+        self.nodes.get(id)
+    }
+
+    fn wake_at(&mut self, at: DateTime<Utc>) {
+        self.wake = Some(self.wake.map_or(at, |w| w.min(at)));
+    }
+
+    /// Create a node if missing; returns its id.
+    fn ensure_node(
+        &mut self,
+        name: &str,
+        display: &str,
+        node_type: NodeType,
+        template: Option<&str>,
+        boundary: Option<&str>,
+        parent: Option<&str>,
+    ) -> String {
+        let id = node_id(self.run, name);
+        if !self.nodes.contains_key(&id) {
+            self.nodes.insert(
+                id.clone(),
+                Node {
+                    id: id.clone(),
+                    name: name.to_string(),
+                    display_name: display.to_string(),
+                    node_type,
+                    template_name: template.map(str::to_string),
+                    phase: Phase::Pending,
+                    boundary_id: boundary.map(str::to_string),
+                    children: Vec::new(),
+                    inputs: Vec::new(),
+                    outputs: Outputs::default(),
+                    message: String::new(),
+                    started_at: Some(ts(self.now)),
+                    finished_at: None,
+                    attempt: 0,
+                    resume_at: None,
+                    launched: false,
+                    exit_hook: None,
+                },
+            );
+            if let Some(parent) = parent {
+                if let Some(p) = self.nodes.get_mut(parent) {
+                    if !p.children.contains(&id) {
+                        p.children.push(id.clone());
+                    }
+                }
+            }
+        }
+        id
+    }
+
+    fn finish(&mut self, id: &str, phase: Phase, message: impl Into<String>) {
+        let now = ts(self.now);
+        if let Some(n) = self.nodes.get_mut(id) {
+            if !n.phase.is_done() {
+                n.phase = phase;
+                n.message = message.into();
+                n.finished_at = Some(now);
+            }
+        }
+    }
+
+    fn set_running(&mut self, id: &str) {
+        if let Some(n) = self.nodes.get_mut(id) {
+            if n.phase == Phase::Pending {
+                n.phase = Phase::Running;
+            }
+        }
+    }
+
+    /// Record a finished step attempt's outcome on its node.
+    pub fn record_outcome(&mut self, id: &str, outcome: &cox_worker::step::StepOutcome) {
+        let Some(node) = self.nodes.get_mut(id) else {
+            return;
+        };
+        if node.phase.is_done() {
+            return;
+        }
+        node.phase = match outcome.phase {
+            cox_worker::step::StepPhase::Succeeded => Phase::Succeeded,
+            cox_worker::step::StepPhase::Failed => Phase::Failed,
+            cox_worker::step::StepPhase::Error => Phase::Error,
+        };
+        node.message = outcome.message.clone();
+        node.outputs.exit_code = outcome.exit_code;
+        node.outputs.result = outcome.result.clone();
+        for (name, value) in &outcome.parameters {
+            node.outputs.parameters.push((name.clone(), value.clone()));
+        }
+        for a in &outcome.artifacts {
+            node.outputs.artifacts.push(ArtifactRef {
+                name: a.name.clone(),
+                key: a.key.clone(),
+                path: a.path.clone(),
+                archive: archive_name(a.archive).to_string(),
+                size: a.size,
+                sha256: a.sha256.clone(),
+            });
+        }
+        if let Some(s) = &outcome.started_at {
+            node.started_at = Some(s.clone());
+        }
+        node.finished_at = Some(outcome.finished_at.clone().unwrap_or_else(|| ts(self.now)));
+    }
+
+    /// Execute a template as node `name`; returns the node id.
+    pub fn execute(
+        &mut self,
+        name: &str,
+        display: &str,
+        call: &Call,
+        boundary: Option<&str>,
+        parent: Option<&str>,
+        extra: &Vars,
+    ) -> String {
+        let id = node_id(self.run, name);
+        if let Some(n) = self.node(&id) {
+            if n.phase.is_done() {
+                return id;
+            }
+        }
+        let template = match &call.template {
+            TemplateSource::Named(t) => match self.template(t) {
+                Some(t) => t,
+                None => {
+                    let id = self.ensure_node(
+                        name,
+                        display,
+                        NodeType::Skipped,
+                        Some(t),
+                        boundary,
+                        parent,
+                    );
+                    self.finish(&id, Phase::Error, format!("template '{t}' not found"));
+                    return id;
+                }
+            },
+            TemplateSource::Inline(t) => t.as_ref(),
+        };
+        let template_name = template.name.clone().unwrap_or_else(|| display.to_string());
+        let template = self.with_defaults(template);
+
+        // Inputs: arguments, then the template's own values and defaults.
+        let mut vars = self.globals.clone();
+        for (k, v) in extra.iter() {
+            vars.insert(k, v.clone());
+        }
+        let inputs = template.inputs.clone().unwrap_or_default();
+        let mut input_values: Vec<(String, String)> = Vec::new();
+        let mut missing = None;
+        for p in &inputs.parameters {
+            // Arguments arrive resolved by the caller and are never expanded again; the
+            // template's own value or default may still name globals.
+            let given = call
+                .parameters
+                .iter()
+                .find(|(n, _)| n == &p.name)
+                .map(|(_, v)| v.clone());
+            let own = || {
+                p.value_str().or_else(|| p.default_str()).map(|v| {
+                    expr::substitute(v, &vars, Unresolved::Leave).unwrap_or_else(|_| v.to_string())
+                })
+            };
+            match given.or_else(own) {
+                Some(v) => {
+                    let allowed = p.enum_strs();
+                    if !allowed.is_empty() && !allowed.contains(&v.as_str()) {
+                        missing = Some(format!(
+                            "inputs.parameters.{} value '{v}' is not in its enum: {}",
+                            p.name,
+                            allowed.join(", ")
+                        ));
+                    }
+                    input_values.push((p.name.clone(), v));
+                }
+                None => missing = Some(format!("inputs.parameters.{} was not supplied", p.name)),
+            }
+        }
+        for (k, v) in &input_values {
+            vars.insert(format!("inputs.parameters.{k}"), Value::String(v.clone()));
+        }
+        if !input_values.is_empty() {
+            let map: serde_json::Map<String, Value> = input_values
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            vars.insert(
+                "inputs.parameters",
+                Value::String(serde_json::to_string(&Value::Object(map)).unwrap_or_default()),
+            );
+        }
+        let mut input_artifacts: Vec<(Artifact, Option<ArtifactInput>)> = Vec::new();
+        for a in &inputs.artifacts {
+            let given = call
+                .artifacts
+                .iter()
+                .find(|(n, _)| n == &a.name)
+                .map(|(_, v)| v.clone());
+            let own = if let Some(raw) = &a.raw {
+                Some(ArtifactInput::Raw(raw.data.clone()))
+            } else {
+                a.http.as_ref().map(|h| ArtifactInput::Http(h.url.clone()))
+            };
+            let source = given.or(own);
+            if source.is_none() && a.optional != Some(true) {
+                missing = Some(format!("inputs.artifacts.{} was not supplied", a.name));
+            }
+            if let Some(p) = &a.path {
+                vars.insert(
+                    format!("inputs.artifacts.{}.path", a.name),
+                    Value::String(p.clone()),
+                );
+            }
+            input_artifacts.push((a.clone(), source));
+        }
+
+        let kind = template.kind();
+        let has_retry = template.retry_strategy.is_some()
+            && matches!(
+                kind,
+                Some(
+                    TemplateKind::Container
+                        | TemplateKind::Script
+                        | TemplateKind::Steps
+                        | TemplateKind::Dag
+                )
+            );
+        let node_type = if has_retry {
+            NodeType::Retry
+        } else {
+            match kind {
+                Some(TemplateKind::Steps) => NodeType::Steps,
+                Some(TemplateKind::Dag) => NodeType::Dag,
+                Some(TemplateKind::Suspend) => NodeType::Suspend,
+                _ => NodeType::Pod,
+            }
+        };
+        let id = self.ensure_node(
+            name,
+            display,
+            node_type,
+            Some(&template_name),
+            boundary,
+            parent,
+        );
+        if let Some(n) = self.nodes.get_mut(&id) {
+            if n.inputs.is_empty() {
+                n.inputs = input_values.clone();
+            }
+        }
+        if let Some(message) = missing {
+            self.finish(&id, Phase::Error, message);
+            return id;
+        }
+        if self.shutdown.is_some()
+            && self
+                .nodes
+                .get(&id)
+                .is_some_and(|n| n.phase == Phase::Pending && !n.launched)
+            && node_type != NodeType::Retry
+        {
+            let message = self.shutdown.clone().unwrap_or_default();
+            self.finish(&id, Phase::Failed, message);
+            return id;
+        }
+
+        if has_retry {
+            self.execute_retry(
+                &id,
+                name,
+                display,
+                &template,
+                &template_name,
+                &vars,
+                &input_artifacts,
+                boundary,
+            );
+        } else {
+            self.execute_kind(
+                &id,
+                name,
+                &template,
+                &template_name,
+                &vars,
+                &input_artifacts,
+                boundary,
+                0,
+            );
+        }
+        id
+    }
+
+    /// The template with `templateDefaults` merged under it.
+    fn with_defaults(&self, template: &Template) -> Template {
+        let Some(defaults) = self.wf.spec.template_defaults.as_deref() else {
+            return template.clone();
+        };
+        let mut base = serde_json::to_value(defaults).unwrap_or(Value::Null);
+        let over = serde_json::to_value(template).unwrap_or(Value::Null);
+        // Only the template type the template itself uses takes defaults of that type.
+        if let (Value::Object(b), Value::Object(o)) = (&mut base, &over) {
+            for key in [
+                "container",
+                "script",
+                "dag",
+                "steps",
+                "suspend",
+                "resource",
+                "containerSet",
+                "http",
+                "data",
+                "plugin",
+            ] {
+                if !o.contains_key(key) {
+                    b.remove(key);
+                }
+            }
+        }
+        merge(&mut base, over);
+        serde_json::from_value(base).unwrap_or_else(|_| template.clone())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn execute_retry(
+        &mut self,
+        id: &str,
+        name: &str,
+        display: &str,
+        template: &Template,
+        template_name: &str,
+        vars: &Vars,
+        artifacts: &[(Artifact, Option<ArtifactInput>)],
+        boundary: Option<&str>,
+    ) {
+        let strategy = template.retry_strategy.clone().unwrap_or_default();
+        self.set_running(id);
+        let children = self
+            .nodes
+            .get(id)
+            .map(|n| n.children.clone())
+            .unwrap_or_default();
+        let attempt = children.len() as u32;
+        if let Some(last) = children.last().and_then(|c| self.nodes.get(c)).cloned() {
+            if !last.phase.is_done() {
+                let mut attempt_vars = vars.clone();
+                attempt_vars.insert("retries", Value::String(last.attempt.to_string()));
+                let mut t = template.clone();
+                t.retry_strategy = None;
+                self.execute_kind(
+                    &last.id,
+                    &last.name,
+                    &t,
+                    template_name,
+                    &attempt_vars,
+                    artifacts,
+                    Some(id).or(boundary),
+                    last.attempt,
+                );
+                if !self.nodes.get(&last.id).is_some_and(|n| n.phase.is_done()) {
+                    return;
+                }
+            }
+            let last = self.nodes.get(&last.id).cloned().unwrap_or(last);
+            if last.phase == Phase::Succeeded {
+                let outputs = last.outputs.clone();
+                if let Some(n) = self.nodes.get_mut(id) {
+                    n.outputs = outputs;
+                }
+                self.finish(id, Phase::Succeeded, "");
+                return;
+            }
+            // Failed or Error: retry?
+            let limit = strategy.limit.as_ref().and_then(|l| match l {
+                IntOrString::Int(i) => Some(*i),
+                IntOrString::String(s) => expr::substitute(s, vars, Unresolved::Leave)
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok(),
+            });
+            let policy = strategy.retry_policy.as_deref().unwrap_or("OnFailure");
+            let policy_allows = match policy {
+                "Always" => true,
+                "OnError" | "OnTransientError" => last.phase == Phase::Error,
+                _ => last.phase == Phase::Failed,
+            };
+            let within_limit = limit.is_none_or(|l| i64::from(attempt) <= l);
+            let mut allowed = policy_allows && within_limit && self.shutdown.is_none();
+            if allowed {
+                if let Some(expression) = strategy.expression.as_deref() {
+                    let mut ev = vars.clone();
+                    ev.insert(
+                        "lastRetry.exitCode",
+                        Value::String(
+                            last.outputs
+                                .exit_code
+                                .map(|c| c.to_string())
+                                .unwrap_or_else(|| "-1".into()),
+                        ),
+                    );
+                    ev.insert(
+                        "lastRetry.status",
+                        Value::String(last.phase.as_str().to_string()),
+                    );
+                    ev.insert("lastRetry.message", Value::String(last.message.clone()));
+                    let duration = match (
+                        last.started_at.as_deref().and_then(parse_ts),
+                        last.finished_at.as_deref().and_then(parse_ts),
+                    ) {
+                        (Some(s), Some(f)) => (f - s).num_seconds().to_string(),
+                        _ => "0".into(),
+                    };
+                    ev.insert("lastRetry.duration", Value::String(duration));
+                    let text = expr::substitute(expression, &ev, Unresolved::Leave)
+                        .unwrap_or_else(|_| expression.to_string());
+                    allowed = matches!(expr::evaluate(&text, &ev), Ok(Value::Bool(true)));
+                }
+            }
+            if !allowed {
+                let message = if within_limit && policy_allows {
+                    last.message.clone()
+                } else {
+                    "No more retries left".to_string()
+                };
+                let outputs = last.outputs.clone();
+                if let Some(n) = self.nodes.get_mut(id) {
+                    n.outputs = outputs;
+                }
+                self.finish(id, last.phase, message);
+                return;
+            }
+            // Backoff before the next attempt.
+            if let Some(backoff) = &strategy.backoff {
+                let base = backoff
+                    .duration
+                    .as_deref()
+                    .and_then(|d| cox_config::duration::parse(d).ok())
+                    .unwrap_or_default();
+                let factor = backoff
+                    .factor
+                    .as_ref()
+                    .and_then(IntOrString::as_i64)
+                    .unwrap_or(1)
+                    .max(1) as f64;
+                let mut wait = base.as_secs_f64() * factor.powi(attempt.saturating_sub(1) as i32);
+                if let Some(cap) = backoff
+                    .cap
+                    .as_deref()
+                    .and_then(|d| cox_config::duration::parse(d).ok())
+                {
+                    wait = wait.min(cap.as_secs_f64());
+                }
+                if let Some(max) = backoff
+                    .max_duration
+                    .as_deref()
+                    .and_then(|d| cox_config::duration::parse(d).ok())
+                {
+                    let first = children
+                        .first()
+                        .and_then(|c| self.nodes.get(c))
+                        .and_then(|n| n.started_at.as_deref())
+                        .and_then(parse_ts);
+                    if first.is_some_and(|f| (self.now - f).to_std().unwrap_or_default() >= max) {
+                        let outputs = last.outputs.clone();
+                        if let Some(n) = self.nodes.get_mut(id) {
+                            n.outputs = outputs;
+                        }
+                        self.finish(id, last.phase, "Max duration limit exceeded");
+                        return;
+                    }
+                }
+                let ready = last
+                    .finished_at
+                    .as_deref()
+                    .and_then(parse_ts)
+                    .unwrap_or(self.now)
+                    + chrono::Duration::milliseconds((wait * 1000.0) as i64);
+                if ready > self.now {
+                    if let Some(n) = self.nodes.get_mut(id) {
+                        n.message = format!("Backoff for {}", humantime(wait));
+                    }
+                    self.wake_at(ready);
+                    return;
+                }
+            }
+        } else if self.shutdown.is_some() {
+            let message = self.shutdown.clone().unwrap_or_default();
+            self.finish(id, Phase::Failed, message);
+            return;
+        }
+        // Start attempt number `attempt`.
+        let child_name = format!("{name}({attempt})");
+        let child_display = format!("{display}({attempt})");
+        let child_type = match template.kind() {
+            Some(TemplateKind::Steps) => NodeType::Steps,
+            Some(TemplateKind::Dag) => NodeType::Dag,
+            _ => NodeType::Pod,
+        };
+        let child = self.ensure_node(
+            &child_name,
+            &child_display,
+            child_type,
+            Some(template_name),
+            Some(id).or(boundary),
+            Some(id),
+        );
+        let inputs = self
+            .nodes
+            .get(id)
+            .map(|n| n.inputs.clone())
+            .unwrap_or_default();
+        if let Some(n) = self.nodes.get_mut(&child) {
+            n.attempt = attempt;
+            n.inputs = inputs;
+        }
+        if let Some(n) = self.nodes.get_mut(id) {
+            n.message.clear();
+        }
+        let mut attempt_vars = vars.clone();
+        attempt_vars.insert("retries", Value::String(attempt.to_string()));
+        let mut t = template.clone();
+        t.retry_strategy = None;
+        self.execute_kind(
+            &child,
+            &child_name,
+            &t,
+            template_name,
+            &attempt_vars,
+            artifacts,
+            boundary,
+            attempt,
+        );
+        // An attempt that ended at once (an error before launch) is looked at next pass.
+        if self.nodes.get(&child).is_some_and(|n| n.phase.is_done()) {
+            self.execute_retry(
+                id,
+                name,
+                display,
+                template,
+                template_name,
+                vars,
+                artifacts,
+                boundary,
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn execute_kind(
+        &mut self,
+        id: &str,
+        name: &str,
+        template: &Template,
+        template_name: &str,
+        vars: &Vars,
+        artifacts: &[(Artifact, Option<ArtifactInput>)],
+        boundary: Option<&str>,
+        attempt: u32,
+    ) {
+        match template.kind() {
+            Some(TemplateKind::Container | TemplateKind::Script) => {
+                self.execute_pod(id, template, vars, artifacts, attempt)
+            }
+            Some(TemplateKind::Steps) => self.execute_steps(id, name, template, vars),
+            Some(TemplateKind::Dag) => self.execute_dag(id, name, template, vars),
+            Some(TemplateKind::Suspend) => self.execute_suspend(id, template, vars),
+            Some(other) => {
+                self.finish(
+                    id,
+                    Phase::Error,
+                    format!(
+                        "{} templates are not supported by the local engine yet",
+                        other.as_str()
+                    ),
+                );
+            }
+            None => self.finish(
+                id,
+                Phase::Error,
+                format!("template '{template_name}' has no single template type"),
+            ),
+        }
+        let _ = boundary;
+        if self.nodes.get(id).is_some_and(|n| n.phase.is_done()) {
+            self.publish_globals(id, template);
+        }
+    }
+
+    fn execute_suspend(&mut self, id: &str, template: &Template, vars: &Vars) {
+        self.set_running(id);
+        let duration = template.suspend.as_ref().and_then(|s| s.duration.clone());
+        let Some(duration) = duration else { return };
+        let duration = expr::substitute(&duration, vars, Unresolved::Leave).unwrap_or(duration);
+        let Ok(d) = cox_config::duration::parse(&duration) else {
+            self.finish(
+                id,
+                Phase::Error,
+                format!("invalid suspend duration '{duration}'"),
+            );
+            return;
+        };
+        let started = self
+            .nodes
+            .get(id)
+            .and_then(|n| n.started_at.as_deref())
+            .and_then(parse_ts)
+            .unwrap_or(self.now);
+        let until = started + chrono::Duration::from_std(d).unwrap_or_default();
+        if self.now >= until {
+            self.finish(id, Phase::Succeeded, "");
+        } else {
+            if let Some(n) = self.nodes.get_mut(id) {
+                n.resume_at = Some(ts(until));
+            }
+            self.wake_at(until);
+        }
+    }
+
+    fn execute_pod(
+        &mut self,
+        id: &str,
+        template: &Template,
+        vars: &Vars,
+        artifacts: &[(Artifact, Option<ArtifactInput>)],
+        attempt: u32,
+    ) {
+        let node = self.nodes.get(id).cloned();
+        let Some(node) = node else { return };
+        if node.launched {
+            return;
+        }
+        if self
+            .parallelism
+            .is_some_and(|limit| self.running_pods >= limit)
+            || !self.boundary_has_slot(node.boundary_id.as_deref())
+        {
+            return;
+        }
+        let mut vars = vars.clone();
+        vars.insert("pod.name", Value::String(id.to_string()));
+        vars.insert("node.name", Value::String(node.name.clone()));
+        // Substitute the whole template once, then read what the step needs.
+        let mut value = serde_json::to_value(template).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut value {
+            map.remove("outputs");
+        }
+        if let Err(e) = substitute_value(&mut value, &vars, Unresolved::Leave) {
+            self.finish(id, Phase::Error, e);
+            return;
+        }
+        let resolved: Template = match serde_json::from_value(value) {
+            Ok(t) => t,
+            Err(e) => {
+                self.finish(id, Phase::Error, format!("cannot resolve template: {e}"));
+                return;
+            }
+        };
+        let (image, command, args, env, working_dir, mounts, script) =
+            if let Some(c) = &resolved.container {
+                (
+                    c.image.clone(),
+                    c.command.clone(),
+                    c.args.clone(),
+                    c.env.clone(),
+                    c.working_dir.clone(),
+                    c.volume_mounts.clone(),
+                    None,
+                )
+            } else if let Some(s) = &resolved.script {
+                (
+                    s.image.clone(),
+                    s.command.clone(),
+                    s.args.clone(),
+                    s.env.clone(),
+                    s.working_dir.clone(),
+                    s.volume_mounts.clone(),
+                    Some(s.source.clone()),
+                )
+            } else {
+                self.finish(id, Phase::Error, "not a container or script template");
+                return;
+            };
+        let mut volumes = Vec::new();
+        for m in &mounts {
+            let volume = self
+                .wf
+                .spec
+                .volumes
+                .iter()
+                .chain(template.volumes.iter())
+                .find(|v| v.get("name").and_then(Value::as_str) == Some(m.name.as_str()));
+            let host = match volume {
+                Some(v) if v.get("hostPath").is_some() => {
+                    v["hostPath"]["path"].as_str().unwrap_or("").into()
+                }
+                Some(v) if v.get("emptyDir").is_some() => {
+                    format!("steps/{id}-{attempt}/volumes/{}", m.name).into()
+                }
+                _ => format!("volumes/{}", m.name).into(),
+            };
+            volumes.push(VolumeMount {
+                host,
+                target: m.mount_path.clone(),
+                read_only: m.read_only.unwrap_or(false),
+            });
+        }
+        let mut input_artifacts = Vec::new();
+        for (a, source) in artifacts {
+            let Some(path) = a.path.clone() else { continue };
+            let source = match source {
+                Some(ArtifactInput::Raw(data)) => ArtifactSource::Raw(
+                    expr::substitute(data, &vars, Unresolved::Leave)
+                        .unwrap_or_else(|_| data.clone()),
+                ),
+                Some(ArtifactInput::Http(url)) => ArtifactSource::Http(url.clone()),
+                Some(ArtifactInput::Stored(r)) => ArtifactSource::Stored {
+                    key: r.key.clone(),
+                    archive: archive_from_name(&r.archive),
+                    size: Some(r.size),
+                    sha256: Some(r.sha256.clone()),
+                },
+                None => ArtifactSource::Absent,
+            };
+            input_artifacts.push(InputArtifact {
+                name: a.name.clone(),
+                path,
+                source,
+                mode: a.mode.map(|m| m as u32),
+            });
+        }
+        let outputs = template.outputs.clone().unwrap_or_default();
+        let mut output_parameters = Vec::new();
+        for p in &outputs.parameters {
+            if let Some(vf) = &p.value_from {
+                if let Some(path) = &vf.path {
+                    let path = expr::substitute(path, &vars, Unresolved::Leave)
+                        .unwrap_or_else(|_| path.clone());
+                    output_parameters.push(OutputParameter {
+                        name: p.name.clone(),
+                        path,
+                        default: vf.default.as_ref().map(|d| d.as_str().to_string()),
+                    });
+                }
+            }
+        }
+        let mut output_artifacts = Vec::new();
+        for a in &outputs.artifacts {
+            let Some(path) = a.path.clone() else { continue };
+            let path = expr::substitute(&path, &vars, Unresolved::Leave).unwrap_or(path);
+            let archive = archive_kind(a);
+            let suffix = match archive {
+                ArchiveKind::TarGz => ".tgz",
+                ArchiveKind::Zip => ".zip",
+                ArchiveKind::None => "",
+            };
+            output_artifacts.push(OutputArtifact {
+                name: a.name.clone(),
+                path,
+                key: format!("{}/{}/{}{}", self.run, id, a.name, suffix),
+                archive,
+                optional: a.optional == Some(true),
+            });
+        }
+        let deadline = resolved
+            .active_deadline_seconds
+            .as_ref()
+            .and_then(IntOrString::as_i64)
+            .map(|s| s.max(0) as u64)
+            .or_else(|| {
+                resolved
+                    .timeout
+                    .as_deref()
+                    .and_then(|t| cox_config::duration::parse(t).ok())
+                    .map(|d| d.as_secs().max(1))
+            });
+        let spec = StepSpec {
+            run: self.run.to_string(),
+            node_id: id.to_string(),
+            attempt,
+            image: image.unwrap_or_default(),
+            command,
+            args,
+            script,
+            env: env
+                .iter()
+                .filter_map(|e| e.value.clone().map(|v| (e.name.clone(), v)))
+                .collect(),
+            working_dir,
+            input_artifacts,
+            output_parameters,
+            output_artifacts,
+            volumes,
+            deadline_seconds: deadline,
+            capture_result: true,
+        };
+        if let Some(n) = self.nodes.get_mut(id) {
+            n.launched = true;
+            n.phase = Phase::Running;
+            n.started_at = Some(ts(self.now));
+        }
+        self.running_pods += 1;
+        self.actions.push(Action::Launch(Box::new(spec)));
+    }
+
+    /// Template-level parallelism: a steps or DAG node limits its running pod descendants.
+    fn boundary_has_slot(&self, boundary: Option<&str>) -> bool {
+        let mut current = boundary.map(str::to_string);
+        while let Some(b) = current {
+            let Some(node) = self.nodes.get(&b) else {
+                break;
+            };
+            if let Some(limit) = node
+                .template_name
+                .as_deref()
+                .and_then(|t| self.template(t))
+                .and_then(|t| t.parallelism)
+            {
+                let running = self.count_running_under(&b);
+                if running >= limit.max(0) as usize {
+                    return false;
+                }
+            }
+            current = node.boundary_id.clone();
+        }
+        true
+    }
+
+    /// Running children (pods, or composite children that are running) directly under a node's
+    /// groups, which is what Argo's template parallelism counts.
+    fn count_running_under(&self, id: &str) -> usize {
+        let Some(node) = self.nodes.get(id) else {
+            return 0;
+        };
+        let mut count = 0;
+        let mut stack: Vec<&str> = node.children.iter().map(String::as_str).collect();
+        while let Some(c) = stack.pop() {
+            let Some(child) = self.nodes.get(c) else {
+                continue;
+            };
+            match child.node_type {
+                NodeType::StepGroup | NodeType::TaskGroup | NodeType::Retry => {
+                    stack.extend(child.children.iter().map(String::as_str))
+                }
+                _ => {
+                    if child.phase == Phase::Running
+                        || (child.node_type == NodeType::Pod
+                            && child.launched
+                            && !child.phase.is_done())
+                    {
+                        count += 1;
+                    }
+                }
+            }
+        }
+        count
+    }
+
+    /// Variables that describe a finished (or running) step or task for its siblings.
+    fn node_vars(&self, vars: &mut Vars, prefix: &str, id: &str, aggregate: bool) {
+        let Some(node) = self.nodes.get(id) else {
+            return;
+        };
+        vars.insert(format!("{prefix}.id"), Value::String(node.id.clone()));
+        vars.insert(
+            format!("{prefix}.status"),
+            Value::String(node.phase.as_str().to_string()),
+        );
+        if let Some(s) = &node.started_at {
+            vars.insert(format!("{prefix}.startedAt"), Value::String(s.clone()));
+        }
+        if let Some(s) = &node.finished_at {
+            vars.insert(format!("{prefix}.finishedAt"), Value::String(s.clone()));
+        }
+        if aggregate {
+            // Loop parent: JSON lists of the children's outputs.
+            let children: Vec<&Node> = node
+                .children
+                .iter()
+                .filter_map(|c| self.nodes.get(c))
+                .collect();
+            let results: Vec<Value> = children
+                .iter()
+                .filter_map(|c| c.outputs.result.clone())
+                .map(|r| serde_json::from_str(&r).unwrap_or(Value::String(r)))
+                .collect();
+            vars.insert(
+                format!("{prefix}.outputs.result"),
+                Value::String(serde_json::to_string(&results).unwrap_or_default()),
+            );
+            let params: Vec<Value> = children
+                .iter()
+                .filter(|c| !c.outputs.parameters.is_empty())
+                .map(|c| {
+                    Value::Object(
+                        c.outputs
+                            .parameters
+                            .iter()
+                            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                            .collect(),
+                    )
+                })
+                .collect();
+            vars.insert(
+                format!("{prefix}.outputs.parameters"),
+                Value::String(serde_json::to_string(&params).unwrap_or_default()),
+            );
+            return;
+        }
+        let outputs = &node.outputs;
+        if let Some(r) = &outputs.result {
+            vars.insert(format!("{prefix}.outputs.result"), Value::String(r.clone()));
+        }
+        if let Some(c) = outputs.exit_code {
+            vars.insert(format!("{prefix}.exitCode"), Value::String(c.to_string()));
+        }
+        for (k, v) in &outputs.parameters {
+            vars.insert(
+                format!("{prefix}.outputs.parameters.{k}"),
+                Value::String(v.clone()),
+            );
+        }
+        for a in &outputs.artifacts {
+            vars.insert(
+                format!("{prefix}.outputs.artifacts.{}", a.name),
+                Value::String(format!("artifact:{}", a.key)),
+            );
+        }
+    }
+
+    /// Find an artifact named by a `from` reference such as `{{steps.gen.outputs.artifacts.out}}`.
+    fn resolve_artifact_from(
+        &self,
+        from: &str,
+        scope: &HashMap<String, String>,
+    ) -> Option<ArtifactRef> {
+        let inner = from
+            .trim()
+            .trim_start_matches("{{")
+            .trim_end_matches("}}")
+            .trim();
+        let (prefix, artifact) = inner.rsplit_once(".outputs.artifacts.")?;
+        let id = scope.get(prefix)?;
+        let node = self.nodes.get(id)?;
+        let found = node
+            .outputs
+            .artifacts
+            .iter()
+            .find(|a| a.name == artifact)
+            .cloned();
+        found.or_else(|| {
+            // A retry or loop parent: look at its children.
+            node.children
+                .iter()
+                .rev()
+                .filter_map(|c| self.nodes.get(c))
+                .find_map(|c| {
+                    c.outputs
+                        .artifacts
+                        .iter()
+                        .find(|a| a.name == artifact)
+                        .cloned()
+                })
+        })
+    }
+
+    /// Resolve a call's arguments in a scope.
+    fn call_for(
+        &self,
+        site: &CallSite<'_>,
+        vars: &Vars,
+        nodes_in_scope: &HashMap<String, String>,
+        inputs_artifacts: &[(String, ArtifactInput)],
+    ) -> Result<Call, String> {
+        let template = match (site.template, site.inline) {
+            (Some(t), _) => TemplateSource::Named(expr::substitute(t, vars, Unresolved::Error).map_err(|e| e.to_string())?),
+            (None, Some(t)) => TemplateSource::Inline(Box::new(t.clone())),
+            (None, None) if site.template_ref => return Err("templateRef needs a stored WorkflowTemplate, which the local engine does not have yet".into()),
+            _ => return Err("step has no template".into()),
+        };
+        let mut parameters = Vec::new();
+        let mut artifacts = Vec::new();
+        if let Some(args) = site.arguments {
+            for p in &args.parameters {
+                let value = self.argument_value(p, vars)?;
+                parameters.push((p.name.clone(), value));
+            }
+            for a in &args.artifacts {
+                let input = if let Some(from) = &a.from {
+                    if let Some(name) = from
+                        .trim()
+                        .strip_prefix("{{inputs.artifacts.")
+                        .and_then(|r| r.strip_suffix("}}"))
+                    {
+                        inputs_artifacts
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map(|(_, v)| v.clone())
+                    } else {
+                        self.resolve_artifact_from(from, nodes_in_scope)
+                            .map(ArtifactInput::Stored)
+                    }
+                } else if let Some(raw) = &a.raw {
+                    Some(ArtifactInput::Raw(
+                        expr::substitute(&raw.data, vars, Unresolved::Leave)
+                            .unwrap_or_else(|_| raw.data.clone()),
+                    ))
+                } else {
+                    a.http.as_ref().map(|h| ArtifactInput::Http(h.url.clone()))
+                };
+                match input {
+                    Some(i) => artifacts.push((a.name.clone(), i)),
+                    None if a.optional == Some(true) => {}
+                    None => {
+                        return Err(format!(
+                            "unable to resolve input artifact '{}' from '{}'",
+                            a.name,
+                            a.from.clone().unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(Call {
+            template,
+            parameters,
+            artifacts,
+        })
+    }
+
+    fn argument_value(&self, p: &Parameter, vars: &Vars) -> Result<String, String> {
+        if let Some(v) = p.value_str() {
+            return expr::substitute(v, vars, Unresolved::Error).map_err(|e| e.to_string());
+        }
+        if let Some(vf) = &p.value_from {
+            if let Some(e) = &vf.expression {
+                let e = expr::substitute(e, vars, Unresolved::Leave).unwrap_or_else(|_| e.clone());
+                return expr::evaluate(&e, vars)
+                    .map(|v| render(&v))
+                    .map_err(|e| e.to_string());
+            }
+            if let Some(d) = &vf.default {
+                return Ok(d.as_str().to_string());
+            }
+        }
+        Err(format!("arguments.parameters.{} has no value", p.name))
+    }
+
+    /// Expand loops: the items a step or task iterates over, if any.
+    fn loop_items(
+        &self,
+        with_items: &[Value],
+        with_param: Option<&str>,
+        with_sequence: Option<&cox_config::model::Sequence>,
+        vars: &Vars,
+    ) -> Result<Option<Vec<Value>>, String> {
+        if !with_items.is_empty() {
+            let mut items = Vec::new();
+            for item in with_items {
+                let mut item = item.clone();
+                substitute_value(&mut item, vars, Unresolved::Error)?;
+                items.push(item);
+            }
+            return Ok(Some(items));
+        }
+        if let Some(param) = with_param {
+            let text =
+                expr::substitute(param, vars, Unresolved::Error).map_err(|e| e.to_string())?;
+            let parsed: Value = serde_json::from_str(&text).map_err(|e| {
+                format!(
+                    "withParam value could not be parsed as a JSON list: {}: {e}",
+                    text.trim()
+                )
+            })?;
+            return match parsed {
+                Value::Array(items) => Ok(Some(items)),
+                _ => Err(format!(
+                    "withParam value could not be parsed as a JSON list: {}",
+                    text.trim()
+                )),
+            };
+        }
+        if let Some(seq) = with_sequence {
+            return sequence(seq, vars).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// The value of a `when` condition after substitution.
+    fn when_holds(&self, when: Option<&str>, vars: &Vars) -> Result<Option<String>, String> {
+        let Some(when) = when else { return Ok(None) };
+        let text = expr::substitute(when, vars, Unresolved::Error).map_err(|e| e.to_string())?;
+        if expr::evaluate_when(&text).map_err(|e| e.to_string())? {
+            Ok(None)
+        } else {
+            Ok(Some(format!("when '{text}' evaluated false")))
+        }
+    }
+
+    fn execute_steps(&mut self, id: &str, name: &str, template: &Template, vars: &Vars) {
+        self.set_running(id);
+        let mut scope_vars = vars.clone();
+        let mut scope_nodes: HashMap<String, String> = HashMap::new();
+        let input_artifacts = self.input_artifacts_of(id);
+        for (i, group) in template.steps.iter().enumerate() {
+            let group_name = format!("{name}[{i}]");
+            let group_id = self.ensure_node(
+                &group_name,
+                &format!("[{i}]"),
+                NodeType::StepGroup,
+                None,
+                Some(id),
+                Some(id),
+            );
+            self.set_running(&group_id);
+            let mut all_done = true;
+            let mut failure: Option<String> = None;
+            for step in group {
+                let step_name_short = step.name.clone().unwrap_or_default();
+                let step_name = format!("{group_name}.{step_name_short}");
+                let mut step_vars = scope_vars.clone();
+                step_vars.insert("steps.name", Value::String(step_name_short.clone()));
+                let site = CallSite {
+                    template: step.template.as_deref(),
+                    inline: step.inline.as_deref(),
+                    template_ref: step.template_ref.is_some(),
+                    arguments: step.arguments.as_ref(),
+                };
+                let step_id = self.run_call(
+                    &step_name,
+                    &step_name_short,
+                    &site,
+                    step.when.as_deref(),
+                    &step.with_items,
+                    step.with_param.as_deref(),
+                    step.with_sequence.as_ref(),
+                    &step_vars,
+                    &scope_nodes,
+                    &input_artifacts,
+                    id,
+                    &group_id,
+                    NodeType::StepGroup,
+                );
+                self.run_exit_hook(
+                    &step_id,
+                    step.on_exit.as_deref(),
+                    step.hooks.get("exit"),
+                    &step_vars,
+                    &scope_nodes,
+                    id,
+                );
+                let Some(node) = self.nodes.get(&step_id) else {
+                    continue;
+                };
+                let hook_pending = node
+                    .exit_hook
+                    .as_ref()
+                    .is_some_and(|h| !self.nodes.get(h).is_some_and(|n| n.phase.is_done()));
+                if !node.phase.is_done() || hook_pending {
+                    all_done = false;
+                } else if node.phase.is_failure() {
+                    let continue_on = step.continue_on.as_ref();
+                    let tolerated = (node.phase == Phase::Failed
+                        && continue_on.and_then(|c| c.failed) == Some(true))
+                        || (node.phase == Phase::Error
+                            && continue_on.and_then(|c| c.error) == Some(true));
+                    if !tolerated && failure.is_none() {
+                        failure = Some(format!("child '{step_id}' failed"));
+                    }
+                }
+            }
+            if !all_done {
+                return;
+            }
+            match failure {
+                Some(message) => {
+                    self.finish(&group_id, Phase::Failed, message.clone());
+                    self.finish(id, Phase::Failed, message);
+                    return;
+                }
+                None => self.finish(&group_id, Phase::Succeeded, ""),
+            }
+            // Later groups see this group's outputs.
+            for step in group {
+                let short = step.name.clone().unwrap_or_default();
+                let step_id = node_id(self.run, &format!("{group_name}.{short}"));
+                let aggregate = !step.with_items.is_empty()
+                    || step.with_param.is_some()
+                    || step.with_sequence.is_some();
+                let prefix = format!("steps.{short}");
+                self.node_vars(&mut scope_vars, &prefix, &step_id, aggregate);
+                scope_nodes.insert(prefix, step_id);
+            }
+        }
+        self.complete_composite(id, template, &scope_vars);
+    }
+
+    fn input_artifacts_of(&self, _id: &str) -> Vec<(String, ArtifactInput)> {
+        Vec::new()
+    }
+
+    /// Run a step or task: `when`, loops, then the template. Returns the node id.
+    #[allow(clippy::too_many_arguments)]
+    fn run_call(
+        &mut self,
+        node_name: &str,
+        display: &str,
+        site: &CallSite<'_>,
+        when: Option<&str>,
+        with_items: &[Value],
+        with_param: Option<&str>,
+        with_sequence: Option<&cox_config::model::Sequence>,
+        vars: &Vars,
+        scope_nodes: &HashMap<String, String>,
+        input_artifacts: &[(String, ArtifactInput)],
+        boundary: &str,
+        parent: &str,
+        parent_type: NodeType,
+    ) -> String {
+        let id = node_id(self.run, node_name);
+        if self.nodes.get(&id).is_some_and(|n| n.phase.is_done()) {
+            return id;
+        }
+        let looped = !with_items.is_empty() || with_param.is_some() || with_sequence.is_some();
+        if !self.nodes.contains_key(&id) {
+            match self.when_holds(when, vars) {
+                Ok(Some(skip)) => {
+                    let sid = self.ensure_node(
+                        node_name,
+                        display,
+                        NodeType::Skipped,
+                        site.template,
+                        Some(boundary),
+                        Some(parent),
+                    );
+                    self.finish(&sid, Phase::Skipped, skip);
+                    return sid;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let sid = self.ensure_node(
+                        node_name,
+                        display,
+                        NodeType::Skipped,
+                        site.template,
+                        Some(boundary),
+                        Some(parent),
+                    );
+                    self.finish(&sid, Phase::Error, e);
+                    return sid;
+                }
+            }
+        }
+        if !looped {
+            return match self.call_for(site, vars, scope_nodes, input_artifacts) {
+                Ok(call) => self.execute(
+                    node_name,
+                    display,
+                    &call,
+                    Some(boundary),
+                    Some(parent),
+                    vars,
+                ),
+                Err(e) => {
+                    let sid = self.ensure_node(
+                        node_name,
+                        display,
+                        NodeType::Pod,
+                        site.template,
+                        Some(boundary),
+                        Some(parent),
+                    );
+                    self.finish(&sid, Phase::Error, e);
+                    sid
+                }
+            };
+        }
+        // A loop: in steps the children hang under the group; in a DAG under a TaskGroup node.
+        let items = match self.loop_items(with_items, with_param, with_sequence, vars) {
+            Ok(items) => items.unwrap_or_default(),
+            Err(e) => {
+                let sid = self.ensure_node(
+                    node_name,
+                    display,
+                    NodeType::Skipped,
+                    site.template,
+                    Some(boundary),
+                    Some(parent),
+                );
+                self.finish(&sid, Phase::Error, e);
+                return sid;
+            }
+        };
+        let group_type = if parent_type == NodeType::StepGroup {
+            NodeType::StepGroup
+        } else {
+            NodeType::TaskGroup
+        };
+        let loop_id = self.ensure_node(
+            node_name,
+            display,
+            group_type,
+            site.template,
+            Some(boundary),
+            Some(parent),
+        );
+        self.set_running(&loop_id);
+        let mut all_done = true;
+        let mut failed = None;
+        let parallel_limit = None::<usize>;
+        let mut running = 0usize;
+        for (i, item) in items.iter().enumerate() {
+            let child_name = format!("{node_name}({i}:{})", item_label(item));
+            let child_display = format!("{display}({i}:{})", item_label(item));
+            let child_id = node_id(self.run, &child_name);
+            if self.nodes.get(&child_id).is_some_and(|n| n.phase.is_done()) {
+                if self.nodes[&child_id].phase.is_failure() && failed.is_none() {
+                    failed = Some(format!("child '{child_id}' failed"));
+                }
+                continue;
+            }
+            if parallel_limit.is_some_and(|l| running >= l) {
+                all_done = false;
+                continue;
+            }
+            let mut item_vars = vars.clone();
+            add_item(&mut item_vars, item);
+            let child = match self.call_for(site, &item_vars, scope_nodes, input_artifacts) {
+                Ok(call) => self.execute(
+                    &child_name,
+                    &child_display,
+                    &call,
+                    Some(boundary),
+                    Some(&loop_id),
+                    &item_vars,
+                ),
+                Err(e) => {
+                    let sid = self.ensure_node(
+                        &child_name,
+                        &child_display,
+                        NodeType::Pod,
+                        site.template,
+                        Some(boundary),
+                        Some(&loop_id),
+                    );
+                    self.finish(&sid, Phase::Error, e);
+                    sid
+                }
+            };
+            match self.nodes.get(&child).map(|n| n.phase) {
+                Some(p) if p.is_done() => {
+                    if p.is_failure() && failed.is_none() {
+                        failed = Some(format!("child '{child}' failed"));
+                    }
+                }
+                _ => {
+                    all_done = false;
+                    running += 1;
+                }
+            }
+        }
+        if all_done {
+            match failed {
+                Some(m) => self.finish(&loop_id, Phase::Failed, m),
+                None => self.finish(&loop_id, Phase::Succeeded, ""),
+            }
+        }
+        loop_id
+    }
+
+    /// Step- or task-level `onExit` / `hooks.exit`, run once the node has ended.
+    fn run_exit_hook(
+        &mut self,
+        id: &str,
+        on_exit: Option<&str>,
+        hook: Option<&cox_config::model::LifecycleHook>,
+        vars: &Vars,
+        scope_nodes: &HashMap<String, String>,
+        boundary: &str,
+    ) {
+        let Some(node) = self.nodes.get(id).cloned() else {
+            return;
+        };
+        if !node.phase.is_done() || node.phase == Phase::Skipped {
+            return;
+        }
+        let (template, arguments) = match (hook, on_exit) {
+            (Some(h), _) => (h.template.as_deref(), h.arguments.as_ref()),
+            (None, Some(t)) => (Some(t), None),
+            (None, None) => return,
+        };
+        let Some(template) = template else { return };
+        let hook_name = format!("{}.onExit", node.name);
+        let mut hook_vars = vars.clone();
+        let short = node.display_name.clone();
+        let mut scope = scope_nodes.clone();
+        for prefix in [format!("steps.{short}"), format!("tasks.{short}")] {
+            self.node_vars(&mut hook_vars, &prefix, id, false);
+            scope.insert(prefix, id.to_string());
+        }
+        let site = CallSite {
+            template: Some(template),
+            inline: None,
+            template_ref: false,
+            arguments,
+        };
+        let hook_id = match self.call_for(&site, &hook_vars, &scope, &[]) {
+            Ok(call) => self.execute(
+                &hook_name,
+                &format!("{short}.onExit"),
+                &call,
+                Some(boundary),
+                Some(id),
+                &hook_vars,
+            ),
+            Err(e) => {
+                let sid = self.ensure_node(
+                    &hook_name,
+                    &format!("{short}.onExit"),
+                    NodeType::Pod,
+                    Some(template),
+                    Some(boundary),
+                    Some(id),
+                );
+                self.finish(&sid, Phase::Error, e);
+                sid
+            }
+        };
+        if let Some(n) = self.nodes.get_mut(id) {
+            n.exit_hook = Some(hook_id);
+        }
+    }
+
+    fn execute_dag(&mut self, id: &str, name: &str, template: &Template, vars: &Vars) {
+        self.set_running(id);
+        let Some(dag) = &template.dag else { return };
+        let fail_fast = dag.fail_fast.unwrap_or(true);
+        let tasks: &Vec<DagTask> = &dag.tasks;
+        let by_name: HashMap<&str, &DagTask> = tasks.iter().map(|t| (t.name.as_str(), t)).collect();
+        let dep_of = |t: &DagTask| -> Result<depends::Depends, String> {
+            match &t.depends {
+                Some(d) => depends::parse(d).map_err(|e| e.to_string()),
+                None => Ok(depends::from_dependencies(&t.dependencies)),
+            }
+        };
+        // Targets: only these tasks and what they need.
+        let targets: Option<HashSet<String>> = dag.target.as_deref().map(|t| {
+            let t = expr::substitute(t, vars, Unresolved::Leave).unwrap_or_else(|_| t.to_string());
+            let mut needed = HashSet::new();
+            let mut stack: Vec<String> = t.split_whitespace().map(str::to_string).collect();
+            while let Some(n) = stack.pop() {
+                if needed.insert(n.clone()) {
+                    if let Some(task) = by_name.get(n.as_str()) {
+                        if let Ok(d) = dep_of(task) {
+                            stack.extend(d.tasks().into_iter().map(str::to_string));
+                        }
+                    }
+                }
+            }
+            needed
+        });
+        let task_node = |op: &Self, t: &str| node_id(op.run, &format!("{name}.{t}"));
+        let mut scope_vars = vars.clone();
+        let mut scope_nodes: HashMap<String, String> = HashMap::new();
+        let input_artifacts = self.input_artifacts_of(id);
+        let mut progress = true;
+        let mut any_unhandled_failure = false;
+        // Keep going while tasks finish within this pass (skips, errors before launch).
+        while progress {
+            progress = false;
+            for task in tasks {
+                if targets.as_ref().is_some_and(|t| !t.contains(&task.name)) {
+                    continue;
+                }
+                let tid = task_node(self, &task.name);
+                if self.nodes.get(&tid).is_some_and(|n| n.phase.is_done()) {
+                    let hook_done = self.nodes[&tid].exit_hook.is_none()
+                        && (task.on_exit.is_some() || task.hooks.contains_key("exit"));
+                    if hook_done {
+                        let mut hv = scope_vars.clone();
+                        hv.insert("tasks.name", Value::String(task.name.clone()));
+                        self.run_exit_hook(
+                            &tid,
+                            task.on_exit.as_deref(),
+                            task.hooks.get("exit"),
+                            &hv,
+                            &scope_nodes,
+                            id,
+                        );
+                    }
+                    continue;
+                }
+                let deps = match dep_of(task) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let sid = self.ensure_node(
+                            &format!("{name}.{}", task.name),
+                            &task.name,
+                            NodeType::Skipped,
+                            task.template.as_deref(),
+                            Some(id),
+                            Some(id),
+                        );
+                        self.finish(&sid, Phase::Error, e);
+                        continue;
+                    }
+                };
+                let states: HashMap<String, depends::TaskState> = deps
+                    .tasks()
+                    .into_iter()
+                    .map(|d| {
+                        let did = task_node(self, d);
+                        let node = self.nodes.get(&did);
+                        let dep_task = by_name.get(d);
+                        let state = depends::TaskState {
+                            phase: node
+                                .map(|n| phase_for_expr(n.phase))
+                                .unwrap_or(depends::NodePhase::Pending),
+                            daemoned: false,
+                            children: node.filter(|n| n.node_type == NodeType::TaskGroup).map(
+                                |n| {
+                                    n.children
+                                        .iter()
+                                        .filter_map(|c| self.nodes.get(c))
+                                        .map(|c| phase_for_expr(c.phase))
+                                        .collect()
+                                },
+                            ),
+                            continue_on_failed: dep_task
+                                .and_then(|t| t.continue_on.as_ref())
+                                .and_then(|c| c.failed)
+                                == Some(true),
+                            continue_on_error: dep_task
+                                .and_then(|t| t.continue_on.as_ref())
+                                .and_then(|c| c.error)
+                                == Some(true),
+                        };
+                        (d.to_string(), state)
+                    })
+                    .collect();
+                if !states.values().all(depends::TaskState::fulfilled) {
+                    continue;
+                }
+                if self.shutdown.is_some() && !self.nodes.contains_key(&tid) {
+                    continue;
+                }
+                let satisfied =
+                    deps.evaluate(&|t: &str| states.get(t).cloned().unwrap_or_default());
+                if !satisfied {
+                    let sid = self.ensure_node(
+                        &format!("{name}.{}", task.name),
+                        &task.name,
+                        NodeType::Skipped,
+                        task.template.as_deref(),
+                        Some(id),
+                        Some(id),
+                    );
+                    self.finish(&sid, Phase::Omitted, "omitted: depends condition not met");
+                    progress = true;
+                    continue;
+                }
+                // Dependencies' outputs in scope.
+                for d in deps.tasks() {
+                    let did = task_node(self, d);
+                    let aggregate = by_name.get(d).is_some_and(|t| {
+                        !t.with_items.is_empty()
+                            || t.with_param.is_some()
+                            || t.with_sequence.is_some()
+                    });
+                    self.node_vars(&mut scope_vars, &format!("tasks.{d}"), &did, aggregate);
+                    scope_nodes.insert(format!("tasks.{d}"), did);
+                }
+                let mut task_vars = scope_vars.clone();
+                task_vars.insert("tasks.name", Value::String(task.name.clone()));
+                let site = CallSite {
+                    template: task.template.as_deref(),
+                    inline: task.inline.as_deref(),
+                    template_ref: task.template_ref.is_some(),
+                    arguments: task.arguments.as_ref(),
+                };
+                let before = self.nodes.contains_key(&tid);
+                let tid = self.run_call(
+                    &format!("{name}.{}", task.name),
+                    &task.name,
+                    &site,
+                    task.when.as_deref(),
+                    &task.with_items,
+                    task.with_param.as_deref(),
+                    task.with_sequence.as_ref(),
+                    &task_vars,
+                    &scope_nodes,
+                    &input_artifacts,
+                    id,
+                    id,
+                    NodeType::TaskGroup,
+                );
+                if self.nodes.get(&tid).is_some_and(|n| n.phase.is_done()) {
+                    self.run_exit_hook(
+                        &tid,
+                        task.on_exit.as_deref(),
+                        task.hooks.get("exit"),
+                        &task_vars,
+                        &scope_nodes,
+                        id,
+                    );
+                    progress = true;
+                } else if !before {
+                    // Launched now; nothing more this pass for it.
+                }
+            }
+            // failFast: a failure stops new tasks.
+            if fail_fast && self.shutdown.is_none() {
+                let failed = tasks.iter().any(|t| {
+                    let n = self.nodes.get(&task_node(self, &t.name));
+                    n.is_some_and(|n| n.phase.is_failure())
+                        && t.continue_on.as_ref().and_then(|c| c.failed) != Some(true)
+                        && !self.failure_handled(tasks, &t.name, name)
+                });
+                if failed {
+                    any_unhandled_failure = true;
+                }
+            }
+        }
+        // Done when every (target) task is done.
+        let relevant: Vec<&DagTask> = tasks
+            .iter()
+            .filter(|t| targets.as_ref().is_none_or(|s| s.contains(&t.name)))
+            .collect();
+        let pending: Vec<&&DagTask> = relevant
+            .iter()
+            .filter(|t| {
+                !self
+                    .nodes
+                    .get(&task_node(self, &t.name))
+                    .is_some_and(|n| n.phase.is_done())
+            })
+            .collect();
+        let running = pending
+            .iter()
+            .any(|t| self.nodes.contains_key(&task_node(self, &t.name)));
+        let hooks_running = relevant.iter().any(|t| {
+            self.nodes
+                .get(&task_node(self, &t.name))
+                .and_then(|n| n.exit_hook.clone())
+                .is_some_and(|h| !self.nodes.get(&h).is_some_and(|n| n.phase.is_done()))
+        });
+        if running || hooks_running {
+            return;
+        }
+        if !pending.is_empty() && !any_unhandled_failure {
+            // Tasks wait on something that will never come; mark them omitted.
+            for t in &pending {
+                let sid = self.ensure_node(
+                    &format!("{name}.{}", t.name),
+                    &t.name,
+                    NodeType::Skipped,
+                    t.template.as_deref(),
+                    Some(id),
+                    Some(id),
+                );
+                self.finish(&sid, Phase::Omitted, "omitted: depends condition not met");
+            }
+        }
+        // Phase: any failed task whose failure no dependent handled fails the DAG.
+        let mut failure = None;
+        for t in &relevant {
+            let tid = task_node(self, &t.name);
+            let Some(n) = self.nodes.get(&tid) else {
+                continue;
+            };
+            if n.phase.is_failure()
+                && t.continue_on.as_ref().and_then(|c| {
+                    if n.phase == Phase::Failed {
+                        c.failed
+                    } else {
+                        c.error
+                    }
+                }) != Some(true)
+                && !self.failure_handled(tasks, &t.name, name)
+            {
+                failure = Some(format!("child '{tid}' failed"));
+                break;
+            }
+        }
+        for t in tasks {
+            let tid = task_node(self, &t.name);
+            let aggregate =
+                !t.with_items.is_empty() || t.with_param.is_some() || t.with_sequence.is_some();
+            self.node_vars(
+                &mut scope_vars,
+                &format!("tasks.{}", t.name),
+                &tid,
+                aggregate,
+            );
+            scope_nodes.insert(format!("tasks.{}", t.name), tid);
+        }
+        match failure {
+            Some(m) => self.finish(id, Phase::Failed, m),
+            None => self.complete_composite(id, template, &scope_vars),
+        }
+    }
+
+    /// A failed task is handled when a task depending on it ran anyway (its depends held).
+    fn failure_handled(&self, tasks: &[DagTask], failed: &str, dag_name: &str) -> bool {
+        tasks.iter().any(|t| {
+            let names_it = match &t.depends {
+                Some(d) => depends::parse(d)
+                    .map(|d| d.tasks().contains(&failed))
+                    .unwrap_or(false),
+                None => t.dependencies.iter().any(|d| d == failed),
+            };
+            names_it
+                && self
+                    .nodes
+                    .get(&node_id(self.run, &format!("{dag_name}.{}", t.name)))
+                    .is_some_and(|n| n.phase != Phase::Omitted)
+        })
+    }
+
+    /// A steps or DAG template ended well: compute its outputs.
+    fn complete_composite(&mut self, id: &str, template: &Template, scope: &Vars) {
+        let outputs = template.outputs.clone().unwrap_or_default();
+        let mut parameters = Vec::new();
+        let mut artifacts = Vec::new();
+        for p in &outputs.parameters {
+            let value = if let Some(vf) = &p.value_from {
+                if let Some(param) = &vf.parameter {
+                    expr::substitute(param, scope, Unresolved::Error).map_err(|e| e.to_string())
+                } else if let Some(e) = &vf.expression {
+                    let e =
+                        expr::substitute(e, scope, Unresolved::Leave).unwrap_or_else(|_| e.clone());
+                    expr::evaluate(&e, scope)
+                        .map(|v| render(&v))
+                        .map_err(|e| e.to_string())
+                } else {
+                    Err("no parameter source".to_string())
+                }
+                .or_else(|e| vf.default.as_ref().map(|d| d.as_str().to_string()).ok_or(e))
+            } else {
+                p.value_str()
+                    .map(|v| {
+                        expr::substitute(v, scope, Unresolved::Leave)
+                            .unwrap_or_else(|_| v.to_string())
+                    })
+                    .ok_or_else(|| "no value".to_string())
+            };
+            match value {
+                Ok(v) => parameters.push((p.name.clone(), v)),
+                Err(e) => {
+                    self.finish(
+                        id,
+                        Phase::Error,
+                        format!("unable to resolve outputs.parameters.{}: {e}", p.name),
+                    );
+                    return;
+                }
+            }
+        }
+        let scope_nodes: HashMap<String, String> = scope
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_suffix(".id")
+                    .map(|p| (p.to_string(), v.as_str().unwrap_or_default().to_string()))
+            })
+            .collect();
+        for a in &outputs.artifacts {
+            if let Some(from) = &a.from {
+                if let Some(r) = self.resolve_artifact_from(from, &scope_nodes) {
+                    artifacts.push(ArtifactRef {
+                        name: a.name.clone(),
+                        ..r
+                    });
+                } else if a.optional != Some(true) {
+                    self.finish(
+                        id,
+                        Phase::Error,
+                        format!(
+                            "unable to resolve outputs.artifacts.{} from '{from}'",
+                            a.name
+                        ),
+                    );
+                    return;
+                }
+            }
+        }
+        if let Some(n) = self.nodes.get_mut(id) {
+            n.outputs.parameters = parameters;
+            n.outputs.artifacts = artifacts;
+        }
+        self.finish(id, Phase::Succeeded, "");
+    }
+
+    /// Publish `globalName` outputs of a finished node.
+    fn publish_globals(&mut self, id: &str, template: &Template) {
+        let Some(outputs) = &template.outputs else {
+            return;
+        };
+        let Some(node) = self.nodes.get(id) else {
+            return;
+        };
+        let mut found = Vec::new();
+        for p in &outputs.parameters {
+            if let Some(g) = &p.global_name {
+                if let Some(v) = node.outputs.parameter(&p.name) {
+                    found.push((g.clone(), v.to_string()));
+                }
+            }
+        }
+        for (g, v) in found {
+            self.globals.insert(
+                format!("workflow.outputs.parameters.{g}"),
+                Value::String(v.clone()),
+            );
+            self.global_parameters.retain(|(n, _)| n != &g);
+            self.global_parameters.push((g, v));
+        }
+    }
+}
+
+/// How an expression's value reads when substituted into text (Go's `%v` for scalars).
+pub(crate) fn render(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+            _ => n.to_string(),
+        },
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn humantime(seconds: f64) -> String {
+    if seconds >= 60.0 {
+        format!("{}m{}s", (seconds / 60.0) as u64, (seconds % 60.0) as u64)
+    } else {
+        format!("{}s", seconds.round() as u64)
+    }
+}

@@ -1,0 +1,276 @@
+//! The machine driven by scripted step outcomes: no processes, no clock, no I/O.
+
+use super::*;
+use chrono::{Duration, TimeZone};
+use cox_config::load::load;
+use cox_config::model::{Manifest, Workflow};
+use cox_worker::step::{StepOutcome, StepPhase};
+
+fn workflow(yaml: &str) -> Workflow {
+    let loaded = load("test.yaml", yaml);
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    match loaded.documents.into_iter().next().map(|d| d.manifest) {
+        Some(Manifest::Workflow(mut wf)) => {
+            wf.metadata.name = Some("wf".into());
+            wf
+        }
+        other => panic!("not a workflow: {other:?}"),
+    }
+}
+
+fn ok(result: &str) -> StepOutcome {
+    StepOutcome {
+        phase: StepPhase::Succeeded,
+        exit_code: Some(0),
+        message: String::new(),
+        result: Some(result.into()),
+        parameters: Vec::new(),
+        artifacts: Vec::new(),
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+fn failed(code: i32) -> StepOutcome {
+    StepOutcome {
+        phase: StepPhase::Failed,
+        exit_code: Some(code),
+        message: format!("Error (exit code {code})"),
+        result: Some(String::new()),
+        parameters: Vec::new(),
+        artifacts: Vec::new(),
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+/// Run to the end, answering each launch with `answer(spec)`; returns the launch order
+/// (the first argument of each step, or its node name).
+fn drive(
+    state: &mut RunState,
+    mut answer: impl FnMut(&cox_worker::step::StepSpec) -> StepOutcome,
+) -> Vec<String> {
+    let mut now = chrono::Utc
+        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("time");
+    let mut queue: Vec<cox_worker::step::StepSpec> = Vec::new();
+    let mut launched = Vec::new();
+    let mut actions = state.apply(Event::Start { now });
+    for _ in 0..10_000 {
+        let mut wake = None;
+        for action in actions.drain(..) {
+            match action {
+                Action::Launch(spec) => {
+                    launched.push(
+                        spec.args
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| spec.node_id.clone()),
+                    );
+                    queue.push(*spec);
+                }
+                Action::WakeAt { at } => wake = Some(at),
+                Action::Finished => return launched,
+                Action::Cancel { .. } => {}
+            }
+        }
+        now += Duration::seconds(1);
+        if !queue.is_empty() {
+            let spec = queue.remove(0);
+            let outcome = answer(&spec);
+            actions = state.apply(Event::StepFinished {
+                node_id: spec.node_id.clone(),
+                outcome,
+                now,
+            });
+        } else if let Some(at) = wake {
+            now = now.max(at);
+            actions = state.apply(Event::Timer { now });
+        } else {
+            panic!(
+                "stuck: nothing running, nothing to wait for: {:#?}",
+                state.workflow_json()["status"]
+            );
+        }
+    }
+    panic!("did not finish");
+}
+
+fn node_phase(state: &RunState, display: &str) -> Option<&'static str> {
+    state
+        .nodes
+        .values()
+        .find(|n| n.display_name == display)
+        .map(|n| n.phase.as_str())
+}
+
+const ECHO: &str = "  - name: echo\n    inputs: {parameters: [{name: m}]}\n    container: {image: busybox, command: [echo], args: [\"{{inputs.parameters.m}}\"]}\n";
+
+#[test]
+fn a_single_container_runs_and_the_workflow_succeeds() {
+    let mut state = RunState::new(workflow("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: x-}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    container: {image: busybox, command: [echo], args: [hi]}\n"), chrono::Utc::now()).expect("state");
+    let launched = drive(&mut state, |_| ok("hi"));
+    assert_eq!(launched, ["hi"]);
+    assert_eq!(state.phase(), Phase::Succeeded);
+    let json = state.workflow_json();
+    assert_eq!(json["status"]["phase"], "Succeeded");
+    assert_eq!(json["status"]["nodes"]["wf"]["outputs"]["result"], "hi");
+}
+
+#[test]
+fn steps_run_group_after_group_and_pass_outputs() {
+    let yaml = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: x}}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: a, template: echo, arguments: {{parameters: [{{name: m, value: one}}]}}}}\n    - - {{name: b, template: echo, arguments: {{parameters: [{{name: m, value: \"got {{{{steps.a.outputs.result}}}}\"}}]}}}}\n      - {{name: c, template: echo, arguments: {{parameters: [{{name: m, value: three}}]}}}}\n{ECHO}"
+    );
+    let mut state = RunState::new(workflow(&yaml), chrono::Utc::now()).expect("state");
+    let launched = drive(&mut state, |spec| ok(&spec.args[0]));
+    assert_eq!(launched, ["one", "got one", "three"]);
+    assert_eq!(state.phase(), Phase::Succeeded);
+    assert_eq!(node_phase(&state, "[1]"), Some("Succeeded"));
+}
+
+#[test]
+fn a_dag_diamond_respects_dependencies_and_a_failure_fails_it() {
+    let yaml = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: x}}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    dag:\n      tasks:\n      - {{name: A, template: echo, arguments: {{parameters: [{{name: m, value: A}}]}}}}\n      - {{name: B, depends: A, template: echo, arguments: {{parameters: [{{name: m, value: B}}]}}}}\n      - {{name: C, depends: A, template: echo, arguments: {{parameters: [{{name: m, value: C}}]}}}}\n      - {{name: D, depends: B && C, template: echo, arguments: {{parameters: [{{name: m, value: D}}]}}}}\n{ECHO}"
+    );
+    let mut state = RunState::new(workflow(&yaml), chrono::Utc::now()).expect("state");
+    let launched = drive(&mut state, |spec| ok(&spec.args[0]));
+    assert_eq!(launched, ["A", "B", "C", "D"]);
+    assert_eq!(state.phase(), Phase::Succeeded);
+
+    let mut state = RunState::new(workflow(&yaml), chrono::Utc::now()).expect("state");
+    let launched = drive(&mut state, |spec| {
+        if spec.args[0] == "B" {
+            failed(1)
+        } else {
+            ok("")
+        }
+    });
+    assert_eq!(launched, ["A", "B", "C"], "D never starts after B failed");
+    assert_eq!(state.phase(), Phase::Failed);
+    assert_eq!(node_phase(&state, "D"), Some("Omitted"));
+    assert!(state.message.starts_with("child '"), "{}", state.message);
+}
+
+#[test]
+fn when_false_skips_with_argos_message() {
+    let yaml = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: x}}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: flip, template: echo, arguments: {{parameters: [{{name: m, value: tails}}]}}}}\n    - - {{name: heads, template: echo, when: \"{{{{steps.flip.outputs.result}}}} == heads\", arguments: {{parameters: [{{name: m, value: H}}]}}}}\n      - {{name: tails, template: echo, when: \"{{{{steps.flip.outputs.result}}}} == tails\", arguments: {{parameters: [{{name: m, value: T}}]}}}}\n{ECHO}"
+    );
+    let mut state = RunState::new(workflow(&yaml), chrono::Utc::now()).expect("state");
+    let launched = drive(&mut state, |spec| ok(&spec.args[0]));
+    assert_eq!(launched, ["tails", "T"]);
+    let heads = state
+        .nodes
+        .values()
+        .find(|n| n.display_name == "heads")
+        .expect("heads node");
+    assert_eq!(heads.phase, Phase::Skipped);
+    assert_eq!(heads.message, "when 'tails == heads' evaluated false");
+}
+
+#[test]
+fn retries_until_success_then_no_more_retries_left() {
+    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    retryStrategy: {limit: 2}\n    container: {image: busybox, command: [sh], args: [\"attempt {{retries}}\"]}\n";
+    let mut state = RunState::new(workflow(yaml), chrono::Utc::now()).expect("state");
+    let launched = drive(&mut state, |spec| {
+        if spec.attempt < 2 { failed(1) } else { ok("") }
+    });
+    assert_eq!(launched, ["attempt 0", "attempt 1", "attempt 2"]);
+    assert_eq!(state.phase(), Phase::Succeeded);
+
+    let mut state = RunState::new(workflow(yaml), chrono::Utc::now()).expect("state");
+    let launched = drive(&mut state, |_| failed(1));
+    assert_eq!(launched.len(), 3);
+    assert_eq!(state.phase(), Phase::Failed);
+    let retry = &state.nodes["wf"];
+    assert_eq!(retry.node_type, NodeType::Retry);
+    assert_eq!(retry.message, "No more retries left");
+}
+
+#[test]
+fn loops_expand_items_and_aggregate_outputs() {
+    let yaml = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: x}}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: each, template: echo, arguments: {{parameters: [{{name: m, value: \"{{{{item.n}}}}\"}}]}}, withItems: [{{n: 1}}, {{n: 2}}, {{n: 3}}]}}\n    - - {{name: sum, template: echo, arguments: {{parameters: [{{name: m, value: \"{{{{steps.each.outputs.result}}}}\"}}]}}}}\n{ECHO}"
+    );
+    let mut state = RunState::new(workflow(&yaml), chrono::Utc::now()).expect("state");
+    let launched = drive(&mut state, |spec| ok(&spec.args[0]));
+    assert_eq!(launched, ["1", "2", "3", "[1,2,3]"]);
+    assert!(
+        state
+            .nodes
+            .values()
+            .any(|n| n.display_name == "each(1:{\"n\":2})")
+    );
+}
+
+#[test]
+fn values_with_braces_and_shell_syntax_pass_unchanged() {
+    let yaml = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: x}}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: a, template: echo, arguments: {{parameters: [{{name: m, value: one}}]}}}}\n    - - {{name: b, template: echo, arguments: {{parameters: [{{name: m, value: \"{{{{steps.a.outputs.result}}}}\"}}]}}}}\n{ECHO}"
+    );
+    let tricky = "{{workflow.name}} $(rm -rf /) 'q' \"d\"";
+    let mut state = RunState::new(workflow(&yaml), chrono::Utc::now()).expect("state");
+    let launched = drive(&mut state, |spec| {
+        if spec.args[0] == "one" {
+            ok(tricky)
+        } else {
+            ok("")
+        }
+    });
+    assert_eq!(launched, ["one", tricky]);
+}
+
+#[test]
+fn the_exit_handler_sees_the_workflow_status() {
+    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  onExit: bye\n  templates:\n  - name: main\n    container: {image: busybox, command: [sh], args: [main]}\n  - name: bye\n    container: {image: busybox, command: [sh], args: [\"status {{workflow.status}}\"]}\n";
+    let mut state = RunState::new(workflow(yaml), chrono::Utc::now()).expect("state");
+    let launched = drive(&mut state, |spec| {
+        if spec.args[0] == "main" {
+            failed(2)
+        } else {
+            ok("")
+        }
+    });
+    assert_eq!(launched, ["main", "status Failed"]);
+    assert_eq!(state.phase(), Phase::Failed);
+}
+
+#[test]
+fn workflow_parallelism_limits_running_steps() {
+    let yaml = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: x}}\nspec:\n  entrypoint: main\n  parallelism: 2\n  templates:\n  - name: main\n    steps:\n    - - {{name: each, template: echo, arguments: {{parameters: [{{name: m, value: \"{{{{item}}}}\"}}]}}, withItems: [a, b, c, d, e]}}\n{ECHO}"
+    );
+    let mut state = RunState::new(workflow(&yaml), chrono::Utc::now()).expect("state");
+    let now = chrono::Utc::now();
+    let launches = |actions: &[Action]| -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| {
+                if let Action::Launch(s) = a {
+                    Some(s.node_id.clone())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    };
+    let mut running = launches(&state.apply(Event::Start { now }));
+    assert_eq!(running.len(), 2);
+    let mut total = running.len();
+    while let Some(done) = running.pop() {
+        let more = launches(&state.apply(Event::StepFinished {
+            node_id: done,
+            outcome: ok(""),
+            now,
+        }));
+        assert!(more.len() <= 1, "a finished step frees one slot");
+        total += more.len();
+        running.extend(more);
+        assert!(running.len() <= 2);
+    }
+    assert_eq!(total, 5);
+    assert_eq!(state.phase(), Phase::Succeeded);
+}
