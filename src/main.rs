@@ -1,6 +1,7 @@
 //! `cox`: the Coxswain command line. Parsing and wiring only; the work lives in the crates.
 
 mod lint;
+mod step_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,6 +21,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Hidden `cox __step` and `cox argosay`, before clap: see step_cmd.rs.
+    if let Some(code) = step_cmd::dispatch() {
+        return code;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Lint(args) => lint::run(&args),

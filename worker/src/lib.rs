@@ -16,16 +16,26 @@
 //! - [`exit`]: `ExitStatus` and `Exit` (status, Argo-style message, timing, result).
 //! - [`error`]: the crate's `Error` and `Result`.
 //! - [`step`]: the scheduler-facing contract: `StepSpec`, `StepOutcome` and the `Executor` trait.
+//! - [`executor`]: `LocalExecutor`, the `Executor` running steps as host processes through the wrapper.
+//! - [`wrapper`]: the in-step wrapper (`cox __step`): inputs, program, outputs, `outcome.json`.
+//! - [`images`]: the image table: entrypoints and command aliases of images on this host.
+//! - [`argosay`]: `cox argosay`, the builtin stand-in for the `argoproj/argosay:v2` image.
 
+pub mod argosay;
 pub mod error;
+pub mod executor;
 pub mod exit;
+pub mod images;
 pub mod local;
 pub mod logs;
 pub mod spec;
 pub mod step;
+pub mod wrapper;
 
 pub use error::{Error, Result};
+pub use executor::{LocalExecutor, LocalExecutorConfig};
 pub use exit::{Exit, ExitStatus};
+pub use images::{ImageEntry, ImageError, ImageTable};
 pub use local::{Canceller, LocalProcess, Running, check_sandbox};
 pub use logs::{LogFollower, LogLine, Stream, read_log};
 pub use spec::{Mount, ProcessSpec};

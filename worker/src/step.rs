@@ -118,7 +118,8 @@ pub struct OutputArtifact {
 /// A volume mounted into a step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VolumeMount {
-    /// Directory on the host (a hostPath, or a per-run or per-step directory).
+    /// Directory on the host: absolute for a hostPath; relative paths name the run's own
+    /// volumes (emptyDir, volume claims) under the run's data directory.
     pub host: PathBuf,
     /// Where it appears inside the step.
     pub target: String,
@@ -198,7 +199,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Executor: Send + Sync + 'static {
     /// Run one attempt to its end. Cancelling `cancel` stops the step (SIGTERM, grace, SIGKILL)
     /// and the outcome then says so. Never panics on a step's failure: failures are outcomes.
-    fn run(&self, spec: StepSpec, cancel: tokio_util::sync::CancellationToken) -> BoxFuture<'_, StepOutcome>;
+    fn run(
+        &self,
+        spec: StepSpec,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> BoxFuture<'_, StepOutcome>;
 
     /// Where the attempt's log is kept (JSON lines, see [`crate::logs`]), if it is a file.
     fn log_path(&self, run: &str, node_id: &str, attempt: u32) -> Option<PathBuf>;

@@ -1,0 +1,23 @@
+//! Hidden, internal subcommands of `cox`, dispatched before clap parses the command line
+//! so that their arguments arrive byte for byte (an argosay message may well be `--help`):
+//!
+//! - `cox __step SPEC_JSON --artifacts DIR [--images FILE]`: the in-step wrapper that runs
+//!   inside every local step (see `cox_worker::wrapper`);
+//! - `cox argosay ARGS...`: the builtin stand-in for the `argoproj/argosay:v2` image (see
+//!   `cox_worker::argosay`), which the image table maps that image to.
+//!
+//! Neither is listed in `cox --help`; both are for `cox` itself to run.
+
+use std::process::ExitCode;
+
+/// Runs a hidden subcommand when the first argument names one; `None` otherwise.
+pub fn dispatch() -> Option<ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match args.first().map(String::as_str) {
+        Some(cox_worker::executor::STEP_SUBCOMMAND) => cox_worker::wrapper::main(&args[1..]),
+        Some("argosay") => cox_worker::argosay::main(&args[1..]),
+        _ => return None,
+    };
+    // Exit codes outside 0..=255 (a negative or huge `exit N`) wrap as a shell's would.
+    Some(ExitCode::from(code.rem_euclid(256) as u8))
+}

@@ -1,0 +1,362 @@
+//! [`LocalExecutor`]: the [`Executor`] that runs steps as host processes, in a bubblewrap
+//! sandbox or plain (`--no-sandbox`), through the in-step wrapper ([`crate::wrapper`]).
+//!
+//! # Step directory
+//!
+//! Each attempt owns `<data>/runs/<run>/<node_id>-<attempt>/` (a previous directory of the
+//! same attempt is removed first):
+//!
+//! ```text
+//! spec.json      the StepSpec, as given
+//! images.json    the image table, as configured
+//! work/          the working directory (see crate::spec)
+//! log.jsonl      stdout and stderr of the wrapper and the program (see crate::logs)
+//! script         a script template's source
+//! bin/           the image's aliases, first on PATH
+//! outcome.json   the StepOutcome the wrapper wrote
+//! ```
+//!
+//! # Sandbox
+//!
+//! Besides what [`crate::local`] sets up (read-only host root, private `/tmp`, the working
+//! directory), a sandboxed step sees:
+//! - the step directory, writable, at [`STEP_MOUNT`] (`/.cox/step`);
+//! - the `cox` binary, read-only, at [`COX_MOUNT`] (`/.cox/cox`);
+//! - the artifact repository directory, writable, at its own host path;
+//! - the spec's volumes;
+//! - a private, empty directory at the first missing ancestor of each artifact or output
+//!   parameter path whose directory does not exist on the host (`/argo/inputs/x` works
+//!   although the host has no `/argo`). A path under an existing host directory other than
+//!   `/tmp`, the working directory or a volume is read-only, as the host root is.
+//!
+//! Without the sandbox the wrapper runs as `cox __step <host step dir>/spec.json ...` in
+//! `work/`; paths in the spec are host paths (`/tmp/out.txt` is the host's `/tmp`), and
+//! volumes outside the working directory are refused (see [`crate::local`]).
+//!
+//! # Ending
+//!
+//! The step ends when the program does, or is stopped (SIGTERM to every process of the
+//! step, then SIGKILL after [`LocalExecutorConfig::grace`]) when its deadline passes
+//! (`Failed`, [`DEADLINE_MESSAGE`]) or the cancel token fires (`Failed`, [`STOPPED_MESSAGE`]).
+//! A wrapper that ends without writing an outcome gives `Error`.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::images::ImageTable;
+use crate::local::LocalProcess;
+use crate::spec::{Mount, ProcessSpec};
+use crate::step::{BoxFuture, Executor, StepOutcome, StepPhase, StepSpec};
+use crate::wrapper::{IMAGES_FILE, OUTCOME_FILE, SPEC_FILE};
+
+/// Where the step directory appears in the sandbox.
+pub const STEP_MOUNT: &str = "/.cox/step";
+/// Where the `cox` binary appears in the sandbox.
+pub const COX_MOUNT: &str = "/.cox/cox";
+/// The wrapper's hidden subcommand.
+pub const STEP_SUBCOMMAND: &str = "__step";
+/// Node message when `deadline_seconds` passed (Argo's wording).
+pub const DEADLINE_MESSAGE: &str = "Step exceeded its deadline";
+/// Node message when the cancel token fired.
+pub const STOPPED_MESSAGE: &str = "Stopped";
+
+/// How a [`LocalExecutor`] runs steps.
+#[derive(Debug, Clone)]
+pub struct LocalExecutorConfig {
+    /// Data directory; steps live under `<data_dir>/runs/<run>/<node_id>-<attempt>/`.
+    pub data_dir: PathBuf,
+    /// The local artifact repository's directory (created when missing).
+    pub artifact_dir: PathBuf,
+    /// What images mean on this host.
+    pub images: ImageTable,
+    /// Run steps in the bubblewrap sandbox (`false`: `--no-sandbox`).
+    pub sandbox: bool,
+    /// The binary that has the `__step` and `argosay` subcommands (normally `cox` itself).
+    pub cox_binary: PathBuf,
+    /// Time between SIGTERM and SIGKILL when a step is stopped.
+    pub grace: Duration,
+}
+
+impl LocalExecutorConfig {
+    /// Sandboxed, built-in image table, this executable as the `cox` binary, 10 s grace.
+    pub fn new(data_dir: impl Into<PathBuf>, artifact_dir: impl Into<PathBuf>) -> Self {
+        LocalExecutorConfig {
+            data_dir: data_dir.into(),
+            artifact_dir: artifact_dir.into(),
+            images: ImageTable::builtin(),
+            sandbox: true,
+            cox_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cox")),
+            grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Runs steps as local processes (see the module doc).
+#[derive(Debug, Clone)]
+pub struct LocalExecutor {
+    config: Arc<LocalExecutorConfig>,
+}
+
+/// Why a step was stopped.
+#[derive(Clone, Copy)]
+enum Stop {
+    Deadline,
+    Cancelled,
+}
+
+impl LocalExecutor {
+    /// An executor with `config`.
+    pub fn new(config: LocalExecutorConfig) -> Self {
+        LocalExecutor {
+            config: Arc::new(config),
+        }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &LocalExecutorConfig {
+        &self.config
+    }
+
+    /// The host directory of one attempt.
+    pub fn step_dir(&self, run: &str, node_id: &str, attempt: u32) -> PathBuf {
+        self.config
+            .data_dir
+            .join("runs")
+            .join(path_safe(run))
+            .join(format!("{}-{attempt}", path_safe(node_id)))
+    }
+
+    async fn run_step(&self, spec: StepSpec, cancel: CancellationToken) -> StepOutcome {
+        let cfg = &*self.config;
+        // Fail early, with the table's message, when the image cannot be resolved.
+        if let Err(e) = cfg
+            .images
+            .resolve(&spec.image, &spec.command, &spec.args, &cfg.cox_binary)
+        {
+            return StepOutcome::error(e.to_string());
+        }
+        let step_dir = self.step_dir(&spec.run, &spec.node_id, spec.attempt);
+        let process = match self.prepare(&spec, &step_dir) {
+            Ok(p) => p,
+            Err(e) => return StepOutcome::error(e),
+        };
+        let running = match LocalProcess::spawn(process).await {
+            Ok(r) => r,
+            Err(e) => return StepOutcome::error(format!("cannot start step: {e}")),
+        };
+        let canceller = running.canceller();
+        let wait = running.wait();
+        tokio::pin!(wait);
+        let deadline = async {
+            match spec.deadline_seconds {
+                Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let stop = tokio::select! {
+            exit = &mut wait => Err(exit),
+            () = deadline => Ok(Stop::Deadline),
+            () = cancel.cancelled() => Ok(Stop::Cancelled),
+        };
+        let (stop, exit) = match stop {
+            Err(exit) => (None, exit),
+            Ok(stop) => {
+                if let Err(e) = canceller.cancel(cfg.grace).await {
+                    tracing::warn!(error = %e, "cannot stop step");
+                }
+                (Some(stop), wait.await)
+            }
+        };
+        let exit = match exit {
+            Ok(exit) => exit,
+            Err(e) => return StepOutcome::error(format!("lost the step process: {e}")),
+        };
+
+        let outcome_path = step_dir.join(OUTCOME_FILE);
+        let mut outcome = match std::fs::read(&outcome_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<StepOutcome>(&b).ok())
+        {
+            Some(o) => o,
+            None => {
+                let mut o = StepOutcome::error(format!(
+                    "the step wrapper ended ({}) without reporting an outcome; see the step log {}",
+                    exit.status,
+                    exit_log(&step_dir).display()
+                ));
+                o.exit_code = Some(exit.status.container_code());
+                o
+            }
+        };
+        if let Some(stop) = stop {
+            outcome.phase = StepPhase::Failed;
+            outcome.message = match stop {
+                Stop::Deadline => DEADLINE_MESSAGE,
+                Stop::Cancelled => STOPPED_MESSAGE,
+            }
+            .to_string();
+            outcome.exit_code = outcome.exit_code.or(Some(exit.status.container_code()));
+        }
+        if spec.capture_result {
+            outcome.result = Some(exit.result.clone());
+        }
+        outcome.started_at = outcome
+            .started_at
+            .or_else(|| Some(exit.started.to_rfc3339()));
+        outcome.finished_at = outcome
+            .finished_at
+            .or_else(|| Some(exit.finished.to_rfc3339()));
+        outcome
+    }
+
+    /// Creates the step directory, writes the spec and the table, builds the process spec.
+    fn prepare(&self, spec: &StepSpec, step_dir: &Path) -> Result<ProcessSpec, String> {
+        let cfg = &*self.config;
+        let io = |what: &str, path: &Path, e: std::io::Error| {
+            format!("cannot {what} {}: {e}", path.display())
+        };
+        if step_dir.exists() {
+            std::fs::remove_dir_all(step_dir).map_err(|e| io("clear", step_dir, e))?;
+        }
+        std::fs::create_dir_all(step_dir).map_err(|e| io("create", step_dir, e))?;
+        std::fs::create_dir_all(&cfg.artifact_dir)
+            .map_err(|e| io("create", &cfg.artifact_dir, e))?;
+        let artifact_dir = std::fs::canonicalize(&cfg.artifact_dir)
+            .map_err(|e| io("resolve", &cfg.artifact_dir, e))?;
+        std::fs::write(step_dir.join(SPEC_FILE), to_json(spec))
+            .map_err(|e| io("write", &step_dir.join(SPEC_FILE), e))?;
+        std::fs::write(step_dir.join(IMAGES_FILE), to_json(&cfg.images))
+            .map_err(|e| io("write", &step_dir.join(IMAGES_FILE), e))?;
+
+        let (inner_step, cox) = if cfg.sandbox {
+            (PathBuf::from(STEP_MOUNT), PathBuf::from(COX_MOUNT))
+        } else {
+            let abs = std::path::absolute(step_dir).map_err(|e| io("resolve", step_dir, e))?;
+            (abs, cfg.cox_binary.clone())
+        };
+        let argv = vec![
+            cox.display().to_string(),
+            STEP_SUBCOMMAND.to_string(),
+            inner_step.join(SPEC_FILE).display().to_string(),
+            "--artifacts".to_string(),
+            artifact_dir.display().to_string(),
+            "--images".to_string(),
+            inner_step.join(IMAGES_FILE).display().to_string(),
+        ];
+        let mut process = ProcessSpec::new(argv, step_dir).sandbox(cfg.sandbox);
+        process.env = spec.env.clone();
+        process.workdir = spec.working_dir.as_ref().map(PathBuf::from);
+        for v in &spec.volumes {
+            // Relative hosts are the run's own volumes (emptyDir, claims): under its directory.
+            let host = if v.host.is_relative() {
+                let dir = cfg.data_dir.join("runs").join(&spec.run).join(&v.host);
+                std::fs::create_dir_all(&dir).map_err(|e| io("create volume", &dir, e))?;
+                dir
+            } else {
+                v.host.clone()
+            };
+            process.mounts.push(Mount::Bind {
+                host,
+                target: PathBuf::from(&v.target),
+                read_only: v.read_only,
+            });
+        }
+        if cfg.sandbox {
+            process.mounts.push(Mount::Bind {
+                host: std::path::absolute(step_dir).map_err(|e| io("resolve", step_dir, e))?,
+                target: STEP_MOUNT.into(),
+                read_only: false,
+            });
+            process.mounts.push(Mount::Bind {
+                host: cfg.cox_binary.clone(),
+                target: COX_MOUNT.into(),
+                read_only: true,
+            });
+            process.mounts.push(Mount::Bind {
+                host: artifact_dir.clone(),
+                target: artifact_dir,
+                read_only: false,
+            });
+            let workdir = process.effective_workdir();
+            for dir in private_dirs(spec, &workdir) {
+                process.mounts.push(Mount::Tmpfs { target: dir });
+            }
+        }
+        Ok(process)
+    }
+}
+
+/// Pretty JSON (a serialization failure writes `null`, which the wrapper reports).
+fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"null".to_vec())
+}
+
+fn exit_log(step_dir: &Path) -> PathBuf {
+    step_dir.join("log.jsonl")
+}
+
+/// A run or node id as one path component.
+fn path_safe(id: &str) -> String {
+    let s: String = id
+        .chars()
+        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+        .collect();
+    if s.is_empty() || s.starts_with('.') {
+        format!("_{s}")
+    } else {
+        s
+    }
+}
+
+/// Directories to give the step privately so that artifact and parameter paths under
+/// directories missing on the host can be written: the first missing ancestor of each
+/// path's directory, unless it lies under `/tmp`, the working directory, a volume or
+/// `/.cox`.
+fn private_dirs(spec: &StepSpec, workdir: &Path) -> Vec<PathBuf> {
+    let paths = spec
+        .input_artifacts
+        .iter()
+        .map(|a| a.path.as_str())
+        .chain(spec.output_parameters.iter().map(|p| p.path.as_str()))
+        .chain(spec.output_artifacts.iter().map(|a| a.path.as_str()));
+    let mut covered: Vec<PathBuf> = vec![
+        PathBuf::from("/tmp"),
+        workdir.to_path_buf(),
+        PathBuf::from("/.cox"),
+    ];
+    covered.extend(spec.volumes.iter().map(|v| PathBuf::from(&v.target)));
+    let mut out: Vec<PathBuf> = Vec::new();
+    for path in paths {
+        let path = Path::new(path);
+        if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
+            continue;
+        }
+        let Some(dir) = path.parent() else { continue };
+        if covered.iter().chain(out.iter()).any(|c| dir.starts_with(c)) {
+            continue;
+        }
+        let mut cur = PathBuf::from("/");
+        for comp in dir.components().skip(1) {
+            cur.push(comp);
+            if std::fs::symlink_metadata(&cur).is_err() {
+                out.retain(|o| !o.starts_with(&cur));
+                out.push(cur);
+                break;
+            }
+        }
+    }
+    out
+}
+
+impl Executor for LocalExecutor {
+    fn run(&self, spec: StepSpec, cancel: CancellationToken) -> BoxFuture<'_, StepOutcome> {
+        Box::pin(self.run_step(spec, cancel))
+    }
+
+    fn log_path(&self, run: &str, node_id: &str, attempt: u32) -> Option<PathBuf> {
+        Some(exit_log(&self.step_dir(run, node_id, attempt)))
+    }
+}

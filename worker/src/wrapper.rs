@@ -1,0 +1,443 @@
+//! The in-step wrapper, `cox __step SPEC_JSON --artifacts DIR [--images FILE]`: runs inside
+//! the step (the sandbox, or a plain process with `--no-sandbox`) around the user's program.
+//!
+//! 1. reads the [`StepSpec`] from `SPEC_JSON`; the directory holding it is the step
+//!    directory as the step sees it (`/.cox/step` when sandboxed);
+//! 2. places the input artifacts (raw text, objects of the artifact repository at `DIR`,
+//!    checked against their recorded size and SHA-256) and sets their modes;
+//! 3. writes a script template's source to `<step>/script` and appends that path to the
+//!    argv (Argo: the script file is the last argument);
+//! 4. resolves the argv with the image table `FILE` (the template's `command`, or the
+//!    image's entrypoint, then `args`) and links the image's aliases into `<step>/bin`,
+//!    put first on `PATH`;
+//! 5. runs the program with the step's environment and working directory, stdin closed,
+//!    stdout and stderr inherited (so the process layer logs them and captures the result);
+//! 6. reads output parameters from files and saves output artifacts to the repository;
+//! 7. writes the [`StepOutcome`] as JSON to `<step>/outcome.json` and exits with the
+//!    program's exit code.
+//!
+//! The wrapper's own messages go to stderr, prefixed `cox-step:`, never to stdout (which
+//! is the step's `outputs.result`). SIGTERM does not stop the wrapper: the program gets it
+//! too (the whole step is signalled), and the wrapper waits for it to end.
+//!
+//! # Outcomes (as Argo)
+//! - exit code 0 and every output collected: `Succeeded`;
+//! - non-zero exit: `Failed`, `Error (exit code N)` (outputs are still collected);
+//! - an output parameter's file missing without a default: `Error`,
+//!   `open <path>: no such file or directory`; a missing non-optional output artifact:
+//!   `Error`, `output artifact <name>: open <path>: no such file or directory`;
+//! - inputs that cannot be placed, a program that cannot be started: `Error`.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use cox_artifacts::{Archive, ArtifactRepository, Expected};
+
+use crate::images::ImageTable;
+use crate::step::{ArchiveKind, ArtifactSource, SavedArtifact, StepOutcome, StepPhase, StepSpec};
+
+/// The spec file in the step directory.
+pub const SPEC_FILE: &str = "spec.json";
+/// The image table file in the step directory.
+pub const IMAGES_FILE: &str = "images.json";
+/// The outcome file the wrapper writes in the step directory.
+pub const OUTCOME_FILE: &str = "outcome.json";
+/// A script template's source, in the step directory.
+pub const SCRIPT_FILE: &str = "script";
+/// The per-step directory of alias symlinks, in the step directory.
+pub const BIN_DIR: &str = "bin";
+
+/// The wrapper's command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrapperArgs {
+    /// The spec file; its directory is the step directory.
+    pub spec: PathBuf,
+    /// The local artifact repository's directory.
+    pub artifacts: PathBuf,
+    /// The image table as JSON (all entries, as [`ImageTable`] serializes); without it only
+    /// `command` works.
+    pub images: Option<PathBuf>,
+}
+
+impl WrapperArgs {
+    /// Parses `SPEC_JSON --artifacts DIR [--images FILE]`.
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let (mut spec, mut artifacts, mut images) = (None, None, None);
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = |name: &str| {
+                it.next()
+                    .map(PathBuf::from)
+                    .ok_or_else(|| format!("{name} needs a value"))
+            };
+            match arg.as_str() {
+                "--artifacts" => artifacts = Some(value("--artifacts")?),
+                "--images" => images = Some(value("--images")?),
+                other if other.starts_with("--") => return Err(format!("unknown option {other}")),
+                other if spec.is_none() => spec = Some(PathBuf::from(other)),
+                other => return Err(format!("unexpected argument {other:?}")),
+            }
+        }
+        Ok(WrapperArgs {
+            spec: spec.ok_or("missing SPEC_JSON")?,
+            artifacts: artifacts.ok_or("missing --artifacts DIR")?,
+            images,
+        })
+    }
+
+    /// The step directory (the spec file's directory).
+    pub fn step_dir(&self) -> PathBuf {
+        match self.spec.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
+/// Entry point of `cox __step ARGS...`: runs the step and returns the process exit code
+/// (the program's, or 1 when it did not run; 2 for bad arguments).
+pub fn main(args: &[String]) -> i32 {
+    let args = match WrapperArgs::parse(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("cox-step: {e}\nusage: cox __step SPEC_JSON --artifacts DIR [--images FILE]");
+            return 2;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cox-step: cannot start: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async {
+        let outcome = run(&args).await;
+        let outcome_path = args.step_dir().join(OUTCOME_FILE);
+        if let Err(e) = write_outcome(&outcome_path, &outcome) {
+            eprintln!("cox-step: cannot write {}: {e}", outcome_path.display());
+            return 1;
+        }
+        match (outcome.exit_code, outcome.phase) {
+            (Some(code), _) => code,
+            (None, StepPhase::Succeeded) => 0,
+            (None, _) => 1,
+        }
+    })
+}
+
+/// Writes `outcome` as JSON, atomically (temporary file renamed into place).
+pub fn write_outcome(path: &Path, outcome: &StepOutcome) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(outcome).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::rename(&tmp, path)
+}
+
+fn diag(msg: impl std::fmt::Display) {
+    eprintln!("cox-step: {msg}");
+}
+
+/// Runs the step described by `args` and returns its outcome (not yet written).
+pub async fn run(args: &WrapperArgs) -> StepOutcome {
+    // The whole step gets SIGTERM on cancel; the wrapper outlives its program.
+    let _term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let fail = |msg: String| {
+        diag(&msg);
+        StepOutcome::error(msg)
+    };
+    let spec: StepSpec = match std::fs::read(&args.spec)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            return fail(format!(
+                "cannot read step spec {}: {e}",
+                args.spec.display()
+            ));
+        }
+    };
+    let step_dir = args.step_dir();
+    let repo = match ArtifactRepository::local(&args.artifacts) {
+        Ok(r) => r,
+        Err(e) => {
+            return fail(format!(
+                "cannot open artifact repository {}: {e}",
+                args.artifacts.display()
+            ));
+        }
+    };
+    if let Err(e) = stage_inputs(&spec, &repo).await {
+        return fail(e);
+    }
+    let table = match &args.images {
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<ImageTable>(&t).map_err(|e| e.to_string()))
+        {
+            Ok(t) => t,
+            Err(e) => return fail(format!("cannot read image table {}: {e}", path.display())),
+        },
+        None => ImageTable {
+            images: Vec::new(),
+            source: None,
+        },
+    };
+    let cox = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cox"));
+    let mut resolved = match table.resolve(&spec.image, &spec.command, &spec.args, &cox) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    if let Some(source) = &spec.script {
+        let script = step_dir.join(SCRIPT_FILE);
+        if let Err(e) = std::fs::write(&script, source)
+            .and_then(|()| std::fs::set_permissions(&script, PermissionsExt::from_mode(0o755)))
+        {
+            return fail(format!("cannot write script {}: {e}", script.display()));
+        }
+        resolved.argv.push(script.display().to_string());
+    }
+    let path_env = match link_aliases(&step_dir, &resolved.aliases) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+
+    let mut cmd = tokio::process::Command::new(&resolved.argv[0]);
+    cmd.args(&resolved.argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    if let Some(path) = path_env {
+        cmd.env("PATH", path);
+    }
+    let started = chrono::Utc::now();
+    let status = match cmd.spawn() {
+        Ok(mut child) => child.wait().await,
+        Err(e) => Err(e),
+    };
+    let finished = chrono::Utc::now();
+    let status = match status {
+        Ok(s) => crate::exit::ExitStatus::from(s),
+        Err(e) => {
+            let mut o = fail(format!("cannot run {:?}: {e}", resolved.argv[0]));
+            o.started_at = Some(started.to_rfc3339());
+            o.finished_at = Some(finished.to_rfc3339());
+            return o;
+        }
+    };
+    let code = status.container_code();
+    let mut outcome = StepOutcome {
+        phase: if status.success() {
+            StepPhase::Succeeded
+        } else {
+            StepPhase::Failed
+        },
+        exit_code: Some(code),
+        message: status.message().unwrap_or_default(),
+        result: None,
+        parameters: Vec::new(),
+        artifacts: Vec::new(),
+        started_at: Some(started.to_rfc3339()),
+        finished_at: Some(finished.to_rfc3339()),
+    };
+    let mut problems = Vec::new();
+    collect_parameters(&spec, &mut outcome, &mut problems);
+    save_artifacts(&spec, &repo, &mut outcome, &mut problems).await;
+    if !problems.is_empty() {
+        for p in &problems {
+            diag(p);
+        }
+        if outcome.phase == StepPhase::Succeeded {
+            outcome.phase = StepPhase::Error;
+            outcome.message = problems.join("; ");
+        }
+    }
+    outcome
+}
+
+fn archive_of(kind: ArchiveKind) -> Archive {
+    match kind {
+        ArchiveKind::TarGz => Archive::default(),
+        ArchiveKind::None => Archive::None,
+        ArchiveKind::Zip => Archive::Zip,
+    }
+}
+
+async fn stage_inputs(spec: &StepSpec, repo: &ArtifactRepository) -> Result<(), String> {
+    for input in &spec.input_artifacts {
+        let path = Path::new(&input.path);
+        let what = |e: &dyn std::fmt::Display| {
+            format!("input artifact {:?} at {}: {e}", input.name, input.path)
+        };
+        if matches!(input.source, ArtifactSource::Absent) {
+            continue;
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| what(&e))?;
+        }
+        match &input.source {
+            ArtifactSource::Absent => {}
+            ArtifactSource::Raw(text) => std::fs::write(path, text).map_err(|e| what(&e))?,
+            ArtifactSource::Stored {
+                key,
+                archive,
+                size,
+                sha256,
+            } => {
+                let expected = match (size, sha256) {
+                    (Some(size), Some(sha)) => Some(Expected::new(*size, sha.clone())),
+                    _ => None,
+                };
+                repo.load_path(key, path, archive_of(*archive), expected)
+                    .await
+                    .map_err(|e| what(&e))?;
+            }
+            ArtifactSource::Http(url) => {
+                return Err(what(&format!(
+                    "http artifacts are not supported yet ({url})"
+                )));
+            }
+        }
+        if let Some(mode) = input.mode {
+            set_mode(path, mode).map_err(|e| what(&e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets `mode` on a file, or on a directory's files (directories stay traversable).
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            set_mode(&entry?.path(), mode)?;
+        }
+        Ok(())
+    } else if meta.is_file() {
+        std::fs::set_permissions(path, PermissionsExt::from_mode(mode))
+    } else {
+        Ok(())
+    }
+}
+
+/// Links each alias into `<step>/bin` and returns the `PATH` with it first (`None`
+/// without aliases).
+fn link_aliases(
+    step_dir: &Path,
+    aliases: &BTreeMap<String, String>,
+) -> Result<Option<String>, String> {
+    if aliases.is_empty() {
+        return Ok(None);
+    }
+    let path = std::env::var("PATH").unwrap_or_else(|_| crate::spec::DEFAULT_PATH.into());
+    let bin = step_dir.join(BIN_DIR);
+    std::fs::create_dir_all(&bin).map_err(|e| format!("cannot create {}: {e}", bin.display()))?;
+    for (name, program) in aliases {
+        if name.is_empty() || name.contains('/') {
+            return Err(format!("invalid alias name {name:?} in the image table"));
+        }
+        let target = if program.contains('/') {
+            Some(PathBuf::from(program))
+        } else {
+            std::env::split_paths(&path)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        };
+        let Some(target) = target else {
+            diag(format!(
+                "alias {name} -> {program}: {program} not found on PATH; alias skipped"
+            ));
+            continue;
+        };
+        let link = bin.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link)
+            .map_err(|e| format!("cannot link alias {}: {e}", link.display()))?;
+    }
+    Ok(Some(format!("{}:{path}", bin.display())))
+}
+
+/// Argo trims one trailing newline from a parameter file.
+fn collect_parameters(spec: &StepSpec, outcome: &mut StepOutcome, problems: &mut Vec<String>) {
+    for p in &spec.output_parameters {
+        match std::fs::read(&p.path) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                outcome.parameters.push((p.name.clone(), text.to_string()));
+            }
+            Err(e) => match &p.default {
+                Some(default) => outcome.parameters.push((p.name.clone(), default.clone())),
+                None => problems.push(open_error(&p.path, &e)),
+            },
+        }
+    }
+}
+
+/// Go's wording for a failed open, as Argo reports it.
+fn open_error(path: &str, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => format!("open {path}: no such file or directory"),
+        std::io::ErrorKind::PermissionDenied => format!("open {path}: permission denied"),
+        _ => format!("open {path}: {e}"),
+    }
+}
+
+async fn save_artifacts(
+    spec: &StepSpec,
+    repo: &ArtifactRepository,
+    outcome: &mut StepOutcome,
+    problems: &mut Vec<String>,
+) {
+    for a in &spec.output_artifacts {
+        if let Err(e) = std::fs::metadata(&a.path) {
+            if !a.optional {
+                problems.push(format!(
+                    "output artifact {:?}: {}",
+                    a.name,
+                    open_error(&a.path, &e)
+                ));
+            }
+            continue;
+        }
+        match repo
+            .save_path(Path::new(&a.path), &a.key, archive_of(a.archive))
+            .await
+        {
+            Ok(saved) => outcome.artifacts.push(SavedArtifact {
+                name: a.name.clone(),
+                path: a.path.clone(),
+                key: saved.key,
+                archive: a.archive,
+                size: saved.size,
+                sha256: saved.sha256,
+            }),
+            Err(e) => problems.push(format!("cannot save output artifact {:?}: {e}", a.name)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_arguments() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let a = WrapperArgs::parse(&s(&["/s/spec.json", "--artifacts", "/a", "--images", "/i"]))
+            .unwrap();
+        assert_eq!(a.step_dir(), PathBuf::from("/s"));
+        assert_eq!(a.images, Some(PathBuf::from("/i")));
+        assert!(WrapperArgs::parse(&s(&["/s/spec.json"])).is_err());
+        assert!(WrapperArgs::parse(&s(&["x", "--artifacts"])).is_err());
+        assert!(WrapperArgs::parse(&s(&["x", "--bogus", "y"])).is_err());
+    }
+}

@@ -1,0 +1,566 @@
+//! LocalExecutor end to end: real wrapper processes (the `cox-step-test` binary), sandboxed
+//! (bubblewrap) and plain. Sandboxed cases are skipped, with a message, where bubblewrap
+//! cannot run.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cox_worker::executor::{DEADLINE_MESSAGE, STOPPED_MESSAGE};
+use cox_worker::step::{
+    ArchiveKind, ArtifactSource, Executor, InputArtifact, OutputArtifact, OutputParameter,
+    StepOutcome, StepPhase, StepSpec,
+};
+use cox_worker::{ImageEntry, ImageTable, LocalExecutor, LocalExecutorConfig, check_sandbox};
+use tokio_util::sync::CancellationToken;
+
+const COX: &str = env!("CARGO_BIN_EXE_cox-step-test");
+
+async fn can_sandbox(sandbox: bool) -> bool {
+    if !sandbox {
+        return true;
+    }
+    match check_sandbox().await {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("skipping sandboxed test: {e}");
+            false
+        }
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    exec: LocalExecutor,
+    sandbox: bool,
+}
+
+fn setup(sandbox: bool) -> Setup {
+    setup_with(sandbox, ImageTable::builtin())
+}
+
+fn setup_with(sandbox: bool, images: ImageTable) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = LocalExecutorConfig::new(dir.path().join("data"), dir.path().join("artifacts"));
+    cfg.sandbox = sandbox;
+    cfg.cox_binary = PathBuf::from(COX);
+    cfg.grace = Duration::from_secs(1);
+    cfg.images = images;
+    Setup {
+        _dir: dir,
+        exec: LocalExecutor::new(cfg),
+        sandbox,
+    }
+}
+
+impl Setup {
+    /// A path for step files: under the private `/tmp` when sandboxed, relative to the
+    /// step's working directory without the sandbox (whose `/tmp` is the host's).
+    fn path(&self, name: &str) -> String {
+        if self.sandbox {
+            format!("/tmp/{name}")
+        } else {
+            name.to_string()
+        }
+    }
+
+    async fn run(&self, spec: StepSpec) -> StepOutcome {
+        self.exec.run(spec, CancellationToken::new()).await
+    }
+}
+
+fn spec(node: &str, image: &str, command: &[&str], args: &[&str]) -> StepSpec {
+    StepSpec {
+        run: "run-1".into(),
+        node_id: node.into(),
+        attempt: 0,
+        image: image.into(),
+        command: command.iter().map(|s| s.to_string()).collect(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        script: None,
+        env: Vec::new(),
+        working_dir: None,
+        input_artifacts: Vec::new(),
+        output_parameters: Vec::new(),
+        output_artifacts: Vec::new(),
+        volumes: Vec::new(),
+        deadline_seconds: None,
+        capture_result: true,
+    }
+}
+
+fn param(name: &str, path: &str, default: Option<&str>) -> OutputParameter {
+    OutputParameter {
+        name: name.into(),
+        path: path.into(),
+        default: default.map(Into::into),
+    }
+}
+
+fn succeeded(o: &StepOutcome) {
+    assert_eq!(o.phase, StepPhase::Succeeded, "{o:#?}");
+    assert_eq!(o.exit_code, Some(0), "{o:#?}");
+    assert_eq!(o.message, "", "{o:#?}");
+}
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sandboxed() {
+                super::$name(true).await
+            }
+            #[tokio::test]
+            async fn plain() {
+                super::$name(false).await
+            }
+        }
+    };
+}
+
+both!(echo_gives_result);
+async fn echo_gives_result(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    let s = setup(sandbox);
+    let o = s.run(spec("echo", "busybox", &["echo"], &["hello"])).await;
+    succeeded(&o);
+    assert_eq!(o.result.as_deref(), Some("hello"));
+    assert!(o.started_at.is_some() && o.finished_at.is_some());
+    let log = s.exec.log_path("run-1", "echo", 0).expect("log path");
+    assert!(log.ends_with("runs/run-1/echo-0/log.jsonl"), "{log:?}");
+    assert!(std::fs::read_to_string(log).unwrap().contains("hello"));
+
+    let mut quiet = spec("quiet", "busybox", &["echo"], &["x"]);
+    quiet.capture_result = false;
+    assert_eq!(s.run(quiet).await.result, None);
+}
+
+both!(exit_code_fails);
+async fn exit_code_fails(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    let s = setup(sandbox);
+    let o = s
+        .run(spec(
+            "fail",
+            "alpine",
+            &["sh", "-c", "echo out; exit 3"],
+            &[],
+        ))
+        .await;
+    assert_eq!(o.phase, StepPhase::Failed, "{o:#?}");
+    assert_eq!(o.exit_code, Some(3));
+    assert_eq!(o.message, "Error (exit code 3)");
+    assert_eq!(o.result.as_deref(), Some("out"));
+}
+
+both!(env_workdir_and_script);
+async fn env_workdir_and_script(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    let s = setup(sandbox);
+    let mut sp = spec("env", "alpine", &["sh", "-c", "echo $FOO; pwd"], &[]);
+    sp.env = vec![("FOO".into(), "bar baz".into())];
+    sp.working_dir = Some("/src".into());
+    let o = s.run(sp).await;
+    succeeded(&o);
+    let want_dir = if sandbox {
+        "/src".to_string()
+    } else {
+        s.exec
+            .step_dir("run-1", "env", 0)
+            .join("work")
+            .display()
+            .to_string()
+    };
+    assert_eq!(o.result.unwrap(), format!("bar baz\n{want_dir}"));
+
+    let mut sp = spec("script", "python:3.12", &["sh"], &[]);
+    sp.script = Some("echo from script\necho \"args: $#\"\n".into());
+    let o = s.run(sp).await;
+    succeeded(&o);
+    assert_eq!(o.result.as_deref(), Some("from script\nargs: 0"));
+}
+
+both!(output_parameters);
+async fn output_parameters(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    let s = setup(sandbox);
+    let out = s.path("out.txt");
+    let mk = |node: &str, value: &str| {
+        let mut sp = spec(
+            node,
+            "busybox",
+            &[
+                "sh",
+                "-c",
+                "sleep 0.3; printf '%s\\n' \"$1\" > \"$2\"",
+                "sh",
+            ],
+            &[value, &out],
+        );
+        sp.output_parameters = vec![param("v", &out, None)];
+        sp
+    };
+    // Two steps at once writing the same path each get their own value.
+    let (a, b) = tokio::join!(s.run(mk("a", "alpha")), s.run(mk("b", "beta")));
+    succeeded(&a);
+    succeeded(&b);
+    assert_eq!(a.parameters, [("v".to_string(), "alpha".to_string())]);
+    assert_eq!(b.parameters, [("v".to_string(), "beta".to_string())]);
+
+    // Missing file: the default, or an error with Go's wording.
+    let missing = s.path("nope.txt");
+    let mut sp = spec("dflt", "busybox", &["true"], &[]);
+    sp.output_parameters = vec![param("p", &missing, Some("fallback"))];
+    let o = s.run(sp).await;
+    succeeded(&o);
+    assert_eq!(o.parameters, [("p".to_string(), "fallback".to_string())]);
+
+    let mut sp = spec("nodflt", "busybox", &["true"], &[]);
+    sp.output_parameters = vec![param("p", &missing, None)];
+    let o = s.run(sp).await;
+    assert_eq!(o.phase, StepPhase::Error, "{o:#?}");
+    assert_eq!(o.exit_code, Some(0));
+    assert_eq!(
+        o.message,
+        format!("open {missing}: no such file or directory")
+    );
+
+    // A failing program keeps its own message.
+    let mut sp = spec("both", "busybox", &["false"], &[]);
+    sp.output_parameters = vec![param("p", &missing, None)];
+    let o = s.run(sp).await;
+    assert_eq!(o.phase, StepPhase::Failed, "{o:#?}");
+    assert_eq!(o.message, "Error (exit code 1)");
+}
+
+both!(artifacts_round_trip);
+async fn artifacts_round_trip(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    let s = setup(sandbox);
+    let (file, dir) = (s.path("gen/file.txt"), s.path("gen/dir"));
+    let make = format!(
+        "mkdir -p {dir}/sub && echo content > {file} && echo a > {dir}/a && echo b > {dir}/sub/b"
+    );
+    let mut sp = spec("produce", "alpine", &["sh", "-c", &make], &[]);
+    let mut outs = Vec::new();
+    for (name, path, archive) in [
+        ("file-tgz", &file, ArchiveKind::TarGz),
+        ("file-none", &file, ArchiveKind::None),
+        ("dir-tgz", &dir, ArchiveKind::TarGz),
+        ("dir-none", &dir, ArchiveKind::None),
+        ("dir-zip", &dir, ArchiveKind::Zip),
+    ] {
+        outs.push(OutputArtifact {
+            name: name.into(),
+            path: path.clone(),
+            key: format!("run-1/produce/{name}"),
+            archive,
+            optional: false,
+        });
+    }
+    outs.push(OutputArtifact {
+        name: "maybe".into(),
+        path: s.path("gen/missing"),
+        key: "run-1/produce/maybe".into(),
+        archive: ArchiveKind::TarGz,
+        optional: true,
+    });
+    sp.output_artifacts = outs;
+    let o = s.run(sp).await;
+    succeeded(&o);
+    assert_eq!(o.artifacts.len(), 5, "{:#?}", o.artifacts);
+    assert!(
+        o.artifacts
+            .iter()
+            .all(|a| a.size > 0 && a.sha256.len() == 64)
+    );
+
+    // A second step gets them back, checked against size and digest.
+    let mut inputs: Vec<InputArtifact> = o
+        .artifacts
+        .iter()
+        .map(|a| InputArtifact {
+            name: a.name.clone(),
+            path: s.path(&format!("in/{}", a.name)),
+            source: ArtifactSource::Stored {
+                key: a.key.clone(),
+                archive: a.archive,
+                size: Some(a.size),
+                sha256: Some(a.sha256.clone()),
+            },
+            mode: None,
+        })
+        .collect();
+    inputs.push(InputArtifact {
+        name: "raw".into(),
+        path: if sandbox {
+            // Under a directory the host does not have: made private to the step.
+            "/cox-test-missing-root/inputs/raw.sh".into()
+        } else {
+            s.path("in/raw.sh")
+        },
+        source: ArtifactSource::Raw("echo raw-ran".into()),
+        mode: Some(0o755),
+    });
+    inputs.push(InputArtifact {
+        name: "absent".into(),
+        path: s.path("in/absent"),
+        source: ArtifactSource::Absent,
+        mode: None,
+    });
+    let raw = inputs[5].path.clone();
+    let check = format!(
+        "set -e; in={in_dir}; cat $in/file-tgz $in/file-none; for d in dir-tgz dir-none dir-zip; do cat $in/$d/a $in/$d/sub/b; done; {raw}; test ! -e $in/absent",
+        in_dir = s.path("in"),
+    );
+    let mut sp = spec("consume", "alpine", &["sh", "-c", &check], &[]);
+    sp.input_artifacts = inputs.clone();
+    let o2 = s.run(sp).await;
+    succeeded(&o2);
+    assert_eq!(
+        o2.result.as_deref(),
+        Some("content\ncontent\na\nb\na\nb\na\nb\nraw-ran")
+    );
+
+    // A wrong digest is refused before the program runs.
+    if let ArtifactSource::Stored { sha256, .. } = &mut inputs[0].source {
+        *sha256 = Some("0".repeat(64));
+    }
+    let mut sp = spec("tampered", "alpine", &["echo", "ran"], &[]);
+    sp.input_artifacts = vec![inputs[0].clone()];
+    let o3 = s.run(sp).await;
+    assert_eq!(o3.phase, StepPhase::Error, "{o3:#?}");
+    assert!(o3.message.contains("file-tgz"), "{}", o3.message);
+    assert_eq!(o3.result.as_deref(), Some(""));
+
+    // A missing, non-optional output artifact is an error.
+    let mut sp = spec("noart", "alpine", &["true"], &[]);
+    sp.output_artifacts = vec![OutputArtifact {
+        name: "needed".into(),
+        path: s.path("none/here"),
+        key: "run-1/noart/needed".into(),
+        archive: ArchiveKind::TarGz,
+        optional: false,
+    }];
+    let o4 = s.run(sp).await;
+    assert_eq!(o4.phase, StepPhase::Error, "{o4:#?}");
+    assert!(o4.message.contains("needed") && o4.message.contains("no such file or directory"));
+
+    let mut sp = spec("http", "alpine", &["true"], &[]);
+    sp.input_artifacts = vec![InputArtifact {
+        name: "web".into(),
+        path: s.path("web"),
+        source: ArtifactSource::Http("https://example.invalid/x".into()),
+        mode: None,
+    }];
+    let o5 = s.run(sp).await;
+    assert_eq!(o5.phase, StepPhase::Error);
+    assert!(
+        o5.message.contains("http artifacts are not supported yet"),
+        "{}",
+        o5.message
+    );
+}
+
+both!(image_table);
+async fn image_table(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    let s = setup(sandbox);
+    // No command: the entrypoint from the table, then the args.
+    let o = s
+        .run(spec(
+            "ep",
+            "alpine:3.19",
+            &[],
+            &["-c", "echo from-entrypoint"],
+        ))
+        .await;
+    succeeded(&o);
+    assert_eq!(o.result.as_deref(), Some("from-entrypoint"));
+
+    // An unknown image without command: a clear error naming the image.
+    let o = s.run(spec("unknown", "acme/mystery:1", &[], &["x"])).await;
+    assert_eq!(o.phase, StepPhase::Error);
+    assert!(
+        o.message.contains("acme/mystery:1") && o.message.contains("images.yaml"),
+        "{}",
+        o.message
+    );
+
+    // `python` on a PATH that only has python3, through the alias.
+    if Path::new("/usr/bin/python3").exists() && !Path::new("/usr/bin/python").exists() {
+        let mut sp = spec(
+            "py",
+            "python:3.12",
+            &["python", "-c", "print('py ok')"],
+            &[],
+        );
+        sp.env = vec![("PATH".into(), "/usr/bin:/bin".into())];
+        let o = s.run(sp).await;
+        succeeded(&o);
+        assert_eq!(o.result.as_deref(), Some("py ok"));
+    }
+
+    // A user entry with its own alias, ahead of the built-in ones.
+    let mut table = ImageTable::builtin();
+    table.images.insert(
+        0,
+        ImageEntry {
+            pattern: "acme/*".into(),
+            entrypoint: vec!["greet".into()],
+            aliases: [("greet".to_string(), "echo".to_string())].into(),
+        },
+    );
+    let s2 = setup_with(sandbox, table);
+    let o = s2
+        .run(spec("alias", "acme/tool:2", &[], &["hi", "there"]))
+        .await;
+    succeeded(&o);
+    assert_eq!(o.result.as_deref(), Some("hi there"));
+}
+
+both!(argosay);
+async fn argosay(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    let s = setup(sandbox);
+    let img = "argoproj/argosay:v2";
+    let run = |node: &'static str, args: Vec<String>| {
+        let s = &s;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            s.run(spec(node, img, &[], &args)).await
+        }
+    };
+    let v = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let o = run("none", v(&[])).await;
+    succeeded(&o);
+    assert_eq!(o.result.as_deref(), Some("hello argo"));
+    let o = run("echo", v(&["echo"])).await;
+    assert_eq!(o.result.as_deref(), Some("hello argo"));
+    let o = run("msg", v(&["echo", "hi there"])).await;
+    assert_eq!(o.result.as_deref(), Some("hi there"));
+
+    let file = s.path("argosay/out/msg");
+    let mut sp = spec("tofile", img, &[], &["echo", "to file", &file]);
+    sp.output_parameters = vec![param("m", &file, None)];
+    let o = s.run(sp).await;
+    succeeded(&o);
+    assert_eq!(o.result.as_deref(), Some(""));
+    assert_eq!(o.parameters, [("m".to_string(), "to file".to_string())]);
+
+    let input = |text: &str| InputArtifact {
+        name: "f".into(),
+        path: s.path("argosay/in"),
+        source: ArtifactSource::Raw(text.into()),
+        mode: None,
+    };
+    let inp = s.path("argosay/in");
+    let mut sp = spec("cat", img, &[], &["cat", &inp]);
+    sp.input_artifacts = vec![input("cat me")];
+    assert_eq!(s.run(sp).await.result.as_deref(), Some("cat me"));
+    let mut sp = spec("assert-ok", img, &[], &["assert_contains", &inp, "needle"]);
+    sp.input_artifacts = vec![input("hay needle hay")];
+    succeeded(&s.run(sp).await);
+    let mut sp = spec("assert-no", img, &[], &["assert_contains", &inp, "needle"]);
+    sp.input_artifacts = vec![input("hay")];
+    let o = s.run(sp).await;
+    assert_eq!((o.phase, o.exit_code), (StepPhase::Failed, Some(1)));
+    let mut sp = spec("sh", img, &[], &["sh", &inp]);
+    sp.input_artifacts = vec![input("echo from sh; exit 4")];
+    let o = s.run(sp).await;
+    assert_eq!(o.result.as_deref(), Some("from sh"));
+    assert_eq!((o.phase, o.exit_code), (StepPhase::Failed, Some(4)));
+
+    let o = run("exit0", v(&["exit"])).await;
+    succeeded(&o);
+    let o = run("exit5", v(&["exit", "5"])).await;
+    assert_eq!(o.message, "Error (exit code 5)");
+    let o = run("sleep", v(&["sleep", "100ms"])).await;
+    succeeded(&o);
+    let o = run("bogus", v(&["bogus"])).await;
+    assert_eq!((o.phase, o.exit_code), (StepPhase::Failed, Some(1)));
+}
+
+both!(deadline_kills_stubborn_step);
+async fn deadline_kills_stubborn_step(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    let s = setup(sandbox);
+    let mut sp = spec(
+        "stubborn",
+        "alpine",
+        &[
+            "sh",
+            "-c",
+            "trap '' TERM; echo started; sleep 60; echo never",
+        ],
+        &[],
+    );
+    sp.deadline_seconds = Some(1);
+    let t = Instant::now();
+    let o = s.run(sp).await;
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert_eq!(o.phase, StepPhase::Failed, "{o:#?}");
+    assert_eq!(o.message, DEADLINE_MESSAGE);
+    assert_eq!(o.result.as_deref(), Some("started"));
+}
+
+both!(cancel_stops_step);
+async fn cancel_stops_step(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    let s = setup(sandbox);
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        trigger.cancel();
+    });
+    let t = Instant::now();
+    let o = s
+        .exec
+        .run(spec("long", "busybox", &["sleep", "60"], &[]), cancel)
+        .await;
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert_eq!(o.phase, StepPhase::Failed, "{o:#?}");
+    assert_eq!(o.message, STOPPED_MESSAGE);
+}
+
+both!(values_pass_through_unchanged);
+async fn values_pass_through_unchanged(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    let s = setup(sandbox);
+    let value = "{{x}} $(rm -rf /) `id` \"dq\" 'sq' ; $HOME \\n *";
+    let o = s
+        .run(spec("inject", "busybox", &["printf", "%s"], &[value]))
+        .await;
+    succeeded(&o);
+    assert_eq!(o.result.as_deref(), Some(value));
+    // Through the image's entrypoint and argosay too.
+    let o = s
+        .run(spec(
+            "inject2",
+            "argoproj/argosay:v2",
+            &[],
+            &["echo", value],
+        ))
+        .await;
+    assert_eq!(o.result.as_deref(), Some(value));
+}
