@@ -850,8 +850,8 @@ impl<'a> Operator<'a> {
             Some(TemplateKind::Container | TemplateKind::Script) => {
                 self.execute_pod(id, template, vars, artifacts, attempt)
             }
-            Some(TemplateKind::Steps) => self.execute_steps(id, name, template, vars),
-            Some(TemplateKind::Dag) => self.execute_dag(id, name, template, vars),
+            Some(TemplateKind::Steps) => self.execute_steps(id, name, template, vars, &resolved_inputs(artifacts)),
+            Some(TemplateKind::Dag) => self.execute_dag(id, name, template, vars, &resolved_inputs(artifacts)),
             Some(TemplateKind::Suspend) => self.execute_suspend(id, template, vars),
             Some(other) => {
                 self.finish(
@@ -1160,6 +1160,16 @@ impl<'a> Operator<'a> {
         if let Some(s) = &node.finished_at {
             vars.insert(format!("{prefix}.finishedAt"), Value::String(s.clone()));
         }
+        if matches!(node.phase, Phase::Skipped | Phase::Omitted) {
+            // Argo v4: a skipped producer's declared output defaults stand in for its outputs.
+            let outputs = node.template_name.as_deref().and_then(|t| self.template(t)).and_then(|t| t.outputs.as_ref());
+            for p in outputs.map(|o| o.parameters.as_slice()).unwrap_or_default() {
+                if let Some(d) = p.value_from.as_ref().and_then(|vf| vf.default.as_ref()) {
+                    vars.insert(format!("{prefix}.outputs.parameters.{}", p.name), Value::String(d.as_str().to_string()));
+                }
+            }
+            return;
+        }
         if aggregate {
             // Loop parent: JSON lists of the children's outputs.
             let children: Vec<&Node> = node
@@ -1270,8 +1280,15 @@ impl<'a> Operator<'a> {
         let mut artifacts = Vec::new();
         if let Some(args) = site.arguments {
             for p in &args.parameters {
-                let value = self.argument_value(p, vars)?;
-                parameters.push((p.name.clone(), value));
+                match self.argument_value(p, vars) {
+                    Ok(value) => parameters.push((p.name.clone(), value)),
+                    // Argo v4: a reference to an output a skipped or omitted producer never
+                    // made leaves the argument out, so the input's own default applies.
+                    Err(e) if self.names_skipped_output(p, nodes_in_scope) => {
+                        let _ = e;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             for a in &args.artifacts {
                 let input = if let Some(from) = &a.from {
@@ -1313,6 +1330,14 @@ impl<'a> Operator<'a> {
             template,
             parameters,
             artifacts,
+        })
+    }
+
+    /// Whether an argument reads an output of a node that was skipped or omitted.
+    fn names_skipped_output(&self, p: &Parameter, nodes_in_scope: &HashMap<String, String>) -> bool {
+        let text = p.value_str().unwrap_or_default();
+        nodes_in_scope.iter().any(|(prefix, id)| {
+            text.contains(&format!("{prefix}.outputs.")) && self.nodes.get(id).is_some_and(|n| matches!(n.phase, Phase::Skipped | Phase::Omitted))
         })
     }
 
@@ -1385,11 +1410,10 @@ impl<'a> Operator<'a> {
         }
     }
 
-    fn execute_steps(&mut self, id: &str, name: &str, template: &Template, vars: &Vars) {
+    fn execute_steps(&mut self, id: &str, name: &str, template: &Template, vars: &Vars, input_artifacts: &[(String, ArtifactInput)]) {
         self.set_running(id);
         let mut scope_vars = vars.clone();
         let mut scope_nodes: HashMap<String, String> = HashMap::new();
-        let input_artifacts = self.input_artifacts_of(id);
         for (i, group) in template.steps.iter().enumerate() {
             let group_name = format!("{name}[{i}]");
             let group_id = self.ensure_node(
@@ -1424,7 +1448,7 @@ impl<'a> Operator<'a> {
                     step.with_sequence.as_ref(),
                     &step_vars,
                     &scope_nodes,
-                    &input_artifacts,
+                    input_artifacts,
                     id,
                     &group_id,
                     NodeType::StepGroup,
@@ -1481,10 +1505,6 @@ impl<'a> Operator<'a> {
             }
         }
         self.complete_composite(id, template, &scope_vars);
-    }
-
-    fn input_artifacts_of(&self, _id: &str) -> Vec<(String, ArtifactInput)> {
-        Vec::new()
     }
 
     /// Run a step or task: `when`, loops, then the template. Returns the node id.
@@ -1719,7 +1739,7 @@ impl<'a> Operator<'a> {
         }
     }
 
-    fn execute_dag(&mut self, id: &str, name: &str, template: &Template, vars: &Vars) {
+    fn execute_dag(&mut self, id: &str, name: &str, template: &Template, vars: &Vars, input_artifacts: &[(String, ArtifactInput)]) {
         self.set_running(id);
         let Some(dag) = &template.dag else { return };
         let fail_fast = dag.fail_fast.unwrap_or(true);
@@ -1750,7 +1770,6 @@ impl<'a> Operator<'a> {
         let task_node = |op: &Self, t: &str| node_id(op.run, &format!("{name}.{t}"));
         let mut scope_vars = vars.clone();
         let mut scope_nodes: HashMap<String, String> = HashMap::new();
-        let input_artifacts = self.input_artifacts_of(id);
         let mut progress = true;
         let mut any_unhandled_failure = false;
         // Keep going while tasks finish within this pass (skips, errors before launch).
@@ -1877,7 +1896,7 @@ impl<'a> Operator<'a> {
                     task.with_sequence.as_ref(),
                     &task_vars,
                     &scope_nodes,
-                    &input_artifacts,
+                    input_artifacts,
                     id,
                     id,
                     NodeType::TaskGroup,
@@ -2103,6 +2122,11 @@ impl<'a> Operator<'a> {
             self.global_parameters.push((g, v));
         }
     }
+}
+
+/// A template's input artifacts as its children may take them (`from: "{{inputs.artifacts.x}}"`).
+fn resolved_inputs(artifacts: &[(Artifact, Option<ArtifactInput>)]) -> Vec<(String, ArtifactInput)> {
+    artifacts.iter().filter_map(|(a, source)| source.clone().map(|s| (a.name.clone(), s))).collect()
 }
 
 /// How an expression's value reads when substituted into text (Go's `%v` for scalars).
