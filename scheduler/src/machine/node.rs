@@ -52,6 +52,8 @@ impl Phase {
 pub enum NodeType {
     /// A step run as a process or pod (container, script).
     Pod,
+    /// One container of a container set.
+    Container,
     /// A steps template.
     Steps,
     /// One parallel group of a steps template.
@@ -69,10 +71,16 @@ pub enum NodeType {
 }
 
 impl NodeType {
+    /// Whether nodes of this type run a process (a pod, or one container of a set).
+    pub fn is_step(self) -> bool {
+        matches!(self, NodeType::Pod | NodeType::Container)
+    }
+
     /// Argo's name for the type.
     pub fn as_str(self) -> &'static str {
         match self {
             NodeType::Pod => "Pod",
+            NodeType::Container => "Container",
             NodeType::Steps => "Steps",
             NodeType::StepGroup => "StepGroup",
             NodeType::Dag => "DAG",

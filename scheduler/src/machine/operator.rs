@@ -853,6 +853,7 @@ impl<'a> Operator<'a> {
             Some(TemplateKind::Steps) => self.execute_steps(id, name, template, vars, &resolved_inputs(artifacts)),
             Some(TemplateKind::Dag) => self.execute_dag(id, name, template, vars, &resolved_inputs(artifacts)),
             Some(TemplateKind::Suspend) => self.execute_suspend(id, template, vars),
+            Some(TemplateKind::ContainerSet) => self.execute_container_set(id, name, template, vars, artifacts, attempt),
             Some(other) => {
                 self.finish(
                     id,
@@ -983,7 +984,12 @@ impl<'a> Operator<'a> {
                     v["hostPath"]["path"].as_str().unwrap_or("").into()
                 }
                 Some(v) if v.get("emptyDir").is_some() => {
-                    format!("steps/{id}-{attempt}/volumes/{}", m.name).into()
+                    // A container of a set shares the set's emptyDir volumes.
+                    let owner = match node.node_type {
+                        NodeType::Container => node.boundary_id.clone().unwrap_or_else(|| id.to_string()),
+                        _ => id.to_string(),
+                    };
+                    format!("steps/{owner}-{attempt}/volumes/{}", m.name).into()
                 }
                 _ => format!("volumes/{}", m.name).into(),
             };
@@ -1091,6 +1097,71 @@ impl<'a> Operator<'a> {
         self.actions.push(Action::Launch(Box::new(spec)));
     }
 
+    /// A container set: each container is a child step, started once the containers it
+    /// depends on succeeded; the set's outputs are those of the container named `main`.
+    #[allow(clippy::too_many_arguments)]
+    fn execute_container_set(&mut self, id: &str, name: &str, template: &Template, vars: &Vars, artifacts: &[(Artifact, Option<ArtifactInput>)], attempt: u32) {
+        self.set_running(id);
+        let Some(set) = &template.container_set else { return };
+        let mut all_done = true;
+        let mut failure = None;
+        for c in &set.containers {
+            let child_name = format!("{name}.{}", c.name);
+            let child = node_id(self.run, &child_name);
+            if let Some(n) = self.nodes.get(&child) {
+                if n.phase.is_done() {
+                    if n.phase.is_failure() && failure.is_none() {
+                        failure = Some(n.message.clone());
+                    }
+                    continue;
+                }
+            }
+            all_done = false;
+            let deps: Vec<Phase> = c.dependencies.iter().map(|d| self.nodes.get(&node_id(self.run, &format!("{name}.{d}"))).map_or(Phase::Pending, |n| n.phase)).collect();
+            if deps.iter().any(|p| p.is_failure() || matches!(p, Phase::Omitted | Phase::Skipped)) {
+                let cid = self.ensure_node(&child_name, &c.name, NodeType::Container, None, Some(id), Some(id));
+                self.finish(&cid, Phase::Omitted, "a container it depends on did not succeed");
+                continue;
+            }
+            if !deps.iter().all(|p| *p == Phase::Succeeded) {
+                continue;
+            }
+            // The container as a template of its own, with the set's mounts and volumes.
+            let mut value = serde_json::to_value(c).unwrap_or(Value::Null);
+            if let Value::Object(map) = &mut value {
+                map.remove("dependencies");
+            }
+            let Ok(mut container) = serde_json::from_value::<cox_config::model::Container>(value) else {
+                let cid = self.ensure_node(&child_name, &c.name, NodeType::Container, None, Some(id), Some(id));
+                self.finish(&cid, Phase::Error, "container of the set could not be read");
+                continue;
+            };
+            container.volume_mounts.extend(set.volume_mounts.iter().cloned());
+            let single = Template {
+                name: template.name.clone(),
+                container: Some(container),
+                volumes: template.volumes.clone(),
+                outputs: if c.name == "main" { template.outputs.clone() } else { None },
+                inputs: template.inputs.clone(),
+                ..Template::default()
+            };
+            let cid = self.ensure_node(&child_name, &c.name, NodeType::Container, template.name.as_deref(), Some(id), Some(id));
+            self.execute_pod(&cid, &single, vars, artifacts, attempt);
+        }
+        if !all_done {
+            return;
+        }
+        if let Some(main) = self.nodes.get(&node_id(self.run, &format!("{name}.main"))).map(|n| n.outputs.clone()) {
+            if let Some(n) = self.nodes.get_mut(id) {
+                n.outputs = main;
+            }
+        }
+        match failure {
+            Some(m) => self.finish(id, Phase::Failed, m),
+            None => self.finish(id, Phase::Succeeded, ""),
+        }
+    }
+
     /// Template-level parallelism: a steps or DAG node limits its running pod descendants.
     fn boundary_has_slot(&self, boundary: Option<&str>) -> bool {
         let mut current = boundary.map(str::to_string);
@@ -1132,7 +1203,7 @@ impl<'a> Operator<'a> {
                 }
                 _ => {
                     if child.phase == Phase::Running
-                        || (child.node_type == NodeType::Pod
+                        || (child.node_type.is_step()
                             && child.launched
                             && !child.phase.is_done())
                     {

@@ -102,7 +102,7 @@ impl RunState {
     pub fn running_steps(&self) -> Vec<String> {
         self.nodes
             .values()
-            .filter(|n| n.node_type == NodeType::Pod && n.launched && !n.phase.is_done())
+            .filter(|n| n.node_type.is_step() && n.launched && !n.phase.is_done())
             .map(|n| n.id.clone())
             .collect()
     }
@@ -189,7 +189,7 @@ impl RunState {
                 for id in op
                     .nodes
                     .values()
-                    .filter(|n| n.node_type == NodeType::Pod && n.launched && !n.phase.is_done())
+                    .filter(|n| n.node_type.is_step() && n.launched && !n.phase.is_done())
                     .map(|n| n.id.clone())
                     .collect::<Vec<_>>()
                 {
@@ -251,7 +251,7 @@ impl RunState {
                     let failures: Vec<Value> = op
                         .nodes
                         .values()
-                        .filter(|n| n.phase.is_failure() && n.node_type == NodeType::Pod)
+                        .filter(|n| n.phase.is_failure() && n.node_type.is_step())
                         .map(|n| json!({"displayName": n.display_name, "message": n.message, "templateName": n.template_name, "phase": n.phase.as_str(), "podName": n.id, "finishedAt": n.finished_at}))
                         .collect();
                     op.globals.insert(
@@ -412,7 +412,7 @@ impl RunState {
         let mut nodes = serde_json::Map::new();
         let (mut done, mut total) = (0, 0);
         for n in self.nodes.values() {
-            if n.node_type == NodeType::Pod {
+            if n.node_type.is_step() {
                 total += 1;
                 if n.phase.is_done() {
                     done += 1;

@@ -285,3 +285,13 @@ fn a_skipped_producer_leaves_the_consumer_its_input_default() {
     assert_eq!(drive(&mut state, |_| ok("")), ["got from-producer"]);
     assert_eq!(state.phase(), Phase::Succeeded);
 }
+
+#[test]
+fn a_container_set_runs_its_graph_and_takes_mains_outputs() {
+    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    containerSet:\n      containers:\n      - {name: a, image: busybox, command: [echo], args: [a]}\n      - {name: b, image: busybox, command: [echo], args: [b], dependencies: [a]}\n      - {name: main, image: busybox, command: [echo], args: [main], dependencies: [a]}\n";
+    let mut state = RunState::new(workflow(yaml), chrono::Utc::now()).expect("state");
+    let launched = drive(&mut state, |spec| ok(&spec.args[0]));
+    assert_eq!(launched, ["a", "b", "main"]);
+    assert_eq!(state.phase(), Phase::Succeeded);
+    assert_eq!(state.nodes["wf"].outputs.result.as_deref(), Some("main"));
+}
