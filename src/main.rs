@@ -1,6 +1,7 @@
 //! `cox`: the Coxswain command line. Parsing and wiring only; the work lives in the crates.
 
 mod lint;
+mod run_cmd;
 mod step_cmd;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Check workflow files (files or directories, recursively) without running them.
     Lint(lint::LintArgs),
+    #[command(flatten)]
+    Runs(run_cmd::RunCommand),
 }
 
 fn main() -> ExitCode {
@@ -28,6 +31,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Lint(args) => lint::run(&args),
+        Command::Runs(command) => run_cmd::run(command),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,22 @@
-//! The scheduler: one supervisor per workflow run driving a pure state machine, the store,
+//! The scheduler: one actor per workflow run driving a pure state machine, the store,
 //! and (to come) the HTTP API and metrics.
 //!
 //! # Layout
 //! - [`machine`]: a run's pure state machine (`apply(event) -> actions`), Argo's semantics.
+//! - [`codec`]: the store's binary encoding (bincode 2, with a format version byte).
+//! - [`store`]: the durable store of runs (sled), flushed on every write, one process at a time.
+//! - [`actor`]: the run actor: apply, persist, then perform the actions (launch, cancel, timers).
+//! - [`engine`]: the local engine: home directory, store, submit, await, get/list/delete.
+//! - [`error`]: the crate's `Error` and `Result`.
+//! - `testsuite` (feature `testsuite`): `FakeExecutor` and `SchedulerTest` for tests.
+pub mod actor;
+pub mod codec;
+pub mod engine;
+pub mod error;
 pub mod machine;
+pub mod store;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+pub use engine::{Engine, EngineConfig};
+pub use error::{Error, Result};

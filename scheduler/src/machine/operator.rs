@@ -850,10 +850,16 @@ impl<'a> Operator<'a> {
             Some(TemplateKind::Container | TemplateKind::Script) => {
                 self.execute_pod(id, template, vars, artifacts, attempt)
             }
-            Some(TemplateKind::Steps) => self.execute_steps(id, name, template, vars, &resolved_inputs(artifacts)),
-            Some(TemplateKind::Dag) => self.execute_dag(id, name, template, vars, &resolved_inputs(artifacts)),
+            Some(TemplateKind::Steps) => {
+                self.execute_steps(id, name, template, vars, &resolved_inputs(artifacts))
+            }
+            Some(TemplateKind::Dag) => {
+                self.execute_dag(id, name, template, vars, &resolved_inputs(artifacts))
+            }
             Some(TemplateKind::Suspend) => self.execute_suspend(id, template, vars),
-            Some(TemplateKind::ContainerSet) => self.execute_container_set(id, name, template, vars, artifacts, attempt),
+            Some(TemplateKind::ContainerSet) => {
+                self.execute_container_set(id, name, template, vars, artifacts, attempt)
+            }
             Some(other) => {
                 self.finish(
                     id,
@@ -986,7 +992,9 @@ impl<'a> Operator<'a> {
                 Some(v) if v.get("emptyDir").is_some() => {
                     // A container of a set shares the set's emptyDir volumes.
                     let owner = match node.node_type {
-                        NodeType::Container => node.boundary_id.clone().unwrap_or_else(|| id.to_string()),
+                        NodeType::Container => {
+                            node.boundary_id.clone().unwrap_or_else(|| id.to_string())
+                        }
                         _ => id.to_string(),
                     };
                     format!("steps/{owner}-{attempt}/volumes/{}", m.name).into()
@@ -1100,9 +1108,19 @@ impl<'a> Operator<'a> {
     /// A container set: each container is a child step, started once the containers it
     /// depends on succeeded; the set's outputs are those of the container named `main`.
     #[allow(clippy::too_many_arguments)]
-    fn execute_container_set(&mut self, id: &str, name: &str, template: &Template, vars: &Vars, artifacts: &[(Artifact, Option<ArtifactInput>)], attempt: u32) {
+    fn execute_container_set(
+        &mut self,
+        id: &str,
+        name: &str,
+        template: &Template,
+        vars: &Vars,
+        artifacts: &[(Artifact, Option<ArtifactInput>)],
+        attempt: u32,
+    ) {
         self.set_running(id);
-        let Some(set) = &template.container_set else { return };
+        let Some(set) = &template.container_set else {
+            return;
+        };
         let mut all_done = true;
         let mut failure = None;
         for c in &set.containers {
@@ -1117,10 +1135,32 @@ impl<'a> Operator<'a> {
                 }
             }
             all_done = false;
-            let deps: Vec<Phase> = c.dependencies.iter().map(|d| self.nodes.get(&node_id(self.run, &format!("{name}.{d}"))).map_or(Phase::Pending, |n| n.phase)).collect();
-            if deps.iter().any(|p| p.is_failure() || matches!(p, Phase::Omitted | Phase::Skipped)) {
-                let cid = self.ensure_node(&child_name, &c.name, NodeType::Container, None, Some(id), Some(id));
-                self.finish(&cid, Phase::Omitted, "a container it depends on did not succeed");
+            let deps: Vec<Phase> = c
+                .dependencies
+                .iter()
+                .map(|d| {
+                    self.nodes
+                        .get(&node_id(self.run, &format!("{name}.{d}")))
+                        .map_or(Phase::Pending, |n| n.phase)
+                })
+                .collect();
+            if deps
+                .iter()
+                .any(|p| p.is_failure() || matches!(p, Phase::Omitted | Phase::Skipped))
+            {
+                let cid = self.ensure_node(
+                    &child_name,
+                    &c.name,
+                    NodeType::Container,
+                    None,
+                    Some(id),
+                    Some(id),
+                );
+                self.finish(
+                    &cid,
+                    Phase::Omitted,
+                    "a container it depends on did not succeed",
+                );
                 continue;
             }
             if !deps.iter().all(|p| *p == Phase::Succeeded) {
@@ -1131,27 +1171,52 @@ impl<'a> Operator<'a> {
             if let Value::Object(map) = &mut value {
                 map.remove("dependencies");
             }
-            let Ok(mut container) = serde_json::from_value::<cox_config::model::Container>(value) else {
-                let cid = self.ensure_node(&child_name, &c.name, NodeType::Container, None, Some(id), Some(id));
+            let Ok(mut container) = serde_json::from_value::<cox_config::model::Container>(value)
+            else {
+                let cid = self.ensure_node(
+                    &child_name,
+                    &c.name,
+                    NodeType::Container,
+                    None,
+                    Some(id),
+                    Some(id),
+                );
                 self.finish(&cid, Phase::Error, "container of the set could not be read");
                 continue;
             };
-            container.volume_mounts.extend(set.volume_mounts.iter().cloned());
+            container
+                .volume_mounts
+                .extend(set.volume_mounts.iter().cloned());
             let single = Template {
                 name: template.name.clone(),
                 container: Some(container),
                 volumes: template.volumes.clone(),
-                outputs: if c.name == "main" { template.outputs.clone() } else { None },
+                outputs: if c.name == "main" {
+                    template.outputs.clone()
+                } else {
+                    None
+                },
                 inputs: template.inputs.clone(),
                 ..Template::default()
             };
-            let cid = self.ensure_node(&child_name, &c.name, NodeType::Container, template.name.as_deref(), Some(id), Some(id));
+            let cid = self.ensure_node(
+                &child_name,
+                &c.name,
+                NodeType::Container,
+                template.name.as_deref(),
+                Some(id),
+                Some(id),
+            );
             self.execute_pod(&cid, &single, vars, artifacts, attempt);
         }
         if !all_done {
             return;
         }
-        if let Some(main) = self.nodes.get(&node_id(self.run, &format!("{name}.main"))).map(|n| n.outputs.clone()) {
+        if let Some(main) = self
+            .nodes
+            .get(&node_id(self.run, &format!("{name}.main")))
+            .map(|n| n.outputs.clone())
+        {
             if let Some(n) = self.nodes.get_mut(id) {
                 n.outputs = main;
             }
@@ -1203,9 +1268,7 @@ impl<'a> Operator<'a> {
                 }
                 _ => {
                     if child.phase == Phase::Running
-                        || (child.node_type.is_step()
-                            && child.launched
-                            && !child.phase.is_done())
+                        || (child.node_type.is_step() && child.launched && !child.phase.is_done())
                     {
                         count += 1;
                     }
@@ -1233,10 +1296,17 @@ impl<'a> Operator<'a> {
         }
         if matches!(node.phase, Phase::Skipped | Phase::Omitted) {
             // Argo v4: a skipped producer's declared output defaults stand in for its outputs.
-            let outputs = node.template_name.as_deref().and_then(|t| self.template(t)).and_then(|t| t.outputs.as_ref());
+            let outputs = node
+                .template_name
+                .as_deref()
+                .and_then(|t| self.template(t))
+                .and_then(|t| t.outputs.as_ref());
             for p in outputs.map(|o| o.parameters.as_slice()).unwrap_or_default() {
                 if let Some(d) = p.value_from.as_ref().and_then(|vf| vf.default.as_ref()) {
-                    vars.insert(format!("{prefix}.outputs.parameters.{}", p.name), Value::String(d.as_str().to_string()));
+                    vars.insert(
+                        format!("{prefix}.outputs.parameters.{}", p.name),
+                        Value::String(d.as_str().to_string()),
+                    );
                 }
             }
             return;
@@ -1405,10 +1475,18 @@ impl<'a> Operator<'a> {
     }
 
     /// Whether an argument reads an output of a node that was skipped or omitted.
-    fn names_skipped_output(&self, p: &Parameter, nodes_in_scope: &HashMap<String, String>) -> bool {
+    fn names_skipped_output(
+        &self,
+        p: &Parameter,
+        nodes_in_scope: &HashMap<String, String>,
+    ) -> bool {
         let text = p.value_str().unwrap_or_default();
         nodes_in_scope.iter().any(|(prefix, id)| {
-            text.contains(&format!("{prefix}.outputs.")) && self.nodes.get(id).is_some_and(|n| matches!(n.phase, Phase::Skipped | Phase::Omitted))
+            text.contains(&format!("{prefix}.outputs."))
+                && self
+                    .nodes
+                    .get(id)
+                    .is_some_and(|n| matches!(n.phase, Phase::Skipped | Phase::Omitted))
         })
     }
 
@@ -1481,7 +1559,14 @@ impl<'a> Operator<'a> {
         }
     }
 
-    fn execute_steps(&mut self, id: &str, name: &str, template: &Template, vars: &Vars, input_artifacts: &[(String, ArtifactInput)]) {
+    fn execute_steps(
+        &mut self,
+        id: &str,
+        name: &str,
+        template: &Template,
+        vars: &Vars,
+        input_artifacts: &[(String, ArtifactInput)],
+    ) {
         self.set_running(id);
         let mut scope_vars = vars.clone();
         let mut scope_nodes: HashMap<String, String> = HashMap::new();
@@ -1810,7 +1895,14 @@ impl<'a> Operator<'a> {
         }
     }
 
-    fn execute_dag(&mut self, id: &str, name: &str, template: &Template, vars: &Vars, input_artifacts: &[(String, ArtifactInput)]) {
+    fn execute_dag(
+        &mut self,
+        id: &str,
+        name: &str,
+        template: &Template,
+        vars: &Vars,
+        input_artifacts: &[(String, ArtifactInput)],
+    ) {
         self.set_running(id);
         let Some(dag) = &template.dag else { return };
         let fail_fast = dag.fail_fast.unwrap_or(true);
@@ -2196,8 +2288,13 @@ impl<'a> Operator<'a> {
 }
 
 /// A template's input artifacts as its children may take them (`from: "{{inputs.artifacts.x}}"`).
-fn resolved_inputs(artifacts: &[(Artifact, Option<ArtifactInput>)]) -> Vec<(String, ArtifactInput)> {
-    artifacts.iter().filter_map(|(a, source)| source.clone().map(|s| (a.name.clone(), s))).collect()
+fn resolved_inputs(
+    artifacts: &[(Artifact, Option<ArtifactInput>)],
+) -> Vec<(String, ArtifactInput)> {
+    artifacts
+        .iter()
+        .filter_map(|(a, source)| source.clone().map(|s| (a.name.clone(), s)))
+        .collect()
 }
 
 /// How an expression's value reads when substituted into text (Go's `%v` for scalars).

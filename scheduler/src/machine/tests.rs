@@ -280,7 +280,10 @@ fn a_skipped_producer_leaves_the_consumer_its_input_default() {
     let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    dag:\n      tasks:\n      - {name: producer, template: produce, when: \"false\"}\n      - {name: consumer, template: consume, depends: producer.Succeeded || producer.Skipped, arguments: {parameters: [{name: in, value: \"{{tasks.producer.outputs.parameters.msg}}\"}]}}\n  - name: produce\n    outputs: {parameters: [{name: msg, valueFrom: {path: /tmp/out.txt}}]}\n    container: {image: busybox, command: [echo], args: [real]}\n  - name: consume\n    inputs: {parameters: [{name: in, default: fallback}]}\n    container: {image: busybox, command: [echo], args: [\"got {{inputs.parameters.in}}\"]}\n";
     let mut state = RunState::new(workflow(yaml), chrono::Utc::now()).expect("state");
     assert_eq!(drive(&mut state, |_| ok("")), ["got fallback"]);
-    let with_default = yaml.replace("valueFrom: {path: /tmp/out.txt}", "valueFrom: {path: /tmp/out.txt, default: from-producer}");
+    let with_default = yaml.replace(
+        "valueFrom: {path: /tmp/out.txt}",
+        "valueFrom: {path: /tmp/out.txt, default: from-producer}",
+    );
     let mut state = RunState::new(workflow(&with_default), chrono::Utc::now()).expect("state");
     assert_eq!(drive(&mut state, |_| ok("")), ["got from-producer"]);
     assert_eq!(state.phase(), Phase::Succeeded);

@@ -1,0 +1,281 @@
+//! One actor per run: the imperative shell around the pure [`RunState`] machine.
+//!
+//! ```text
+//!   post_start ──► apply(Start) ─┐
+//!   StepFinished ─► apply(..) ───┼─► persist (flushed) ─► publish ─► perform actions
+//!   Timer ────────► apply(..) ───┘                                    │
+//!        ▲                                                            ├─ Launch   ─► task: executor.run ─► StepFinished
+//!        └──────────────── send_after ◄───────────────────────────────├─ WakeAt
+//!                                                                     ├─ Cancel   ─► cancel the attempt's token
+//!                                                                     └─ Finished ─► answer waiters, stop
+//! ```
+//!
+//! The state is always persisted before its actions are performed, so a crash at any point
+//! leaves a store that is not behind what was done. On restart the machine gets `Start` again;
+//! attempts the store says were running are reported lost (an Error outcome, see
+//! [`LOST_STEP_MESSAGE`]) so retry strategies decide whether they run again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cox_worker::step::{Executor, StepOutcome, StepSpec};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::machine::{Action, Event, RunState};
+use crate::store::Store;
+
+/// Node message of an attempt that was running when the previous `cox` process stopped.
+pub const LOST_STEP_MESSAGE: &str = "step lost: the process running it stopped before it ended";
+
+/// Where "now" comes from: the machine never reads the clock itself.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Called with each action and the state that produced it, just before the action is
+/// performed (tests use it to check that the store already holds that state).
+pub type ActionHook = Arc<dyn Fn(&Action, &RunState) + Send + Sync>;
+
+/// The run actor (see the module doc).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunActor;
+
+/// What a run actor is started with.
+pub struct RunActorArgs {
+    /// The run, as created or as loaded from the store.
+    pub run: RunState,
+    /// Where each new state is persisted.
+    pub store: Store,
+    /// What runs the steps.
+    pub executor: Arc<dyn Executor>,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Each new state is published here, for progress display and `await_completion`.
+    pub progress: watch::Sender<RunState>,
+    /// Optional hook called before each action is performed.
+    pub on_action: Option<ActionHook>,
+}
+
+/// A run actor's state.
+pub struct RunActorState {
+    run: RunState,
+    store: Store,
+    executor: Arc<dyn Executor>,
+    clock: Arc<dyn Clock>,
+    progress: watch::Sender<RunState>,
+    on_action: Option<ActionHook>,
+    /// Cancellation tokens of the attempts launched and not yet reported, by node id.
+    running: HashMap<String, CancellationToken>,
+    /// Pending `WakeAt` timers, aborted when the actor stops.
+    timers: Vec<JoinHandle<()>>,
+    /// Callers of [`RunMsg::AwaitCompletion`], answered when the run finishes.
+    waiters: Vec<RpcReplyPort<RunState>>,
+}
+
+/// Messages of a run actor.
+pub enum RunMsg {
+    /// A step attempt ended (sent by the task that ran it).
+    StepFinished {
+        /// The attempt's node id.
+        node_id: String,
+        /// How it ended.
+        outcome: StepOutcome,
+    },
+    /// A timer asked for with [`Action::WakeAt`] is due.
+    Timer,
+    /// The current state.
+    Snapshot(RpcReplyPort<RunState>),
+    /// The final state, answered when the run finishes.
+    AwaitCompletion(RpcReplyPort<RunState>),
+}
+
+impl Actor for RunActor {
+    type Msg = RunMsg;
+    type State = RunActorState;
+    type Arguments = RunActorArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<RunMsg>,
+        args: RunActorArgs,
+    ) -> Result<RunActorState, ActorProcessingErr> {
+        Ok(RunActorState {
+            run: args.run,
+            store: args.store,
+            executor: args.executor,
+            clock: args.clock,
+            progress: args.progress,
+            on_action: args.on_action,
+            running: HashMap::new(),
+            timers: Vec::new(),
+            waiters: Vec::new(),
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<RunMsg>,
+        state: &mut RunActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Attempts marked launched by an earlier process (a restart after a crash or a stop):
+        // they died with it, since the local executor's steps are its children. They are
+        // reported as lost, an Error outcome, so the retry strategy and failure rules apply.
+        let lost = state.run.running_steps();
+        let now = state.clock.now();
+        state.step(&myself, Event::Start { now })?;
+        for node_id in lost {
+            if !state.running.contains_key(&node_id) {
+                warn!(run = %state.run.name, node = %node_id, "step lost when its process stopped");
+                let outcome = StepOutcome::error(LOST_STEP_MESSAGE);
+                myself.cast(RunMsg::StepFinished { node_id, outcome })?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RunMsg>,
+        message: RunMsg,
+        state: &mut RunActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RunMsg::StepFinished { node_id, outcome } => {
+                state.running.remove(&node_id);
+                let now = state.clock.now();
+                state.step(
+                    &myself,
+                    Event::StepFinished {
+                        node_id,
+                        outcome,
+                        now,
+                    },
+                )
+            }
+            RunMsg::Timer => {
+                state.timers.retain(|t| !t.is_finished());
+                let now = state.clock.now();
+                state.step(&myself, Event::Timer { now })
+            }
+            RunMsg::Snapshot(reply) => {
+                let _ = reply.send(state.run.clone());
+                Ok(())
+            }
+            RunMsg::AwaitCompletion(reply) => {
+                if state.run.is_finished() {
+                    let _ = reply.send(state.run.clone());
+                } else {
+                    state.waiters.push(reply);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<RunMsg>,
+        state: &mut RunActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Stopped with attempts still out (deleted, or the engine is shutting down): stop them
+        // rather than leave processes behind; a restart relaunches what the machine wants.
+        for token in state.running.values() {
+            token.cancel();
+        }
+        for timer in &state.timers {
+            timer.abort();
+        }
+        Ok(())
+    }
+}
+
+impl RunActorState {
+    /// Apply one event, persist, publish, then perform the actions.
+    fn step(&mut self, myself: &ActorRef<RunMsg>, event: Event) -> Result<(), ActorProcessingErr> {
+        let actions = self.run.apply(event);
+        self.store.put_run(&self.run)?;
+        self.progress.send_replace(self.run.clone());
+        for action in actions {
+            if let Some(hook) = &self.on_action {
+                hook(&action, &self.run);
+            }
+            self.perform(myself, action);
+        }
+        Ok(())
+    }
+
+    fn perform(&mut self, myself: &ActorRef<RunMsg>, action: Action) {
+        match action {
+            Action::Launch(spec) => self.launch(myself, *spec),
+            Action::Cancel { node_id } => match self.running.get(&node_id) {
+                Some(token) => token.cancel(),
+                None => {
+                    debug!(run = %self.run.name, node = %node_id, "cancel of an attempt not running")
+                }
+            },
+            Action::WakeAt { at } => {
+                let delay = (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+                let myself = myself.clone();
+                self.timers.push(tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    // A stopped actor needs no timer.
+                    let _ = myself.cast(RunMsg::Timer);
+                }));
+            }
+            Action::Finished => {
+                for waiter in self.waiters.drain(..) {
+                    let _ = waiter.send(self.run.clone());
+                }
+                myself.stop(Some("run finished".into()));
+            }
+        }
+    }
+
+    fn launch(&mut self, myself: &ActorRef<RunMsg>, spec: StepSpec) {
+        let node_id = spec.node_id.clone();
+        if self.running.contains_key(&node_id) {
+            warn!(run = %self.run.name, node = %node_id, "launch of an attempt already running; ignored");
+            return;
+        }
+        let token = CancellationToken::new();
+        self.running.insert(node_id.clone(), token.clone());
+        let executor = Arc::clone(&self.executor);
+        let myself = myself.clone();
+        let run = self.run.name.clone();
+        tokio::spawn(async move {
+            // The attempt runs in its own task so that an executor panic becomes an Error
+            // outcome instead of a lost step.
+            let attempt = tokio::spawn(async move { executor.run(spec, token).await });
+            let outcome = match attempt.await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    warn!(run = %run, node = %node_id, error = %e, "executor task failed");
+                    StepOutcome::error(format!("executor failed: {e}"))
+                }
+            };
+            if myself
+                .cast(RunMsg::StepFinished { node_id, outcome })
+                .is_err()
+            {
+                debug!(run = %run, "step finished after its run actor stopped");
+            }
+        });
+    }
+}

@@ -1,0 +1,380 @@
+//! The local engine: a home directory, its store, and one [`RunActor`] per live run.
+//!
+//! `cox run` opens an engine, submits a workflow and awaits it; `cox get/list/delete` open
+//! one to read the store. The executor is passed in, so tests run with a fake.
+//!
+//! # Home
+//! `COX_HOME` if set, else `$XDG_DATA_HOME/coxswain`, else `~/.local/share/coxswain`.
+//! The store is `<home>/store`; only one process can have it open (see [`crate::store`]).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::SecondsFormat;
+use cox_config::model::Workflow;
+use cox_worker::step::Executor;
+use ractor::{Actor, ActorRef};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::actor::{ActionHook, Clock, RunActor, RunActorArgs, RunMsg, SystemClock};
+use crate::error::{Error, Result};
+use crate::machine::RunState;
+use crate::store::{RunSummary, Store};
+
+/// Argo's (Kubernetes') alphabet for generated name suffixes: no vowels, no look-alikes.
+const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+const NAME_SUFFIX_LEN: usize = 5;
+
+/// The home directory from the environment: `COX_HOME`, else `$XDG_DATA_HOME/coxswain`,
+/// else `$HOME/.local/share/coxswain`.
+pub fn default_home() -> Result<PathBuf> {
+    home_from(|key| {
+        std::env::var_os(key)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
+fn home_from(var: impl Fn(&str) -> Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(home) = var("COX_HOME") {
+        return Ok(home);
+    }
+    if let Some(data) = var("XDG_DATA_HOME") {
+        return Ok(data.join("coxswain"));
+    }
+    var("HOME")
+        .map(|home| home.join(".local/share/coxswain"))
+        .ok_or(Error::NoHome)
+}
+
+/// How to open an [`Engine`].
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// The home directory (the store is `<home>/store`).
+    pub home: PathBuf,
+    /// What runs the steps.
+    pub executor: Arc<dyn Executor>,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// How long to wait for another process to release the store before failing.
+    pub lock_wait: Duration,
+    /// Called before each action of each run is performed (tests).
+    pub on_action: Option<ActionHook>,
+}
+
+impl EngineConfig {
+    /// A configuration with the system clock, failing at once when the store is busy.
+    pub fn new(home: impl Into<PathBuf>, executor: Arc<dyn Executor>) -> EngineConfig {
+        EngineConfig {
+            home: home.into(),
+            executor,
+            clock: Arc::new(SystemClock),
+            lock_wait: Duration::ZERO,
+            on_action: None,
+        }
+    }
+}
+
+struct LiveRun {
+    actor: ActorRef<RunMsg>,
+    progress: watch::Receiver<RunState>,
+    handle: JoinHandle<()>,
+}
+
+/// The local engine (see the module doc).
+pub struct Engine {
+    home: PathBuf,
+    store: Store,
+    executor: Arc<dyn Executor>,
+    clock: Arc<dyn Clock>,
+    on_action: Option<ActionHook>,
+    live: Mutex<HashMap<String, LiveRun>>,
+}
+
+impl Engine {
+    /// Open the home's store (creating the home).
+    pub fn open(config: EngineConfig) -> Result<Engine> {
+        let store = Store::open_waiting(&config.home.join("store"), config.lock_wait).map_err(
+            |e| match e {
+                // Name the home, which is what the user set, rather than its store directory.
+                Error::Locked { .. } => Error::Locked {
+                    home: config.home.clone(),
+                },
+                other => other,
+            },
+        )?;
+        Ok(Engine {
+            home: config.home,
+            store,
+            executor: config.executor,
+            clock: config.clock,
+            on_action: config.on_action,
+            live: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The home directory.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The executor.
+    pub fn executor(&self) -> &Arc<dyn Executor> {
+        &self.executor
+    }
+
+    /// Record a new run of `workflow` and start it; returns the run's name (`metadata.name`,
+    /// or `generateName` and five random characters, as Argo names runs).
+    pub async fn submit(&self, mut workflow: Workflow) -> Result<String> {
+        let now = self.clock.now();
+        let fixed_name = workflow.metadata.name.clone().filter(|n| !n.is_empty());
+        let prefix = workflow
+            .metadata
+            .generate_name
+            .clone()
+            .filter(|n| !n.is_empty());
+        if fixed_name.is_none() && prefix.is_none() {
+            return Err(Error::Submit(
+                "metadata: name or generateName is required".into(),
+            ));
+        }
+        workflow.metadata.creation_timestamp = Some(now.to_rfc3339_opts(SecondsFormat::Secs, true));
+        let mut attempts = 0;
+        let state = loop {
+            let name = match (&fixed_name, &prefix) {
+                (Some(name), _) => name.clone(),
+                (None, Some(prefix)) => format!("{prefix}{}", random_suffix()),
+                (None, None) => unreachable!("checked above"),
+            };
+            workflow.metadata.name = Some(name.clone());
+            let state = RunState::new(workflow.clone(), now).map_err(Error::Submit)?;
+            match self.store.create_run(&state, now) {
+                Ok(()) => break state,
+                // A generated name that is taken is drawn again; a given one is the user's to change.
+                Err(Error::RunExists(_)) if fixed_name.is_none() && attempts < 10 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        let name = state.name.clone();
+        info!(run = %name, "submitted");
+        self.start(state).await?;
+        Ok(name)
+    }
+
+    /// Start the actors of runs left unfinished (after a crash or a stop); their names.
+    pub async fn resume_unfinished(&self) -> Result<Vec<String>> {
+        let names = self.store.unfinished_runs()?;
+        for name in &names {
+            self.resume(name).await?;
+        }
+        Ok(names)
+    }
+
+    /// Start the actor of a stored, unfinished run (the machine gets `Start` again).
+    pub async fn resume(&self, name: &str) -> Result<()> {
+        if self.lock_live().contains_key(name) {
+            return Ok(());
+        }
+        let state = self
+            .store
+            .get_run(name)?
+            .ok_or_else(|| Error::RunNotFound(name.to_string()))?;
+        if state.is_finished() {
+            return Ok(());
+        }
+        self.start(state).await
+    }
+
+    async fn start(&self, state: RunState) -> Result<()> {
+        let name = state.name.clone();
+        let (progress_tx, progress) = watch::channel(state.clone());
+        let args = RunActorArgs {
+            run: state,
+            store: self.store.clone(),
+            executor: Arc::clone(&self.executor),
+            clock: Arc::clone(&self.clock),
+            progress: progress_tx,
+            on_action: self.on_action.clone(),
+        };
+        let (actor, handle) =
+            Actor::spawn(None, RunActor, args)
+                .await
+                .map_err(|e| Error::Actor {
+                    run: name.clone(),
+                    message: format!("cannot start: {e}"),
+                })?;
+        self.lock_live().insert(
+            name,
+            LiveRun {
+                actor,
+                progress,
+                handle,
+            },
+        );
+        Ok(())
+    }
+
+    /// Each new state of a live run, as it is persisted (for progress display).
+    pub fn watch(&self, name: &str) -> Option<watch::Receiver<RunState>> {
+        self.lock_live().get(name).map(|live| live.progress.clone())
+    }
+
+    /// The current state of a live run, from its actor.
+    pub async fn snapshot(&self, name: &str) -> Result<RunState> {
+        let actor = self.lock_live().get(name).map(|live| live.actor.clone());
+        match actor {
+            Some(actor) => {
+                ractor::call_t!(actor, RunMsg::Snapshot, 5_000).map_err(|e| Error::Actor {
+                    run: name.to_string(),
+                    message: format!("no answer: {e}"),
+                })
+            }
+            None => self
+                .get(name)?
+                .ok_or_else(|| Error::RunNotFound(name.to_string())),
+        }
+    }
+
+    /// Wait until the run has finished and its actor has stopped; its final state.
+    pub async fn await_completion(&self, name: &str) -> Result<RunState> {
+        let Some(live) = self.lock_live().remove(name) else {
+            // Not live: finished earlier, or never started in this process.
+            let state = self
+                .get(name)?
+                .ok_or_else(|| Error::RunNotFound(name.to_string()))?;
+            if state.is_finished() {
+                return Ok(state);
+            }
+            return Err(Error::Actor {
+                run: name.to_string(),
+                message: "not running in this process".into(),
+            });
+        };
+        let LiveRun {
+            mut progress,
+            handle,
+            ..
+        } = live;
+        // The watch closes when the actor stops, finished or not; the store says which.
+        let _ = progress.wait_for(RunState::is_finished).await;
+        let _ = handle.await;
+        let state = self
+            .get(name)?
+            .ok_or_else(|| Error::RunNotFound(name.to_string()))?;
+        if state.is_finished() {
+            Ok(state)
+        } else {
+            Err(Error::Actor {
+                run: name.to_string(),
+                message: "run actor stopped before the run finished".into(),
+            })
+        }
+    }
+
+    /// Submit and wait for the end: the final state.
+    pub async fn run_to_completion(&self, workflow: Workflow) -> Result<RunState> {
+        let name = self.submit(workflow).await?;
+        self.await_completion(&name).await
+    }
+
+    /// A run's stored state.
+    pub fn get(&self, name: &str) -> Result<Option<RunState>> {
+        self.store.get_run(name)
+    }
+
+    /// Every stored run, oldest first.
+    pub fn list(&self) -> Result<Vec<RunSummary>> {
+        self.store.list_runs()
+    }
+
+    /// Stop a run (cancelling its running steps) and remove it; whether it existed.
+    pub async fn delete(&self, name: &str) -> Result<bool> {
+        let live = self.lock_live().remove(name);
+        if let Some(live) = live {
+            live.actor.stop(Some("run deleted".into()));
+            let _ = live.handle.await;
+        }
+        self.store.delete_run(name)
+    }
+
+    /// Stop every live run's actor (their steps are cancelled); the store keeps them for
+    /// [`Engine::resume_unfinished`].
+    pub async fn shutdown(&self) {
+        let live: Vec<LiveRun> = self.lock_live().drain().map(|(_, live)| live).collect();
+        for run in live {
+            run.actor.stop(Some("engine shutting down".into()));
+            let _ = run.handle.await;
+        }
+    }
+
+    fn lock_live(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveRun>> {
+        // The map holds no invariant a panicking holder could break half-way.
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Five characters from Argo's alphabet, random enough to tell runs apart.
+fn random_suffix() -> String {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    hasher.write_u128(nanos);
+    let mut bits = hasher.finish();
+    let base = NAME_ALPHABET.len() as u64;
+    (0..NAME_SUFFIX_LEN)
+        .map(|_| {
+            let c = NAME_ALPHABET[(bits % base) as usize];
+            bits /= base;
+            char::from(c)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_prefers_cox_home_then_xdg_then_home() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| PathBuf::from(v))
+            }
+        };
+        const ALL: &[(&str, &str)] = &[("COX_HOME", "/c"), ("XDG_DATA_HOME", "/x"), ("HOME", "/h")];
+        assert_eq!(home_from(env(ALL)).unwrap(), PathBuf::from("/c"));
+        assert_eq!(
+            home_from(env(&ALL[1..])).unwrap(),
+            PathBuf::from("/x/coxswain")
+        );
+        assert_eq!(
+            home_from(env(&ALL[2..])).unwrap(),
+            PathBuf::from("/h/.local/share/coxswain")
+        );
+        assert!(matches!(home_from(env(&[])), Err(Error::NoHome)));
+    }
+
+    #[test]
+    fn suffixes_are_five_characters_of_the_alphabet() {
+        let a = random_suffix();
+        assert_eq!(a.len(), NAME_SUFFIX_LEN);
+        assert!(a.bytes().all(|c| NAME_ALPHABET.contains(&c)));
+        let distinct: std::collections::HashSet<String> =
+            (0..50).map(|_| random_suffix()).collect();
+        assert!(distinct.len() > 40);
+    }
+}

@@ -1,0 +1,266 @@
+//! The durable store of runs: sled at `$COX_HOME/store`.
+//!
+//! Trees:
+//! - `runs`: run name -> encoded [`RunState`] (see [`crate::codec`]).
+//! - `runs_by_created`: creation time (big-endian milliseconds) followed by the name -> name,
+//!   so `list` is in submission order without decoding every run.
+//!
+//! Every write is flushed before it returns: the run actor persists a state before it
+//! performs the actions that state produced, so after a crash the store is never behind
+//! what was done.
+//!
+//! # Locking
+//! sled locks the store directory exclusively (an OS file lock, released when the process
+//! exits, even on a crash). A second process (or a second `Store` in one process) fails with
+//! [`Error::Locked`], after waiting up to the given `lock_wait` for the holder to finish.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sled::transaction::Transactional;
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::machine::{Phase, RunState};
+
+const RUNS: &str = "runs";
+const RUNS_BY_CREATED: &str = "runs_by_created";
+const RUN: &str = "run state";
+/// How often a waiting open tries the lock again.
+const LOCK_RETRY: Duration = Duration::from_millis(100);
+
+/// One line of `cox list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    /// The run's name.
+    pub name: String,
+    /// Its workflow phase.
+    pub phase: Phase,
+    /// When it was submitted.
+    pub created_at: DateTime<Utc>,
+    /// RFC 3339 start, once started.
+    pub started_at: Option<String>,
+    /// RFC 3339 end, once ended.
+    pub finished_at: Option<String>,
+    /// Why it is in its phase.
+    pub message: String,
+}
+
+/// The open store. Cheap to clone: clones share the database.
+#[derive(Clone)]
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    runs: sled::Tree,
+    by_created: sled::Tree,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Open (creating) the store at `path`; fails at once with [`Error::Locked`] when another
+    /// process has it open.
+    pub fn open(path: &Path) -> Result<Store> {
+        Store::open_waiting(path, Duration::ZERO)
+    }
+
+    /// Open the store at `path`, waiting up to `lock_wait` for another process to release it.
+    pub fn open_waiting(path: &Path, lock_wait: Duration) -> Result<Store> {
+        let deadline = Instant::now() + lock_wait;
+        loop {
+            match Store::try_open(path) {
+                Err(Error::Locked { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(LOCK_RETRY)
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_open(path: &Path) -> Result<Store> {
+        std::fs::create_dir_all(path).map_err(|source| Error::CreateHome {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|source| open_error(path, source))?;
+        let store_error = |source| Error::Store {
+            path: path.to_path_buf(),
+            source,
+        };
+        let runs = db.open_tree(RUNS).map_err(store_error)?;
+        let by_created = db.open_tree(RUNS_BY_CREATED).map_err(store_error)?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            db,
+            runs,
+            by_created,
+        })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Record a new run, created at `created_at`; fails if the name is taken. Flushed.
+    pub fn create_run(&self, state: &RunState, created_at: DateTime<Utc>) -> Result<()> {
+        let bytes = codec::encode(RUN, state)?;
+        let name = state.name.as_bytes();
+        let index_key = created_key(created_at, &state.name);
+        let outcome = (&self.runs, &self.by_created).transaction(|(runs, by_created)| {
+            if runs.get(name)?.is_some() {
+                return sled::transaction::abort(());
+            }
+            runs.insert(name, bytes.as_slice())?;
+            by_created.insert(index_key.as_slice(), name)?;
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => self.flush(),
+            Err(sled::transaction::TransactionError::Abort(())) => {
+                Err(Error::RunExists(state.name.clone()))
+            }
+            Err(sled::transaction::TransactionError::Storage(source)) => Err(self.error(source)),
+        }
+    }
+
+    /// Overwrite a run's state, and flush before returning.
+    pub fn put_run(&self, state: &RunState) -> Result<()> {
+        let bytes = codec::encode(RUN, state)?;
+        self.runs
+            .insert(state.name.as_bytes(), bytes)
+            .map_err(|e| self.error(e))?;
+        self.flush()
+    }
+
+    /// A run's state, if there is such a run.
+    pub fn get_run(&self, name: &str) -> Result<Option<RunState>> {
+        let Some(bytes) = self.runs.get(name.as_bytes()).map_err(|e| self.error(e))? else {
+            return Ok(None);
+        };
+        decode_run(name, &bytes).map(Some)
+    }
+
+    /// Every run, oldest first.
+    pub fn list_runs(&self) -> Result<Vec<RunSummary>> {
+        let mut out = Vec::new();
+        for entry in self.by_created.iter() {
+            let (key, name) = entry.map_err(|e| self.error(e))?;
+            let name = String::from_utf8_lossy(&name).into_owned();
+            // An index entry without its run is left by a crash between the two writes of a
+            // delete; it is skipped, not an error.
+            let Some(state) = self.get_run(&name)? else {
+                continue;
+            };
+            out.push(RunSummary {
+                created_at: created_from_key(&key),
+                name,
+                phase: state.phase,
+                started_at: state.started_at,
+                finished_at: state.finished_at,
+                message: state.message,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Names of the runs that have not finished, oldest first (to resume after a restart).
+    pub fn unfinished_runs(&self) -> Result<Vec<String>> {
+        Ok(self
+            .list_runs()?
+            .into_iter()
+            .filter(|r| !r.phase.is_done())
+            .map(|r| r.name)
+            .collect())
+    }
+
+    /// Remove a run; whether it existed. Flushed.
+    pub fn delete_run(&self, name: &str) -> Result<bool> {
+        let existed = self
+            .runs
+            .remove(name.as_bytes())
+            .map_err(|e| self.error(e))?
+            .is_some();
+        for entry in self.by_created.iter() {
+            let (key, value) = entry.map_err(|e| self.error(e))?;
+            if value.as_ref() == name.as_bytes() {
+                self.by_created.remove(key).map_err(|e| self.error(e))?;
+            }
+        }
+        self.flush()?;
+        Ok(existed)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush().map(drop).map_err(|e| self.error(e))
+    }
+
+    fn error(&self, source: sled::Error) -> Error {
+        Error::Store {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+fn decode_run(name: &str, bytes: &[u8]) -> Result<RunState> {
+    codec::decode(RUN, bytes).map_err(|e| Error::Record {
+        key: format!("{RUNS}/{name}"),
+        source: Box::new(e),
+    })
+}
+
+fn open_error(path: &Path, source: sled::Error) -> Error {
+    // sled reports a held lock as an I/O error with this text (sled 0.34 `Config::try_lock`).
+    if let sled::Error::Io(io) = &source
+        && io.to_string().contains("could not acquire lock")
+    {
+        return Error::Locked {
+            home: path.to_path_buf(),
+        };
+    }
+    Error::Store {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn created_key(created_at: DateTime<Utc>, name: &str) -> Vec<u8> {
+    let millis = u64::try_from(created_at.timestamp_millis()).unwrap_or(0);
+    let mut key = millis.to_be_bytes().to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+fn created_from_key(key: &[u8]) -> DateTime<Utc> {
+    let millis = key
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .and_then(|m| i64::try_from(m).ok())
+        .unwrap_or(0);
+    DateTime::from_timestamp_millis(millis).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_keys_sort_by_time_and_read_back() {
+        let early = DateTime::from_timestamp_millis(1_000).unwrap();
+        let late = DateTime::from_timestamp_millis(2_000_000).unwrap();
+        assert!(created_key(early, "zzz") < created_key(late, "aaa"));
+        assert_eq!(created_from_key(&created_key(late, "aaa")), late);
+    }
+}

@@ -1,0 +1,570 @@
+//! `cox run`, `cox get`, `cox list`, `cox logs`, `cox delete`: local runs, like `argo submit
+//! --watch`, `argo get`, `argo list`, `argo logs` and `argo delete`. Wiring and rendering only;
+//! the engine is `cox_scheduler::Engine`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand, ValueEnum};
+use cox_config::lint::{LintInput, lint_sources};
+use cox_config::model::{AnyString, Manifest, Parameter, Workflow};
+use cox_scheduler::machine::{Node, NodeType, Phase, RunState};
+use cox_scheduler::{Engine, EngineConfig};
+use cox_worker::step::Executor;
+use cox_worker::{LocalExecutor, LocalExecutorConfig};
+
+/// How long a command waits for another `cox` process to release the home before failing.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Subcommand)]
+pub enum RunCommand {
+    /// Run a workflow file locally and wait for it to end (exit 0 only if it succeeded).
+    Run(RunArgs),
+    /// Show a run: its status and node tree.
+    Get(GetArgs),
+    /// List runs, oldest first.
+    List,
+    /// Print a run's step logs, `node: line`.
+    Logs(LogsArgs),
+    /// Delete a run.
+    Delete(DeleteArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The workflow file (its Workflow document, or its only document).
+    file: PathBuf,
+    /// Set a workflow parameter, `NAME=VALUE` (repeatable).
+    #[arg(short = 'p', long = "parameter", value_name = "NAME=VALUE")]
+    parameters: Vec<String>,
+    /// A YAML or JSON file of parameters, `name: value`.
+    #[arg(long, value_name = "FILE")]
+    parameter_file: Option<PathBuf>,
+    /// Start with this template instead of `spec.entrypoint`.
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Output format of the final result.
+    #[arg(short, long, value_enum)]
+    output: Option<Output>,
+    /// Run steps as plain host processes, without the bubblewrap sandbox.
+    #[arg(long)]
+    no_sandbox: bool,
+}
+
+#[derive(Args)]
+pub struct GetArgs {
+    /// The run's name.
+    name: String,
+    /// Output format.
+    #[arg(short, long, value_enum)]
+    output: Option<Output>,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// The run's name.
+    name: String,
+    /// Only this node (id, name or display name).
+    node: Option<String>,
+    /// Keep following logs that are still being written.
+    #[arg(short, long)]
+    follow: bool,
+}
+
+#[derive(Args)]
+pub struct DeleteArgs {
+    /// The run's name.
+    name: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// The Workflow object as JSON.
+    Json,
+    /// The Workflow object as YAML.
+    Yaml,
+    /// The summary with inputs and outputs of each node.
+    Wide,
+}
+
+/// Run one of the subcommands on a fresh runtime.
+pub fn run(command: RunCommand) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match command {
+            RunCommand::Run(args) => run_workflow(args).await,
+            RunCommand::Get(args) => get(args).await,
+            RunCommand::List => list().await,
+            RunCommand::Logs(args) => logs(args).await,
+            RunCommand::Delete(args) => delete(args).await,
+        }
+    })
+}
+
+/// The executor for local runs: host processes in `<home>/runs`, artifacts in `<home>/artifacts`.
+fn local_executor(home: &Path, no_sandbox: bool) -> Arc<dyn Executor> {
+    let mut config = LocalExecutorConfig::new(home, home.join("artifacts"));
+    config.sandbox = !no_sandbox;
+    Arc::new(LocalExecutor::new(config))
+}
+
+fn open_engine(no_sandbox: bool) -> Result<Engine> {
+    let home = cox_scheduler::engine::default_home()?;
+    let mut config = EngineConfig::new(&home, local_executor(&home, no_sandbox));
+    config.lock_wait = LOCK_WAIT;
+    Ok(Engine::open(config)?)
+}
+
+async fn run_workflow(args: RunArgs) -> Result<ExitCode> {
+    let workflow = read_workflow(&args)?;
+    if !args.no_sandbox
+        && let Err(e) = cox_worker::check_sandbox().await
+    {
+        bail!("the step sandbox is not available: {e}; install bubblewrap or pass --no-sandbox");
+    }
+    let engine = open_engine(args.no_sandbox)?;
+    let name = engine.submit(workflow).await?;
+    if let Some(progress) = engine.watch(&name) {
+        show_progress(progress).await;
+    }
+    let state = engine.await_completion(&name).await?;
+    print_result(&state, args.output)?;
+    Ok(if state.phase() == Phase::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Lint the file (refusing it on errors), pick its Workflow, apply the command line.
+fn read_workflow(args: &RunArgs) -> Result<Workflow> {
+    let source = args.file.display().to_string();
+    let text =
+        std::fs::read_to_string(&args.file).with_context(|| format!("{source}: cannot read"))?;
+    let report = lint_sources(&[LintInput {
+        source: source.clone(),
+        text: text.clone(),
+    }]);
+    if report.error_count() > 0 {
+        let mut message = String::new();
+        for d in report.diagnostics.iter().filter(|d| d.is_error()) {
+            let _ = writeln!(message, "{d}");
+        }
+        bail!(
+            "{message}{source}: not run: {} linting error(s)",
+            report.error_count()
+        );
+    }
+    let loaded = cox_config::load::load(&source, &text);
+    let mut workflows: Vec<Workflow> = loaded
+        .documents
+        .into_iter()
+        .filter_map(|d| match d.manifest {
+            Manifest::Workflow(w) => Some(w),
+            _ => None,
+        })
+        .collect();
+    let mut workflow = match workflows.len() {
+        1 => workflows.remove(0),
+        0 => bail!("{source}: no Workflow document to run"),
+        n => bail!("{source}: {n} Workflow documents; cox run takes a file with one"),
+    };
+    let mut parameters: Vec<(String, String)> = Vec::new();
+    if let Some(path) = &args.parameter_file {
+        parameters.extend(read_parameter_file(path)?);
+    }
+    for p in &args.parameters {
+        let (name, value) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow!("-p {p}: expected NAME=VALUE"))?;
+        parameters.push((name.to_string(), value.to_string()));
+    }
+    let arguments = workflow.spec.arguments.get_or_insert_default();
+    for (name, value) in parameters {
+        match arguments.parameters.iter_mut().find(|p| p.name == name) {
+            Some(p) => p.value = Some(AnyString(value)),
+            None => arguments.parameters.push(Parameter::new(name, value)),
+        }
+    }
+    if let Some(entrypoint) = &args.entrypoint {
+        workflow.spec.entrypoint = Some(entrypoint.clone());
+    }
+    Ok(workflow)
+}
+
+fn read_parameter_file(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let values: BTreeMap<String, serde_json::Value> =
+        serde_saphyr::from_str(&text).map_err(|e| {
+            anyhow!(
+                "{}: not a map of parameter names to values: {e}",
+                path.display()
+            )
+        })?;
+    Ok(values
+        .into_iter()
+        .map(|(name, value)| {
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (name, text)
+        })
+        .collect())
+}
+
+/// Progress on stderr, so stdout holds only the result: a live tree on a terminal, else a
+/// line each time a node changes phase.
+async fn show_progress(mut progress: tokio::sync::watch::Receiver<RunState>) {
+    let live = std::io::stderr().is_terminal();
+    let mut drawn_lines = 0;
+    let mut seen: BTreeMap<String, Phase> = BTreeMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let state = progress.borrow_and_update().clone();
+        let mut err = std::io::stderr().lock();
+        if live {
+            let text = live_tree(&state, Utc::now());
+            if drawn_lines > 0 {
+                let _ = write!(err, "\x1b[{drawn_lines}A\x1b[J");
+            }
+            let _ = write!(err, "{text}");
+            drawn_lines = text.lines().count();
+        } else {
+            for node in state.nodes.values() {
+                if seen.insert(node.id.clone(), node.phase) != Some(node.phase)
+                    && node.node_type != NodeType::StepGroup
+                {
+                    let _ = writeln!(
+                        err,
+                        "{}: {} {}",
+                        node.display_name,
+                        node.phase.as_str(),
+                        node.message
+                    );
+                }
+            }
+        }
+        drop(err);
+        if state.is_finished() {
+            return;
+        }
+        tokio::select! {
+            changed = progress.changed() => if changed.is_err() { return },
+            // Redraw durations of running nodes.
+            _ = tick.tick(), if live => {}
+        }
+    }
+}
+
+fn live_tree(state: &RunState, now: DateTime<Utc>) -> String {
+    let mut out = format!(
+        "{}  {}  {}\n",
+        state.name,
+        state.phase().as_str(),
+        run_duration(state, now)
+    );
+    for row in tree_rows(state) {
+        let node = row.node;
+        let _ = writeln!(
+            out,
+            "{}{} {}  {}",
+            row.prefix,
+            icon(node.phase),
+            node.display_name,
+            node_duration(node, now)
+        );
+    }
+    out
+}
+
+fn print_result(state: &RunState, output: Option<Output>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match output {
+        Some(Output::Json) => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&state.workflow_json())?
+        )?,
+        Some(Output::Yaml) => write!(
+            out,
+            "{}",
+            serde_saphyr::to_string(&state.workflow_json()).map_err(|e| anyhow!("{e}"))?
+        )?,
+        Some(Output::Wide) => write!(out, "{}", summary(state, true, Utc::now()))?,
+        None => write!(out, "{}", summary(state, false, Utc::now()))?,
+    }
+    Ok(())
+}
+
+/// `argo get`'s text: the run's fields, then the node tree as a table.
+fn summary(state: &RunState, wide: bool, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<15}{}", "Name:", state.name);
+    let _ = writeln!(out, "{:<15}{}", "Status:", state.phase().as_str());
+    if !state.message.is_empty() {
+        let _ = writeln!(out, "{:<15}{}", "Message:", state.message);
+    }
+    if let Some(t) = &state.started_at {
+        let _ = writeln!(out, "{:<15}{t}", "Started:");
+    }
+    if let Some(t) = &state.finished_at {
+        let _ = writeln!(out, "{:<15}{t}", "Finished:");
+    }
+    let _ = writeln!(out, "{:<15}{}", "Duration:", run_duration(state, now));
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    let mut header = vec!["STEP", "TEMPLATE", "PODNAME", "DURATION", "MESSAGE"];
+    if wide {
+        header.extend(["INPUTS", "OUTPUTS"]);
+    }
+    table.set_header(header);
+    for row in tree_rows(state) {
+        let node = row.node;
+        let mut cells = vec![
+            format!("{}{} {}", row.prefix, icon(node.phase), node.display_name),
+            node.template_name.clone().unwrap_or_default(),
+            if node.node_type == NodeType::Pod {
+                node.id.clone()
+            } else {
+                String::new()
+            },
+            node_duration(node, now),
+            node.message.clone(),
+        ];
+        if wide {
+            cells.push(pairs(&node.inputs));
+            let mut outputs = pairs(&node.outputs.parameters);
+            if let Some(result) = &node.outputs.result {
+                outputs = [outputs, format!("result={result}")]
+                    .join(" ")
+                    .trim()
+                    .to_string();
+            }
+            cells.push(outputs);
+        }
+        table.add_row(cells);
+    }
+    let _ = writeln!(out, "\n{table}");
+    out
+}
+
+fn pairs(values: &[(String, String)]) -> String {
+    values
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+struct Row<'a> {
+    prefix: String,
+    node: &'a Node,
+}
+
+/// The node tree from the root, depth first, with box-drawing prefixes. Step groups are not
+/// shown (their children hang from the steps node), as `argo get` does.
+fn tree_rows(state: &RunState) -> Vec<Row<'_>> {
+    fn shown_children<'a>(state: &'a RunState, node: &'a Node) -> Vec<&'a Node> {
+        let mut out = Vec::new();
+        for id in &node.children {
+            let Some(child) = state.nodes.get(id) else {
+                continue;
+            };
+            if child.node_type == NodeType::StepGroup {
+                out.extend(shown_children(state, child));
+            } else {
+                out.push(child);
+            }
+        }
+        out
+    }
+    fn walk<'a>(
+        state: &'a RunState,
+        node: &'a Node,
+        indent: &str,
+        prefix: String,
+        rows: &mut Vec<Row<'a>>,
+        depth: usize,
+    ) {
+        rows.push(Row { prefix, node });
+        // Exit handlers and hooks can make node graphs deep, not cyclic; the bound is a guard.
+        if depth > 64 {
+            return;
+        }
+        let children = shown_children(state, node);
+        let count = children.len();
+        for (i, child) in children.into_iter().enumerate() {
+            let last = i + 1 == count;
+            let branch = if last { "└─" } else { "├─" };
+            let next_indent = format!("{indent}{}", if last { "  " } else { "│ " });
+            walk(
+                state,
+                child,
+                &next_indent,
+                format!("{indent}{branch}"),
+                rows,
+                depth + 1,
+            );
+        }
+    }
+    let mut rows = Vec::new();
+    if let Some(root) = state.nodes.get(&state.name) {
+        walk(state, root, "", String::new(), &mut rows, 0);
+    }
+    // Nodes outside the root's tree (the workflow's exit handler) follow it.
+    for node in state.nodes.values() {
+        if node.boundary_id.is_none()
+            && node.id != state.name
+            && !rows.iter().any(|r| r.node.id == node.id)
+        {
+            walk(state, node, "", String::new(), &mut rows, 0);
+        }
+    }
+    rows
+}
+
+fn icon(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Pending => "◷",
+        Phase::Running => "●",
+        Phase::Succeeded => "✔",
+        Phase::Failed => "✖",
+        Phase::Error => "⚠",
+        Phase::Skipped | Phase::Omitted => "○",
+    }
+}
+
+fn parse_time(t: Option<&String>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn span(started: Option<&String>, finished: Option<&String>, now: DateTime<Utc>) -> String {
+    let Some(start) = parse_time(started) else {
+        return String::new();
+    };
+    let end = parse_time(finished).unwrap_or(now);
+    human_duration((end - start).num_seconds().max(0))
+}
+
+fn run_duration(state: &RunState, now: DateTime<Utc>) -> String {
+    span(state.started_at.as_ref(), state.finished_at.as_ref(), now)
+}
+
+fn node_duration(node: &Node, now: DateTime<Utc>) -> String {
+    span(node.started_at.as_ref(), node.finished_at.as_ref(), now)
+}
+
+/// `45s`, `2m 5s`, `1h 0m`, as `argo get` prints durations.
+fn human_duration(seconds: i64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+async fn get(args: GetArgs) -> Result<ExitCode> {
+    let engine = open_engine(true)?;
+    let state = engine
+        .get(&args.name)?
+        .ok_or_else(|| anyhow!("run {}: not found", args.name))?;
+    print_result(&state, args.output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list() -> Result<ExitCode> {
+    let engine = open_engine(true)?;
+    let now = Utc::now();
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(["NAME", "STATUS", "AGE", "DURATION", "MESSAGE"]);
+    for run in engine.list()? {
+        table.add_row([
+            run.name.clone(),
+            run.phase.as_str().to_string(),
+            human_duration((now - run.created_at).num_seconds().max(0)),
+            span(run.started_at.as_ref(), run.finished_at.as_ref(), now),
+            run.message.clone(),
+        ]);
+    }
+    println!("{table}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn logs(args: LogsArgs) -> Result<ExitCode> {
+    let engine = open_engine(true)?;
+    let state = engine
+        .get(&args.name)?
+        .ok_or_else(|| anyhow!("run {}: not found", args.name))?;
+    let pods: Vec<&Node> = state
+        .nodes
+        .values()
+        .filter(|n| n.node_type == NodeType::Pod && n.launched)
+        .filter(|n| match &args.node {
+            Some(wanted) => n.id == *wanted || n.name == *wanted || n.display_name == *wanted,
+            None => true,
+        })
+        .collect();
+    if let Some(wanted) = &args.node
+        && pods.is_empty()
+    {
+        bail!("run {}: no step node {wanted}", args.name);
+    }
+    let mut pods = pods;
+    pods.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+    let mut out = std::io::stdout().lock();
+    for node in pods {
+        let Some(path) = engine
+            .executor()
+            .log_path(&state.name, &node.id, node.attempt)
+        else {
+            continue;
+        };
+        if !path.exists() {
+            continue;
+        }
+        if args.follow && !node.phase.is_done() {
+            // Only this process could have been running the step, and it is not: the file ends here.
+            eprintln!(
+                "cox: {}: the run is not running; showing its log so far",
+                node.display_name
+            );
+        }
+        for line in cox_worker::read_log(&path).await? {
+            writeln!(out, "{}: {}", node.display_name, line.line)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn delete(args: DeleteArgs) -> Result<ExitCode> {
+    let engine = open_engine(true)?;
+    if !engine.delete(&args.name).await? {
+        bail!("run {}: not found", args.name);
+    }
+    println!("Workflow '{}' deleted", args.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_argo() {
+        assert_eq!(human_duration(0), "0s");
+        assert_eq!(human_duration(59), "59s");
+        assert_eq!(human_duration(125), "2m 5s");
+        assert_eq!(human_duration(3_660), "1h 1m");
+    }
+}
