@@ -928,7 +928,6 @@ impl<'a> Operator<'a> {
         if self
             .parallelism
             .is_some_and(|limit| self.running_pods >= limit)
-            || !self.boundary_has_slot(node.boundary_id.as_deref())
         {
             return;
         }
@@ -1227,27 +1226,16 @@ impl<'a> Operator<'a> {
         }
     }
 
-    /// Template-level parallelism: a steps or DAG node limits its running pod descendants.
-    fn boundary_has_slot(&self, boundary: Option<&str>) -> bool {
-        let mut current = boundary.map(str::to_string);
-        while let Some(b) = current {
-            let Some(node) = self.nodes.get(&b) else {
-                break;
-            };
-            if let Some(limit) = node
-                .template_name
-                .as_deref()
-                .and_then(|t| self.template(t))
-                .and_then(|t| t.parallelism)
-            {
-                let running = self.count_running_under(&b);
-                if running >= limit.max(0) as usize {
-                    return false;
-                }
-            }
-            current = node.boundary_id.clone();
-        }
-        true
+    /// Template-level parallelism: whether a steps or DAG node may start another child
+    /// (Argo limits the children running at once, whatever runs inside them).
+    fn has_slot(&self, parent: &str) -> bool {
+        let limit = self
+            .nodes
+            .get(parent)
+            .and_then(|n| n.template_name.as_deref())
+            .and_then(|t| self.template(t))
+            .and_then(|t| t.parallelism);
+        limit.is_none_or(|limit| self.count_running_under(parent) < limit.max(0) as usize)
     }
 
     /// Running children (pods, or composite children that are running) directly under a node's
@@ -1340,6 +1328,26 @@ impl<'a> Operator<'a> {
                     )
                 })
                 .collect();
+            // And per name: `steps.X.outputs.parameters.p` is the list of each child's `p`.
+            let mut names: Vec<&str> = Vec::new();
+            for c in &children {
+                for (k, _) in &c.outputs.parameters {
+                    if !names.contains(&k.as_str()) {
+                        names.push(k);
+                    }
+                }
+            }
+            for name in names {
+                let values: Vec<Value> = children
+                    .iter()
+                    .filter_map(|c| c.outputs.parameter(name))
+                    .map(|v| Value::String(v.to_string()))
+                    .collect();
+                vars.insert(
+                    format!("{prefix}.outputs.parameters.{name}"),
+                    Value::String(serde_json::to_string(&values).unwrap_or_default()),
+                );
+            }
             vars.insert(
                 format!("{prefix}.outputs.parameters"),
                 Value::String(serde_json::to_string(&params).unwrap_or_default()),
@@ -1594,6 +1602,10 @@ impl<'a> Operator<'a> {
                     template_ref: step.template_ref.is_some(),
                     arguments: step.arguments.as_ref(),
                 };
+                if !self.nodes.contains_key(&node_id(self.run, &step_name)) && !self.has_slot(id) {
+                    all_done = false;
+                    continue;
+                }
                 let step_id = self.run_call(
                     &step_name,
                     &step_name_short,
@@ -1686,7 +1698,8 @@ impl<'a> Operator<'a> {
             return id;
         }
         let looped = !with_items.is_empty() || with_param.is_some() || with_sequence.is_some();
-        if !self.nodes.contains_key(&id) {
+        // A loop's `when` is judged for each item (it may read `item`).
+        if !looped && !self.nodes.contains_key(&id) {
             match self.when_holds(when, vars) {
                 Ok(Some(skip)) => {
                     let sid = self.ensure_node(
@@ -1771,8 +1784,7 @@ impl<'a> Operator<'a> {
         self.set_running(&loop_id);
         let mut all_done = true;
         let mut failed = None;
-        let parallel_limit = None::<usize>;
-        let mut running = 0usize;
+
         for (i, item) in items.iter().enumerate() {
             let child_name = format!("{node_name}({i}:{})", item_label(item));
             let child_display = format!("{display}({i}:{})", item_label(item));
@@ -1783,12 +1795,33 @@ impl<'a> Operator<'a> {
                 }
                 continue;
             }
-            if parallel_limit.is_some_and(|l| running >= l) {
+            if !self.nodes.contains_key(&child_id) && !self.has_slot(boundary) {
                 all_done = false;
                 continue;
             }
             let mut item_vars = vars.clone();
             add_item(&mut item_vars, item);
+            if !self.nodes.contains_key(&child_id) {
+                let skip = match self.when_holds(when, &item_vars) {
+                    Ok(skip) => skip.map(|m| (Phase::Skipped, m)),
+                    Err(e) => Some((Phase::Error, e)),
+                };
+                if let Some((phase, message)) = skip {
+                    let sid = self.ensure_node(
+                        &child_name,
+                        &child_display,
+                        NodeType::Skipped,
+                        site.template,
+                        Some(boundary),
+                        Some(&loop_id),
+                    );
+                    self.finish(&sid, phase, message);
+                    if phase == Phase::Error && failed.is_none() {
+                        failed = Some(format!("child '{sid}' failed"));
+                    }
+                    continue;
+                }
+            }
             let child = match self.call_for(site, &item_vars, scope_nodes, input_artifacts) {
                 Ok(call) => self.execute(
                     &child_name,
@@ -1817,10 +1850,7 @@ impl<'a> Operator<'a> {
                         failed = Some(format!("child '{child}' failed"));
                     }
                 }
-                _ => {
-                    all_done = false;
-                    running += 1;
-                }
+                _ => all_done = false,
             }
         }
         if all_done {
@@ -2049,6 +2079,9 @@ impl<'a> Operator<'a> {
                     arguments: task.arguments.as_ref(),
                 };
                 let before = self.nodes.contains_key(&tid);
+                if !before && !self.has_slot(id) {
+                    continue;
+                }
                 let tid = self.run_call(
                     &format!("{name}.{}", task.name),
                     &task.name,
@@ -2187,6 +2220,35 @@ impl<'a> Operator<'a> {
         })
     }
 
+    /// Variables for an expression: outputs a skipped or omitted producer declared but never
+    /// made are `nil`, so `??` can fall back (Argo v4).
+    fn expression_vars(&self, scope: &Vars) -> Vars {
+        let mut vars = scope.clone();
+        for (key, id) in scope.iter() {
+            let Some(prefix) = key.strip_suffix(".id") else {
+                continue;
+            };
+            let Some(node) = id.as_str().and_then(|id| self.nodes.get(id)) else {
+                continue;
+            };
+            if !matches!(node.phase, Phase::Skipped | Phase::Omitted) {
+                continue;
+            }
+            let outputs = node
+                .template_name
+                .as_deref()
+                .and_then(|t| self.template(t))
+                .and_then(|t| t.outputs.as_ref());
+            for p in outputs.map(|o| o.parameters.as_slice()).unwrap_or_default() {
+                let name = format!("{prefix}.outputs.parameters.{}", p.name);
+                if vars.get(&name).is_none() {
+                    vars.insert(name, Value::Null);
+                }
+            }
+        }
+        vars
+    }
+
     /// A steps or DAG template ended well: compute its outputs.
     fn complete_composite(&mut self, id: &str, template: &Template, scope: &Vars) {
         let outputs = template.outputs.clone().unwrap_or_default();
@@ -2199,7 +2261,7 @@ impl<'a> Operator<'a> {
                 } else if let Some(e) = &vf.expression {
                     let e =
                         expr::substitute(e, scope, Unresolved::Leave).unwrap_or_else(|_| e.clone());
-                    expr::evaluate(&e, scope)
+                    expr::evaluate(&e, &self.expression_vars(scope))
                         .map(|v| render(&v))
                         .map_err(|e| e.to_string())
                 } else {
