@@ -1226,6 +1226,16 @@ impl<'a> Operator<'a> {
         }
     }
 
+    /// Whether a steps template asked to stop starting children after a failure.
+    fn fail_fast(&self, parent: &str) -> bool {
+        let template = self
+            .nodes
+            .get(parent)
+            .and_then(|n| n.template_name.as_deref())
+            .and_then(|t| self.template(t));
+        template.is_some_and(|t| t.fail_fast == Some(true))
+    }
+
     /// Template-level parallelism: whether a steps or DAG node may start another child
     /// (Argo limits the children running at once, whatever runs inside them).
     fn has_slot(&self, parent: &str) -> bool {
@@ -1795,9 +1805,15 @@ impl<'a> Operator<'a> {
                 }
                 continue;
             }
-            if !self.nodes.contains_key(&child_id) && !self.has_slot(boundary) {
-                all_done = false;
-                continue;
+            if !self.nodes.contains_key(&child_id) {
+                // failFast on the enclosing template: after a failure, start nothing new.
+                if failed.is_some() && self.fail_fast(boundary) {
+                    continue;
+                }
+                if !self.has_slot(boundary) {
+                    all_done = false;
+                    continue;
+                }
             }
             let mut item_vars = vars.clone();
             add_item(&mut item_vars, item);
