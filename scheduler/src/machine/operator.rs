@@ -86,10 +86,8 @@ fn phase_for_expr(p: Phase) -> depends::NodePhase {
 /// Substitute every string in a JSON value (single pass per string).
 fn substitute_value(value: &mut Value, vars: &Vars, unresolved: Unresolved) -> Result<(), String> {
     match value {
-        Value::String(s) => {
-            if s.contains("{{") {
-                *s = expr::substitute(s, vars, unresolved).map_err(|e| e.to_string())?;
-            }
+        Value::String(s) if s.contains("{{") => {
+            *s = expr::substitute(s, vars, unresolved).map_err(|e| e.to_string())?;
         }
         Value::Array(items) => {
             for item in items {
@@ -327,12 +325,11 @@ impl<'a> Operator<'a> {
                     exit_hook: None,
                 },
             );
-            if let Some(parent) = parent {
-                if let Some(p) = self.nodes.get_mut(parent) {
-                    if !p.children.contains(&id) {
-                        p.children.push(id.clone());
-                    }
-                }
+            if let Some(parent) = parent
+                && let Some(p) = self.nodes.get_mut(parent)
+                && !p.children.contains(&id)
+            {
+                p.children.push(id.clone());
             }
         }
         id
@@ -340,20 +337,20 @@ impl<'a> Operator<'a> {
 
     fn finish(&mut self, id: &str, phase: Phase, message: impl Into<String>) {
         let now = ts(self.now);
-        if let Some(n) = self.nodes.get_mut(id) {
-            if !n.phase.is_done() {
-                n.phase = phase;
-                n.message = message.into();
-                n.finished_at = Some(now);
-            }
+        if let Some(n) = self.nodes.get_mut(id)
+            && !n.phase.is_done()
+        {
+            n.phase = phase;
+            n.message = message.into();
+            n.finished_at = Some(now);
         }
     }
 
     fn set_running(&mut self, id: &str) {
-        if let Some(n) = self.nodes.get_mut(id) {
-            if n.phase == Phase::Pending {
-                n.phase = Phase::Running;
-            }
+        if let Some(n) = self.nodes.get_mut(id)
+            && n.phase == Phase::Pending
+        {
+            n.phase = Phase::Running;
         }
     }
 
@@ -403,10 +400,10 @@ impl<'a> Operator<'a> {
         extra: &Vars,
     ) -> String {
         let id = node_id(self.run, name);
-        if let Some(n) = self.node(&id) {
-            if n.phase.is_done() {
-                return id;
-            }
+        if let Some(n) = self.node(&id)
+            && n.phase.is_done()
+        {
+            return id;
         }
         let template = match &call.template {
             TemplateSource::Named(t) => match self.template(t) {
@@ -532,10 +529,10 @@ impl<'a> Operator<'a> {
             boundary,
             parent,
         );
-        if let Some(n) = self.nodes.get_mut(&id) {
-            if n.inputs.is_empty() {
-                n.inputs = input_values.clone();
-            }
+        if let Some(n) = self.nodes.get_mut(&id)
+            && n.inputs.is_empty()
+        {
+            n.inputs = input_values.clone();
         }
         if let Some(message) = missing {
             self.finish(&id, Phase::Error, message);
@@ -675,35 +672,33 @@ impl<'a> Operator<'a> {
             };
             let within_limit = limit.is_none_or(|l| i64::from(attempt) <= l);
             let mut allowed = policy_allows && within_limit && self.shutdown.is_none();
-            if allowed {
-                if let Some(expression) = strategy.expression.as_deref() {
-                    let mut ev = vars.clone();
-                    ev.insert(
-                        "lastRetry.exitCode",
-                        Value::String(
-                            last.outputs
-                                .exit_code
-                                .map(|c| c.to_string())
-                                .unwrap_or_else(|| "-1".into()),
-                        ),
-                    );
-                    ev.insert(
-                        "lastRetry.status",
-                        Value::String(last.phase.as_str().to_string()),
-                    );
-                    ev.insert("lastRetry.message", Value::String(last.message.clone()));
-                    let duration = match (
-                        last.started_at.as_deref().and_then(parse_ts),
-                        last.finished_at.as_deref().and_then(parse_ts),
-                    ) {
-                        (Some(s), Some(f)) => (f - s).num_seconds().to_string(),
-                        _ => "0".into(),
-                    };
-                    ev.insert("lastRetry.duration", Value::String(duration));
-                    let text = expr::substitute(expression, &ev, Unresolved::Leave)
-                        .unwrap_or_else(|_| expression.to_string());
-                    allowed = matches!(expr::evaluate(&text, &ev), Ok(Value::Bool(true)));
-                }
+            if allowed && let Some(expression) = strategy.expression.as_deref() {
+                let mut ev = vars.clone();
+                ev.insert(
+                    "lastRetry.exitCode",
+                    Value::String(
+                        last.outputs
+                            .exit_code
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "-1".into()),
+                    ),
+                );
+                ev.insert(
+                    "lastRetry.status",
+                    Value::String(last.phase.as_str().to_string()),
+                );
+                ev.insert("lastRetry.message", Value::String(last.message.clone()));
+                let duration = match (
+                    last.started_at.as_deref().and_then(parse_ts),
+                    last.finished_at.as_deref().and_then(parse_ts),
+                ) {
+                    (Some(s), Some(f)) => (f - s).num_seconds().to_string(),
+                    _ => "0".into(),
+                };
+                ev.insert("lastRetry.duration", Value::String(duration));
+                let text = expr::substitute(expression, &ev, Unresolved::Leave)
+                    .unwrap_or_else(|_| expression.to_string());
+                allowed = matches!(expr::evaluate(&text, &ev), Ok(Value::Bool(true)));
             }
             if !allowed {
                 let message = if within_limit && policy_allows {
@@ -1033,16 +1028,16 @@ impl<'a> Operator<'a> {
         let outputs = template.outputs.clone().unwrap_or_default();
         let mut output_parameters = Vec::new();
         for p in &outputs.parameters {
-            if let Some(vf) = &p.value_from {
-                if let Some(path) = &vf.path {
-                    let path = expr::substitute(path, &vars, Unresolved::Leave)
-                        .unwrap_or_else(|_| path.clone());
-                    output_parameters.push(OutputParameter {
-                        name: p.name.clone(),
-                        path,
-                        default: vf.default.as_ref().map(|d| d.as_str().to_string()),
-                    });
-                }
+            if let Some(vf) = &p.value_from
+                && let Some(path) = &vf.path
+            {
+                let path = expr::substitute(path, &vars, Unresolved::Leave)
+                    .unwrap_or_else(|_| path.clone());
+                output_parameters.push(OutputParameter {
+                    name: p.name.clone(),
+                    path,
+                    default: vf.default.as_ref().map(|d| d.as_str().to_string()),
+                });
             }
         }
         let mut output_artifacts = Vec::new();
@@ -1125,13 +1120,13 @@ impl<'a> Operator<'a> {
         for c in &set.containers {
             let child_name = format!("{name}.{}", c.name);
             let child = node_id(self.run, &child_name);
-            if let Some(n) = self.nodes.get(&child) {
-                if n.phase.is_done() {
-                    if n.phase.is_failure() && failure.is_none() {
-                        failure = Some(n.message.clone());
-                    }
-                    continue;
+            if let Some(n) = self.nodes.get(&child)
+                && n.phase.is_done()
+            {
+                if n.phase.is_failure() && failure.is_none() {
+                    failure = Some(n.message.clone());
                 }
+                continue;
             }
             all_done = false;
             let deps: Vec<Phase> = c
@@ -1215,10 +1210,9 @@ impl<'a> Operator<'a> {
             .nodes
             .get(&node_id(self.run, &format!("{name}.main")))
             .map(|n| n.outputs.clone())
+            && let Some(n) = self.nodes.get_mut(id)
         {
-            if let Some(n) = self.nodes.get_mut(id) {
-                n.outputs = main;
-            }
+            n.outputs = main;
         }
         match failure {
             Some(m) => self.finish(id, Phase::Failed, m),
@@ -1966,12 +1960,11 @@ impl<'a> Operator<'a> {
             let mut needed = HashSet::new();
             let mut stack: Vec<String> = t.split_whitespace().map(str::to_string).collect();
             while let Some(n) = stack.pop() {
-                if needed.insert(n.clone()) {
-                    if let Some(task) = by_name.get(n.as_str()) {
-                        if let Ok(d) = dep_of(task) {
-                            stack.extend(d.tasks().into_iter().map(str::to_string));
-                        }
-                    }
+                if needed.insert(n.clone())
+                    && let Some(task) = by_name.get(n.as_str())
+                    && let Ok(d) = dep_of(task)
+                {
+                    stack.extend(d.tasks().into_iter().map(str::to_string));
                 }
             }
             needed
@@ -2348,10 +2341,10 @@ impl<'a> Operator<'a> {
         };
         let mut found = Vec::new();
         for p in &outputs.parameters {
-            if let Some(g) = &p.global_name {
-                if let Some(v) = node.outputs.parameter(&p.name) {
-                    found.push((g.clone(), v.to_string()));
-                }
+            if let Some(g) = &p.global_name
+                && let Some(v) = node.outputs.parameter(&p.name)
+            {
+                found.push((g.clone(), v.to_string()));
             }
         }
         for (g, v) in found {

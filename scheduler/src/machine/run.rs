@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-use super::node::{Node, NodeType, Phase, node_id};
+use super::node::{Node, Phase, node_id};
 use super::operator::{Call, Operator, TemplateSource};
 use super::{Action, Event};
 
@@ -112,14 +112,21 @@ impl RunState {
         if self.is_finished() {
             return Vec::new();
         }
-        let workflow = match self.workflow() {
-            Ok(wf) => wf.clone(),
-            Err(e) => {
-                self.phase = Phase::Error;
-                self.message = e;
-                return vec![Action::Finished];
-            }
+        if let Err(e) = self.workflow() {
+            self.phase = Phase::Error;
+            self.message = e;
+            return vec![Action::Finished];
+        }
+        // Borrow the parsed workflow out of the state for this event instead of copying it.
+        let Some(workflow) = self.spec.take() else {
+            return Vec::new();
         };
+        let actions = self.apply_with(&workflow, event);
+        self.spec = Some(workflow);
+        actions
+    }
+
+    fn apply_with(&mut self, workflow: &Workflow, event: Event) -> Vec<Action> {
         let (now, finished_step) = match event {
             Event::Start { now } => (now, None),
             Event::StepFinished {
@@ -133,10 +140,10 @@ impl RunState {
             self.phase = Phase::Running;
             self.started_at = Some(ts(now));
         }
-        let globals = self.globals(&workflow, now);
+        let globals = self.globals(workflow, now);
         let running_pods = self.running_steps().len();
         let mut op = Operator {
-            wf: &workflow,
+            wf: workflow,
             run: &self.name.clone(),
             nodes: &mut self.nodes,
             actions: Vec::new(),
@@ -220,15 +227,15 @@ impl RunState {
                     }
                 }
             }
-            if let Some(root_node) = op.nodes.get(&root) {
-                if root_node.phase.is_done() {
-                    let message = if root_node.phase.is_failure() {
-                        root_node.message.clone()
-                    } else {
-                        String::new()
-                    };
-                    self.main_result = Some((root_node.phase, message));
-                }
+            if let Some(root_node) = op.nodes.get(&root)
+                && root_node.phase.is_done()
+            {
+                let message = if root_node.phase.is_failure() {
+                    root_node.message.clone()
+                } else {
+                    String::new()
+                };
+                self.main_result = Some((root_node.phase, message));
             }
         }
         let mut finished = false;
@@ -267,21 +274,21 @@ impl RunState {
                     };
                     let exit_id =
                         op.execute(&exit_name, &exit_name, &exit_call, None, None, &Vars::new());
-                    if let Some(exit_node) = op.nodes.get(&exit_id) {
-                        if exit_node.phase.is_done() {
-                            finished = true;
-                            let exit_failed = exit_node.phase.is_failure();
-                            self.phase = if phase == Phase::Succeeded && exit_failed {
-                                Phase::Failed
-                            } else {
-                                phase
-                            };
-                            self.message = if phase == Phase::Succeeded && exit_failed {
-                                exit_node.message.clone()
-                            } else {
-                                message
-                            };
-                        }
+                    if let Some(exit_node) = op.nodes.get(&exit_id)
+                        && exit_node.phase.is_done()
+                    {
+                        finished = true;
+                        let exit_failed = exit_node.phase.is_failure();
+                        self.phase = if phase == Phase::Succeeded && exit_failed {
+                            Phase::Failed
+                        } else {
+                            phase
+                        };
+                        self.message = if phase == Phase::Succeeded && exit_failed {
+                            exit_node.message.clone()
+                        } else {
+                            message
+                        };
                     }
                 }
                 None => {
