@@ -8,6 +8,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in the scheduler's shell (store, codec, actors, engine).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A lock inside the process was poisoned by a panic elsewhere.
+    #[error("internal lock poisoned by an earlier panic")]
+    Poisoned,
     /// A value could not be encoded for the store.
     #[error("cannot encode {what}: {message}")]
     Encode {

@@ -1,7 +1,10 @@
 //! The durable store of runs: sled at `$COX_HOME/store`.
 //!
 //! Trees:
-//! - `runs`: run name -> encoded [`RunState`] (see [`crate::codec`]).
+//! - `runs`: run name -> encoded [`RunState`] header, without its nodes (see [`crate::codec`]).
+//! - `nodes`: run name, a zero byte, node id -> encoded node. A transition rewrites only the
+//!   nodes it changed, in the same atomic transaction as the header, so a run of ten thousand
+//!   nodes costs a few small writes per event, not the whole run.
 //! - `runs_by_created`: creation time (big-endian milliseconds) followed by the name -> name,
 //!   so `list` is in submission order without decoding every run.
 //!
@@ -14,6 +17,7 @@
 //! exits, even on a crash). A second process (or a second `Store` in one process) fails with
 //! [`Error::Locked`], after waiting up to the given `lock_wait` for the holder to finish.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -26,6 +30,8 @@ use crate::machine::{Phase, RunState};
 
 const RUNS: &str = "runs";
 const RUNS_BY_CREATED: &str = "runs_by_created";
+const NODES: &str = "nodes";
+const NODE: &str = "node";
 const RUN: &str = "run state";
 /// How often a waiting open tries the lock again.
 const LOCK_RETRY: Duration = Duration::from_millis(100);
@@ -54,6 +60,9 @@ pub struct Store {
     db: sled::Db,
     runs: sled::Tree,
     by_created: sled::Tree,
+    nodes: sled::Tree,
+    /// Per run, a hash of each node as last written, to write only what changed.
+    written: std::sync::Arc<std::sync::Mutex<HashMap<String, HashMap<String, u64>>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -99,11 +108,14 @@ impl Store {
         };
         let runs = db.open_tree(RUNS).map_err(store_error)?;
         let by_created = db.open_tree(RUNS_BY_CREATED).map_err(store_error)?;
+        let nodes = db.open_tree(NODES).map_err(store_error)?;
         Ok(Store {
             path: path.to_path_buf(),
             db,
             runs,
             by_created,
+            nodes,
+            written: Default::default(),
         })
     }
 
@@ -114,19 +126,27 @@ impl Store {
 
     /// Record a new run, created at `created_at`; fails if the name is taken. Flushed.
     pub fn create_run(&self, state: &RunState, created_at: DateTime<Utc>) -> Result<()> {
-        let bytes = codec::encode(RUN, state)?;
+        let header = codec::encode(RUN, &state.header())?;
+        let (changed, hashes) = self.changed_nodes(state, true)?;
         let name = state.name.as_bytes();
         let index_key = created_key(created_at, &state.name);
-        let outcome = (&self.runs, &self.by_created).transaction(|(runs, by_created)| {
-            if runs.get(name)?.is_some() {
-                return sled::transaction::abort(());
-            }
-            runs.insert(name, bytes.as_slice())?;
-            by_created.insert(index_key.as_slice(), name)?;
-            Ok(())
-        });
+        let outcome =
+            (&self.runs, &self.by_created, &self.nodes).transaction(|(runs, by_created, nodes)| {
+                if runs.get(name)?.is_some() {
+                    return sled::transaction::abort(());
+                }
+                runs.insert(name, header.as_slice())?;
+                by_created.insert(index_key.as_slice(), name)?;
+                for (key, bytes) in &changed {
+                    nodes.insert(key.as_slice(), bytes.as_slice())?;
+                }
+                Ok(())
+            });
         match outcome {
-            Ok(()) => self.flush(),
+            Ok(()) => {
+                self.remember(&state.name, hashes);
+                self.flush()
+            }
             Err(sled::transaction::TransactionError::Abort(())) => {
                 Err(Error::RunExists(state.name.clone()))
             }
@@ -134,17 +154,81 @@ impl Store {
         }
     }
 
-    /// Overwrite a run's state, and flush before returning.
+    /// Write a run's state (its header and the nodes that changed since the last write) in one
+    /// transaction, and flush before returning.
     pub fn put_run(&self, state: &RunState) -> Result<()> {
-        let bytes = codec::encode(RUN, state)?;
-        self.runs
-            .insert(state.name.as_bytes(), bytes)
-            .map_err(|e| self.error(e))?;
-        self.flush()
+        let header = codec::encode(RUN, &state.header())?;
+        let (changed, hashes) = self.changed_nodes(state, false)?;
+        let name = state.name.as_bytes();
+        let outcome: std::result::Result<(), sled::transaction::TransactionError<()>> =
+            (&self.runs, &self.nodes).transaction(|(runs, nodes)| {
+                runs.insert(name, header.as_slice())?;
+                for (key, bytes) in &changed {
+                    nodes.insert(key.as_slice(), bytes.as_slice())?;
+                }
+                Ok(())
+            });
+        match outcome {
+            Ok(()) => {
+                self.remember(&state.name, hashes);
+                self.flush()
+            }
+            Err(sled::transaction::TransactionError::Abort(())) => Ok(()),
+            Err(sled::transaction::TransactionError::Storage(source)) => Err(self.error(source)),
+        }
+    }
+
+    /// The nodes to write (key and bytes), and every node's hash after the write.
+    #[allow(clippy::type_complexity)]
+    fn changed_nodes(
+        &self,
+        state: &RunState,
+        all: bool,
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, HashMap<String, u64>)> {
+        use std::hash::{Hash, Hasher};
+        let written = self.written.lock().map_err(|_| Error::Poisoned)?;
+        let before = written.get(&state.name);
+        let mut changed = Vec::new();
+        let mut hashes = HashMap::with_capacity(state.nodes.len());
+        for (id, node) in &state.nodes {
+            let bytes = codec::encode(NODE, node)?;
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut hasher);
+            let hash = hasher.finish();
+            if all || before.and_then(|b| b.get(id)) != Some(&hash) {
+                changed.push((node_key(&state.name, id), bytes));
+            }
+            hashes.insert(id.clone(), hash);
+        }
+        Ok((changed, hashes))
+    }
+
+    fn remember(&self, run: &str, hashes: HashMap<String, u64>) {
+        if let Ok(mut written) = self.written.lock() {
+            written.insert(run.to_string(), hashes);
+        }
     }
 
     /// A run's state, if there is such a run.
     pub fn get_run(&self, name: &str) -> Result<Option<RunState>> {
+        let Some(state) = self.get_header(name)? else {
+            return Ok(None);
+        };
+        let mut state = state;
+        for entry in self.nodes.scan_prefix(node_prefix(name)) {
+            let (key, bytes) = entry.map_err(|e| self.error(e))?;
+            let node: crate::machine::Node =
+                codec::decode(NODE, &bytes).map_err(|e| Error::Record {
+                    key: format!("{NODES}/{}", String::from_utf8_lossy(&key)),
+                    source: Box::new(e),
+                })?;
+            state.nodes.insert(node.id.clone(), node);
+        }
+        Ok(Some(state))
+    }
+
+    /// A run's state without its nodes (enough for listings).
+    fn get_header(&self, name: &str) -> Result<Option<RunState>> {
         let Some(bytes) = self.runs.get(name.as_bytes()).map_err(|e| self.error(e))? else {
             return Ok(None);
         };
@@ -159,7 +243,7 @@ impl Store {
             let name = String::from_utf8_lossy(&name).into_owned();
             // An index entry without its run is left by a crash between the two writes of a
             // delete; it is skipped, not an error.
-            let Some(state) = self.get_run(&name)? else {
+            let Some(state) = self.get_header(&name)? else {
                 continue;
             };
             out.push(RunSummary {
@@ -197,6 +281,13 @@ impl Store {
                 self.by_created.remove(key).map_err(|e| self.error(e))?;
             }
         }
+        for entry in self.nodes.scan_prefix(node_prefix(name)) {
+            let (key, _) = entry.map_err(|e| self.error(e))?;
+            self.nodes.remove(key).map_err(|e| self.error(e))?;
+        }
+        if let Ok(mut written) = self.written.lock() {
+            written.remove(name);
+        }
         self.flush()?;
         Ok(existed)
     }
@@ -233,6 +324,18 @@ fn open_error(path: &Path, source: sled::Error) -> Error {
         path: path.to_path_buf(),
         source,
     }
+}
+
+fn node_prefix(run: &str) -> Vec<u8> {
+    let mut key = run.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+fn node_key(run: &str, node: &str) -> Vec<u8> {
+    let mut key = node_prefix(run);
+    key.extend_from_slice(node.as_bytes());
+    key
 }
 
 fn created_key(created_at: DateTime<Utc>, name: &str) -> Vec<u8> {

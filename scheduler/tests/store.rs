@@ -177,3 +177,77 @@ fn a_run_state_with_nodes_round_trips_through_the_codec() {
     assert_eq!(encoded(&back), bytes);
     assert_eq!(back.nodes, state.nodes);
 }
+
+const LOOP: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  name: many
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: each
+            template: one
+            withSequence: {count: "40"}
+    - name: one
+      container:
+        image: alpine
+        command: [echo, "{{item}}"]
+"#;
+
+#[test]
+fn incremental_writes_keep_the_exact_state_through_every_transition_and_a_reopen() {
+    use cox_scheduler::machine::Action;
+    let dir = tempfile::tempdir().unwrap();
+    let mut workflow = workflow_from_yaml(LOOP);
+    workflow.metadata.name = Some("many".into());
+    let mut state = RunState::new(workflow, at(0)).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.create_run(&state, at(0)).unwrap();
+    let mut launched: Vec<String> = Vec::new();
+    let mut actions = state.apply(Event::Start { now: at(1) });
+    let mut t = 2;
+    loop {
+        store.put_run(&state).unwrap();
+        let stored = store.get_run("many").unwrap().unwrap();
+        assert_eq!(
+            encoded(&stored),
+            encoded(&state),
+            "stored state differs after {} launches",
+            launched.len()
+        );
+        for a in actions.drain(..) {
+            if let Action::Launch(spec) = a {
+                launched.push(spec.node_id.clone());
+            }
+        }
+        let Some(node_id) = launched.pop() else { break };
+        let outcome = cox_worker::step::StepOutcome {
+            phase: cox_worker::step::StepPhase::Succeeded,
+            exit_code: Some(0),
+            message: String::new(),
+            result: Some(node_id.clone()),
+            parameters: Vec::new(),
+            artifacts: Vec::new(),
+            started_at: None,
+            finished_at: None,
+        };
+        actions = state.apply(Event::StepFinished {
+            node_id,
+            outcome,
+            now: at(t),
+        });
+        t += 1;
+    }
+    assert_eq!(state.phase(), Phase::Succeeded);
+    drop(store);
+    let reopened = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        encoded(&reopened.get_run("many").unwrap().unwrap()),
+        encoded(&state)
+    );
+    assert!(reopened.delete_run("many").unwrap());
+    assert!(reopened.get_run("many").unwrap().is_none());
+}

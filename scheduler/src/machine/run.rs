@@ -88,6 +88,22 @@ impl RunState {
             .ok_or_else(|| "workflow missing".to_string())
     }
 
+    /// This state without its nodes (which the store keeps one record each).
+    pub fn header(&self) -> RunState {
+        RunState {
+            name: self.name.clone(),
+            workflow_json: self.workflow_json.clone(),
+            phase: self.phase,
+            message: self.message.clone(),
+            started_at: self.started_at.clone(),
+            finished_at: self.finished_at.clone(),
+            nodes: BTreeMap::new(),
+            global_parameters: self.global_parameters.clone(),
+            main_result: self.main_result.clone(),
+            spec: None,
+        }
+    }
+
     /// The workflow phase.
     pub fn phase(&self) -> Phase {
         self.phase
