@@ -189,7 +189,17 @@ fn read_workflow(args: &RunArgs) -> Result<Workflow> {
     let arguments = workflow.spec.arguments.get_or_insert_default();
     for (name, value) in parameters {
         match arguments.parameters.iter_mut().find(|p| p.name == name) {
-            Some(p) => p.value = Some(AnyString(value)),
+            Some(p) => {
+                // A value outside the parameter's enum is refused before anything runs, as Argo does.
+                let allowed = p.enum_strs();
+                if !allowed.is_empty() && !allowed.contains(&value.as_str()) {
+                    return Err(anyhow!(
+                        "spec.arguments.{name}.value '{value}' should be present in spec.arguments.{name}.enum list: {}",
+                        allowed.join(", ")
+                    ));
+                }
+                p.value = Some(AnyString(value))
+            }
             None => arguments.parameters.push(Parameter::new(name, value)),
         }
     }

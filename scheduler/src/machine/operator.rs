@@ -43,6 +43,9 @@ pub(crate) enum ArtifactInput {
     Http(String),
 }
 
+/// The message of a step stopped because a deadline passed.
+pub(crate) const DEADLINE_MESSAGE: &str = "Step exceeded its deadline";
+
 pub(crate) struct Operator<'a> {
     pub wf: &'a Workflow,
     pub run: &'a str,
@@ -356,6 +359,18 @@ impl<'a> Operator<'a> {
 
     /// Record a finished step attempt's outcome on its node.
     pub fn record_outcome(&mut self, id: &str, outcome: &cox_worker::step::StepOutcome) {
+        self.record(id, outcome);
+        let template = self
+            .nodes
+            .get(id)
+            .and_then(|n| n.template_name.clone())
+            .and_then(|t| self.template(&t));
+        if let Some(template) = template {
+            self.publish_globals(id, template);
+        }
+    }
+
+    fn record(&mut self, id: &str, outcome: &cox_worker::step::StepOutcome) {
         let Some(node) = self.nodes.get_mut(id) else {
             return;
         };
@@ -367,7 +382,10 @@ impl<'a> Operator<'a> {
             cox_worker::step::StepPhase::Failed => Phase::Failed,
             cox_worker::step::StepPhase::Error => Phase::Error,
         };
-        node.message = outcome.message.clone();
+        // A step the machine stopped keeps the reason it was stopped for.
+        if node.message.is_empty() || outcome.phase == cox_worker::step::StepPhase::Succeeded {
+            node.message = outcome.message.clone();
+        }
         node.outputs.exit_code = outcome.exit_code;
         node.outputs.result = outcome.result.clone();
         for (name, value) in &outcome.parameters {
@@ -981,7 +999,10 @@ impl<'a> Operator<'a> {
                 .find(|v| v.get("name").and_then(Value::as_str) == Some(m.name.as_str()));
             let host = match volume {
                 Some(v) if v.get("hostPath").is_some() => {
-                    v["hostPath"]["path"].as_str().unwrap_or("").into()
+                    let path = v["hostPath"]["path"].as_str().unwrap_or("");
+                    expr::substitute(path, &vars, Unresolved::Leave)
+                        .unwrap_or_else(|_| path.to_string())
+                        .into()
                 }
                 Some(v) if v.get("emptyDir").is_some() => {
                     // A container of a set shares the set's emptyDir volumes.
@@ -2091,6 +2112,13 @@ impl<'a> Operator<'a> {
                 if !before && !self.has_slot(id) {
                     continue;
                 }
+                // Template-level failFast: once a task failed, no new task starts.
+                if !before
+                    && template.fail_fast == Some(true)
+                    && self.dag_has_unhandled_failure(tasks, name)
+                {
+                    continue;
+                }
                 let tid = self.run_call(
                     &format!("{name}.{}", task.name),
                     &task.name,
@@ -2206,10 +2234,26 @@ impl<'a> Operator<'a> {
             );
             scope_nodes.insert(format!("tasks.{}", t.name), tid);
         }
+        if failure.is_some() && template.fail_fast == Some(true) && !pending.is_empty() {
+            failure =
+                Some("template has failed or errored children and failFast enabled".to_string());
+        }
         match failure {
             Some(m) => self.finish(id, Phase::Failed, m),
             None => self.complete_composite(id, template, &scope_vars),
         }
+    }
+
+    /// Whether some task of this DAG failed and nothing handles the failure.
+    fn dag_has_unhandled_failure(&self, tasks: &[DagTask], dag_name: &str) -> bool {
+        tasks.iter().any(|t| {
+            let node = self
+                .nodes
+                .get(&node_id(self.run, &format!("{dag_name}.{}", t.name)));
+            node.is_some_and(|n| n.phase.is_failure())
+                && t.continue_on.as_ref().and_then(|c| c.failed) != Some(true)
+                && !self.failure_handled(tasks, &t.name, dag_name)
+        })
     }
 
     /// A failed task is handled when a task depending on it ran anyway (its depends held).

@@ -208,27 +208,35 @@ impl RunState {
         let root = node_id(&name, &name);
         if self.main_result.is_none() {
             let deadline_hit = op.shutdown.clone();
-            if let Some(message) = &deadline_hit {
-                for id in op
+            if deadline_hit.is_some() {
+                // Stop what runs; each stopped step reports back and keeps this reason.
+                let running: Vec<String> = op
                     .nodes
                     .values()
-                    .filter(|n| n.node_type.is_step() && n.launched && !n.phase.is_done())
+                    .filter(|n| {
+                        n.node_type.is_step()
+                            && n.launched
+                            && !n.phase.is_done()
+                            && n.message.is_empty()
+                    })
                     .map(|n| n.id.clone())
-                    .collect::<Vec<_>>()
-                {
+                    .collect();
+                for id in running {
                     op.actions.push(Action::Cancel {
                         node_id: id.clone(),
                     });
                     if let Some(n) = op.nodes.get_mut(&id) {
-                        n.phase = Phase::Failed;
-                        n.message = message.clone();
-                        n.finished_at = Some(ts(now));
+                        n.message = super::operator::DEADLINE_MESSAGE.to_string();
                     }
                 }
             }
             op.execute(&name, &name, &call, None, None, &Vars::new());
-            if let Some(message) = deadline_hit {
-                // Everything still open under the root ends now.
+            let still_running = op
+                .nodes
+                .values()
+                .any(|n| n.node_type.is_step() && n.launched && !n.phase.is_done());
+            if let Some(message) = deadline_hit.filter(|_| !still_running) {
+                // Once every stopped step has ended, everything still open ends too.
                 let open: Vec<String> = op
                     .nodes
                     .values()
