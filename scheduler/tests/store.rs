@@ -31,6 +31,11 @@ fn run_named(name: &str) -> RunState {
     RunState::new(workflow, at(0)).unwrap()
 }
 
+/// Reopen after a drop: sled's background thread may hold the lock a moment longer.
+fn reopen(path: &std::path::Path) -> Store {
+    Store::open_waiting(path, std::time::Duration::from_secs(10)).unwrap()
+}
+
 fn encoded(state: &RunState) -> Vec<u8> {
     codec::encode("run", state).unwrap()
 }
@@ -96,7 +101,7 @@ fn a_reopened_store_has_what_was_flushed_and_the_run_continues() {
         store.create_run(&state, at(0)).unwrap();
         store.put_run(&state).unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = reopen(dir.path());
     let mut loaded = store.get_run("survivor").unwrap().unwrap();
     assert_eq!(encoded(&loaded), encoded(&state));
     assert_eq!(store.unfinished_runs().unwrap(), ["survivor"]);
@@ -136,7 +141,7 @@ fn a_second_store_on_one_directory_is_refused_with_a_clear_message() {
 fn the_lock_is_released_when_the_store_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     drop(Store::open(dir.path()).unwrap());
-    Store::open(dir.path()).unwrap();
+    reopen(dir.path());
 }
 
 #[test]
@@ -156,7 +161,7 @@ fn a_record_of_another_format_version_is_refused_not_misread() {
         runs.insert("future", bytes).unwrap();
         db.flush().unwrap();
     }
-    let store = Store::open(&path).unwrap();
+    let store = reopen(&path);
     let err = store.get_run("future").unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -243,7 +248,7 @@ fn incremental_writes_keep_the_exact_state_through_every_transition_and_a_reopen
     }
     assert_eq!(state.phase(), Phase::Succeeded);
     drop(store);
-    let reopened = Store::open(dir.path()).unwrap();
+    let reopened = reopen(dir.path());
     assert_eq!(
         encoded(&reopened.get_run("many").unwrap().unwrap()),
         encoded(&state)

@@ -62,6 +62,24 @@ pub(crate) struct Operator<'a> {
     pub shutdown: Option<String>,
     /// Outputs with `globalName`, published as they appear.
     pub global_parameters: Vec<(String, String)>,
+    /// Parsed `depends` and DAG task node ids, kept between events (derived, never stored).
+    pub cache: &'a mut Cache,
+}
+
+/// Derived data the reconcile needs on every event, computed once per run.
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    depends: HashMap<String, depends::Depends>,
+    task_ids: HashMap<String, Vec<String>>,
+    /// Per DAG node: for each task, the indices of the tasks its `depends` names.
+    task_deps: HashMap<String, Vec<Vec<usize>>>,
+}
+
+/// A copy of a state starts with an empty cache: it is derived and rebuilt on demand.
+impl Clone for Cache {
+    fn clone(&self) -> Self {
+        Cache::default()
+    }
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -443,6 +461,7 @@ impl<'a> Operator<'a> {
         };
         let template_name = template.name.clone().unwrap_or_else(|| display.to_string());
         let template = self.with_defaults(template);
+        let template: &Template = &template;
 
         // Inputs: arguments, then the template's own values and defaults.
         let mut vars = self.globals.clone();
@@ -595,9 +614,9 @@ impl<'a> Operator<'a> {
     }
 
     /// The template with `templateDefaults` merged under it.
-    fn with_defaults(&self, template: &Template) -> Template {
+    fn with_defaults<'t>(&self, template: &'t Template) -> std::borrow::Cow<'t, Template> {
         let Some(defaults) = self.wf.spec.template_defaults.as_deref() else {
-            return template.clone();
+            return std::borrow::Cow::Borrowed(template);
         };
         let mut base = serde_json::to_value(defaults).unwrap_or(Value::Null);
         let over = serde_json::to_value(template).unwrap_or(Value::Null);
@@ -621,7 +640,7 @@ impl<'a> Operator<'a> {
             }
         }
         merge(&mut base, over);
-        serde_json::from_value(base).unwrap_or_else(|_| template.clone())
+        std::borrow::Cow::Owned(serde_json::from_value(base).unwrap_or_else(|_| template.clone()))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1254,6 +1273,12 @@ impl<'a> Operator<'a> {
     /// Template-level parallelism: whether a steps or DAG node may start another child
     /// (Argo limits the children running at once, whatever runs inside them).
     fn has_slot(&self, parent: &str) -> bool {
+        if self
+            .parallelism
+            .is_some_and(|limit| self.running_pods >= limit)
+        {
+            return false;
+        }
         let limit = self
             .nodes
             .get(parent)
@@ -1810,7 +1835,24 @@ impl<'a> Operator<'a> {
         let mut all_done = true;
         let mut failed = None;
 
+        // Children are created in item order, so the first ones are the loop node's children:
+        // finished ones are counted without rebuilding their names.
+        let created: Vec<String> = self
+            .nodes
+            .get(&loop_id)
+            .map(|n| n.children.clone())
+            .unwrap_or_default();
         for (i, item) in items.iter().enumerate() {
+            if let Some(done) = created
+                .get(i)
+                .and_then(|c| self.nodes.get(c))
+                .filter(|n| n.phase.is_done())
+            {
+                if done.phase.is_failure() && failed.is_none() {
+                    failed = Some(format!("child '{}' failed", done.id));
+                }
+                continue;
+            }
             let child_name = format!("{node_name}({i}:{})", item_label(item));
             let child_display = format!("{display}({i}:{})", item_label(item));
             let child_id = node_id(self.run, &child_name);
@@ -1969,10 +2011,35 @@ impl<'a> Operator<'a> {
         let fail_fast = dag.fail_fast.unwrap_or(true);
         let tasks: &Vec<DagTask> = &dag.tasks;
         let by_name: HashMap<&str, &DagTask> = tasks.iter().map(|t| (t.name.as_str(), t)).collect();
+        // Parsed once per run: `depends` of every task (an error stays an error each time).
+        for t in tasks.iter() {
+            let key = depends_key(t);
+            if !self.cache.depends.contains_key(&key) {
+                let parsed = match &t.depends {
+                    Some(d) => depends::parse(d),
+                    None => Ok(depends::from_dependencies(&t.dependencies)),
+                };
+                if let Ok(d) = parsed {
+                    self.cache.depends.insert(key, d);
+                }
+            }
+        }
+        let cached: HashMap<String, depends::Depends> = tasks
+            .iter()
+            .filter_map(|t| {
+                self.cache
+                    .depends
+                    .get(&depends_key(t))
+                    .map(|d| (t.name.clone(), d.clone()))
+            })
+            .collect();
         let dep_of = |t: &DagTask| -> Result<depends::Depends, String> {
-            match &t.depends {
-                Some(d) => depends::parse(d).map_err(|e| e.to_string()),
-                None => Ok(depends::from_dependencies(&t.dependencies)),
+            match cached.get(&t.name) {
+                Some(d) => Ok(d.clone()),
+                None => match &t.depends {
+                    Some(d) => depends::parse(d).map_err(|e| e.to_string()),
+                    None => Ok(depends::from_dependencies(&t.dependencies)),
+                },
             }
         };
         // Targets: only these tasks and what they need.
@@ -1990,7 +2057,47 @@ impl<'a> Operator<'a> {
             }
             needed
         });
-        let task_node = |op: &Self, t: &str| node_id(op.run, &format!("{name}.{t}"));
+        let ids = self
+            .cache
+            .task_ids
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                tasks
+                    .iter()
+                    .map(|t| node_id(self.run, &format!("{name}.{}", t.name)))
+                    .collect()
+            })
+            .clone();
+        let index_of: HashMap<&str, usize> = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect();
+        let dep_index = self
+            .cache
+            .task_deps
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                tasks
+                    .iter()
+                    .map(|t| {
+                        cached
+                            .get(&t.name)
+                            .map(|d| {
+                                d.tasks()
+                                    .iter()
+                                    .filter_map(|n| index_of.get(n).copied())
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .clone();
+        let task_node = |op: &Self, t: &str| match index_of.get(t) {
+            Some(&i) => ids[i].clone(),
+            None => node_id(op.run, &format!("{name}.{t}")),
+        };
         let mut scope_vars = vars.clone();
         let mut scope_nodes: HashMap<String, String> = HashMap::new();
         let mut progress = true;
@@ -1998,8 +2105,35 @@ impl<'a> Operator<'a> {
         // Keep going while tasks finish within this pass (skips, errors before launch).
         while progress {
             progress = false;
-            for task in tasks {
+            let dag_limit = template.parallelism.map(|l| l.max(0) as usize);
+            let mut running_children = if dag_limit.is_some() {
+                self.count_running_under(id)
+            } else {
+                0
+            };
+            for (index, task) in tasks.iter().enumerate() {
                 if targets.as_ref().is_some_and(|t| !t.contains(&task.name)) {
+                    continue;
+                }
+                // Cheap first look: a task not started whose dependencies have not all ended
+                // has nothing to do this pass (most tasks of a large DAG, most of the time).
+                let started = self.nodes.get(&ids[index]).map(|n| n.phase);
+                let has_hooks = task.on_exit.is_some() || task.hooks.contains_key("exit");
+                if started.is_some_and(Phase::is_done) && !has_hooks {
+                    continue;
+                }
+                // No free slot, nothing new can start (counted once per pass, not per task).
+                if started.is_none()
+                    && (self.parallelism.is_some_and(|l| self.running_pods >= l)
+                        || dag_limit.is_some_and(|l| running_children >= l))
+                {
+                    continue;
+                }
+                if started.is_none()
+                    && !dep_index[index]
+                        .iter()
+                        .all(|&d| self.nodes.get(&ids[d]).is_some_and(|n| n.phase.is_done()))
+                {
                     continue;
                 }
                 let tid = task_node(self, &task.name);
@@ -2109,9 +2243,6 @@ impl<'a> Operator<'a> {
                     arguments: task.arguments.as_ref(),
                 };
                 let before = self.nodes.contains_key(&tid);
-                if !before && !self.has_slot(id) {
-                    continue;
-                }
                 // Template-level failFast: once a task failed, no new task starts.
                 if !before
                     && template.fail_fast == Some(true)
@@ -2145,7 +2276,8 @@ impl<'a> Operator<'a> {
                     );
                     progress = true;
                 } else if !before {
-                    // Launched now; nothing more this pass for it.
+                    // Started now: it holds one of this template's slots.
+                    running_children += 1;
                 }
             }
             // failFast: a failure stops new tasks.
@@ -2399,6 +2531,14 @@ impl<'a> Operator<'a> {
             self.global_parameters.retain(|(n, _)| n != &g);
             self.global_parameters.push((g, v));
         }
+    }
+}
+
+/// The key a task's parsed `depends` is cached under.
+fn depends_key(t: &DagTask) -> String {
+    match &t.depends {
+        Some(d) => format!("d:{d}"),
+        None => format!("l:{}", t.dependencies.join("\u{0}")),
     }
 }
 

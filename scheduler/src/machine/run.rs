@@ -35,6 +35,8 @@ pub struct RunState {
     pub main_result: Option<(Phase, String)>,
     #[serde(skip)]
     spec: Option<Box<Workflow>>,
+    #[serde(skip)]
+    cache: super::operator::Cache,
 }
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -73,6 +75,7 @@ impl RunState {
             global_parameters: Vec::new(),
             main_result: None,
             spec: Some(Box::new(workflow)),
+            cache: Default::default(),
         })
     }
 
@@ -101,6 +104,7 @@ impl RunState {
             global_parameters: self.global_parameters.clone(),
             main_result: self.main_result.clone(),
             spec: None,
+            cache: Default::default(),
         }
     }
 
@@ -170,6 +174,7 @@ impl RunState {
             parallelism: workflow.spec.parallelism.map(|p| p.max(0) as usize),
             shutdown: None,
             global_parameters: self.global_parameters.clone(),
+            cache: &mut self.cache,
         };
         if let Some((id, outcome)) = &finished_step {
             op.record_outcome(id, outcome);
