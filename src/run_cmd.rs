@@ -17,6 +17,7 @@ use cox_config::lint::{LintInput, lint_sources};
 use cox_config::model::{AnyString, Manifest, Parameter, Workflow};
 use cox_scheduler::machine::{Node, NodeType, Phase, RunState};
 use cox_scheduler::{Engine, EngineConfig};
+use cox_worker::repo_config::{CoxConfigFile, RepositoryConfig};
 use cox_worker::step::Executor;
 use cox_worker::{LocalExecutor, LocalExecutorConfig};
 
@@ -56,6 +57,10 @@ pub struct RunArgs {
     /// Run steps as plain host processes, without the bubblewrap sandbox.
     #[arg(long)]
     no_sandbox: bool,
+    /// The cox configuration file (YAML): `artifactRepository` (local or s3); see
+    /// docs/artifacts.md.
+    #[arg(long, value_name = "FILE", env = "COX_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -108,16 +113,44 @@ pub fn run(command: RunCommand) -> Result<ExitCode> {
     })
 }
 
-/// The executor for local runs: host processes in `<home>/runs`, artifacts in `<home>/artifacts`.
-fn local_executor(home: &Path, no_sandbox: bool) -> Arc<dyn Executor> {
+/// The executor for local runs: host processes in `<home>/runs`, artifacts in the configured
+/// repository (`<home>/artifacts` by default).
+pub(crate) fn local_executor(
+    home: &Path,
+    no_sandbox: bool,
+    repository: RepositoryConfig,
+) -> Arc<dyn Executor> {
     let mut config = LocalExecutorConfig::new(home, home.join("artifacts"));
     config.sandbox = !no_sandbox;
+    config.set_repository(repository);
     Arc::new(LocalExecutor::new(config))
 }
 
+/// The artifact repository of the configuration file `config` (`--config`/`COX_CONFIG`),
+/// `<home>/artifacts` without one.
+pub(crate) fn repository(home: &Path, config: Option<&Path>) -> Result<RepositoryConfig> {
+    let default = home.join("artifacts");
+    let Some(path) = config else {
+        return Ok(RepositoryConfig::Local(default));
+    };
+    let file = CoxConfigFile::load(path).map_err(|e| anyhow!("{e}"))?;
+    let base = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    file.repository(&base, &default, &|name| std::env::var(name).ok())
+        .map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
 fn open_engine(no_sandbox: bool) -> Result<Engine> {
+    let config = std::env::var_os("COX_CONFIG").map(PathBuf::from);
+    open_engine_with(no_sandbox, config.as_deref())
+}
+
+fn open_engine_with(no_sandbox: bool, config_file: Option<&Path>) -> Result<Engine> {
     let home = cox_scheduler::engine::default_home()?;
-    let mut config = EngineConfig::new(&home, local_executor(&home, no_sandbox));
+    let repository = repository(&home, config_file)?;
+    let mut config = EngineConfig::new(&home, local_executor(&home, no_sandbox, repository));
     config.lock_wait = LOCK_WAIT;
     Ok(Engine::open(config)?)
 }
@@ -129,7 +162,7 @@ async fn run_workflow(args: RunArgs) -> Result<ExitCode> {
     {
         bail!("the step sandbox is not available: {e}; install bubblewrap or pass --no-sandbox");
     }
-    let engine = open_engine(args.no_sandbox)?;
+    let engine = open_engine_with(args.no_sandbox, args.config.as_deref())?;
     let name = engine.submit(workflow).await?;
     if let Some(progress) = engine.watch(&name) {
         show_progress(progress).await;

@@ -14,6 +14,8 @@
 //! script         a script template's source
 //! bin/           the image's aliases, first on PATH
 //! outcome.json   the StepOutcome the wrapper wrote
+//! repository.json  S3 settings and keys, mode 0600, only with an S3 repository; the
+//!                wrapper deletes it before the program starts (see crate::repo_config)
 //! ```
 //!
 //! # Sandbox
@@ -22,7 +24,9 @@
 //! directory), a sandboxed step sees:
 //! - the step directory, writable, at [`STEP_MOUNT`] (`/.cox/step`);
 //! - the `cox` binary, read-only, at [`COX_MOUNT`] (`/.cox/cox`);
-//! - the artifact repository directory, writable, at its own host path;
+//! - the artifact repository directory, writable, at its own host path (only with a local
+//!   repository; with [`LocalExecutorConfig::s3`] the wrapper talks to the bucket over the
+//!   host's network);
 //! - the spec's volumes;
 //! - a private, empty directory at the first missing ancestor of each artifact or output
 //!   parameter path whose directory does not exist on the host (`/argo/inputs/x` works
@@ -48,14 +52,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::images::ImageTable;
 use crate::local::LocalProcess;
+use crate::repo_config::{REPOSITORY_FILE, RepositoryConfig, S3Repository};
 use crate::spec::{Mount, ProcessSpec};
 use crate::step::{BoxFuture, Executor, StepOutcome, StepPhase, StepSpec};
 use crate::wrapper::{IMAGES_FILE, OUTCOME_FILE, SPEC_FILE};
 
-/// Where the step directory appears in the sandbox.
-pub const STEP_MOUNT: &str = "/.cox/step";
+/// Where the step directory appears in the sandbox. Under the sandbox's own `/tmp`, so the
+/// host root stays one read-only bind (a mount point missing on the host, such as `/.cox`,
+/// makes bubblewrap rebuild the root entry by entry, several times slower per step).
+pub const STEP_MOUNT: &str = "/tmp/.cox/step";
 /// Where the `cox` binary appears in the sandbox.
-pub const COX_MOUNT: &str = "/.cox/cox";
+pub const COX_MOUNT: &str = "/tmp/.cox/cox";
 /// The wrapper's hidden subcommand.
 pub const STEP_SUBCOMMAND: &str = "__step";
 /// Node message when `deadline_seconds` passed (Argo's wording).
@@ -68,8 +75,11 @@ pub const STOPPED_MESSAGE: &str = "Stopped";
 pub struct LocalExecutorConfig {
     /// Data directory; steps live under `<data_dir>/runs/<run>/<node_id>-<attempt>/`.
     pub data_dir: PathBuf,
-    /// The local artifact repository's directory (created when missing).
+    /// The local artifact repository's directory (created when missing); unused when
+    /// [`Self::s3`] is set.
     pub artifact_dir: PathBuf,
+    /// An S3-compatible artifact repository instead of the local directory.
+    pub s3: Option<S3Repository>,
     /// What images mean on this host.
     pub images: ImageTable,
     /// Run steps in the bubblewrap sandbox (`false`: `--no-sandbox`).
@@ -86,10 +96,22 @@ impl LocalExecutorConfig {
         LocalExecutorConfig {
             data_dir: data_dir.into(),
             artifact_dir: artifact_dir.into(),
+            s3: None,
             images: ImageTable::builtin(),
             sandbox: true,
             cox_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cox")),
             grace: Duration::from_secs(10),
+        }
+    }
+
+    /// Uses `repository` for artifacts (a local directory or a bucket).
+    pub fn set_repository(&mut self, repository: RepositoryConfig) {
+        match repository {
+            RepositoryConfig::Local(dir) => {
+                self.artifact_dir = dir;
+                self.s3 = None;
+            }
+            RepositoryConfig::S3(s3) => self.s3 = Some(s3),
         }
     }
 }
@@ -145,7 +167,10 @@ impl LocalExecutor {
         };
         let running = match LocalProcess::spawn(process).await {
             Ok(r) => r,
-            Err(e) => return StepOutcome::error(format!("cannot start step: {e}")),
+            Err(e) => {
+                let _ = std::fs::remove_file(step_dir.join(REPOSITORY_FILE));
+                return StepOutcome::error(format!("cannot start step: {e}"));
+            }
         };
         let canceller = running.canceller();
         let wait = running.wait();
@@ -170,6 +195,11 @@ impl LocalExecutor {
                 (Some(stop), wait.await)
             }
         };
+        // The wrapper deletes the keys before the program starts; this covers a wrapper
+        // that never got that far.
+        if cfg.s3.is_some() {
+            let _ = std::fs::remove_file(step_dir.join(REPOSITORY_FILE));
+        }
         let exit = match exit {
             Ok(exit) => exit,
             Err(e) => return StepOutcome::error(format!("lost the step process: {e}")),
@@ -222,14 +252,26 @@ impl LocalExecutor {
             std::fs::remove_dir_all(step_dir).map_err(|e| io("clear", step_dir, e))?;
         }
         std::fs::create_dir_all(step_dir).map_err(|e| io("create", step_dir, e))?;
-        std::fs::create_dir_all(&cfg.artifact_dir)
-            .map_err(|e| io("create", &cfg.artifact_dir, e))?;
-        let artifact_dir = std::fs::canonicalize(&cfg.artifact_dir)
-            .map_err(|e| io("resolve", &cfg.artifact_dir, e))?;
+        // Local repository: its canonical directory, bound into the sandbox.
+        let artifact_dir = match &cfg.s3 {
+            Some(_) => None,
+            None => {
+                std::fs::create_dir_all(&cfg.artifact_dir)
+                    .map_err(|e| io("create", &cfg.artifact_dir, e))?;
+                Some(
+                    std::fs::canonicalize(&cfg.artifact_dir)
+                        .map_err(|e| io("resolve", &cfg.artifact_dir, e))?,
+                )
+            }
+        };
         std::fs::write(step_dir.join(SPEC_FILE), to_json(spec))
             .map_err(|e| io("write", &step_dir.join(SPEC_FILE), e))?;
         std::fs::write(step_dir.join(IMAGES_FILE), to_json(&cfg.images))
             .map_err(|e| io("write", &step_dir.join(IMAGES_FILE), e))?;
+        if let Some(s3) = &cfg.s3 {
+            let path = step_dir.join(REPOSITORY_FILE);
+            s3.write_private(&path).map_err(|e| io("write", &path, e))?;
+        }
 
         let (inner_step, cox) = if cfg.sandbox {
             (PathBuf::from(STEP_MOUNT), PathBuf::from(COX_MOUNT))
@@ -237,15 +279,22 @@ impl LocalExecutor {
             let abs = std::path::absolute(step_dir).map_err(|e| io("resolve", step_dir, e))?;
             (abs, cfg.cox_binary.clone())
         };
-        let argv = vec![
+        let mut argv = vec![
             cox.display().to_string(),
             STEP_SUBCOMMAND.to_string(),
             inner_step.join(SPEC_FILE).display().to_string(),
-            "--artifacts".to_string(),
-            artifact_dir.display().to_string(),
+        ];
+        match &artifact_dir {
+            Some(dir) => argv.extend(["--artifacts".to_string(), dir.display().to_string()]),
+            None => argv.extend([
+                "--repository".to_string(),
+                inner_step.join(REPOSITORY_FILE).display().to_string(),
+            ]),
+        }
+        argv.extend([
             "--images".to_string(),
             inner_step.join(IMAGES_FILE).display().to_string(),
-        ];
+        ]);
         let mut process = ProcessSpec::new(argv, step_dir).sandbox(cfg.sandbox);
         process.env = spec.env.clone();
         process.workdir = spec.working_dir.as_ref().map(PathBuf::from);
@@ -275,11 +324,13 @@ impl LocalExecutor {
                 target: COX_MOUNT.into(),
                 read_only: true,
             });
-            process.mounts.push(Mount::Bind {
-                host: artifact_dir.clone(),
-                target: artifact_dir,
-                read_only: false,
-            });
+            if let Some(dir) = artifact_dir {
+                process.mounts.push(Mount::Bind {
+                    host: dir.clone(),
+                    target: dir,
+                    read_only: false,
+                });
+            }
             let workdir = process.effective_workdir();
             for dir in private_dirs(spec, &workdir) {
                 process.mounts.push(Mount::Tmpfs { target: dir });

@@ -18,6 +18,7 @@
 //! - [`step`]: the scheduler-facing contract: `StepSpec`, `StepOutcome` and the `Executor` trait.
 //! - [`executor`]: `LocalExecutor`, the `Executor` running steps as host processes through the wrapper.
 //! - [`wrapper`]: the in-step wrapper (`cox __step`): inputs, program, outputs, `outcome.json`.
+//! - [`repo_config`]: the `cox` configuration file's `artifactRepository` (local or S3) and how it reaches the wrapper.
 //! - [`images`]: the image table: entrypoints and command aliases of images on this host.
 //! - [`argosay`]: `cox argosay`, the builtin stand-in for the `argoproj/argosay:v2` image.
 
@@ -28,6 +29,7 @@ pub mod exit;
 pub mod images;
 pub mod local;
 pub mod logs;
+pub mod repo_config;
 pub mod spec;
 pub mod step;
 pub mod wrapper;

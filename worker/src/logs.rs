@@ -279,8 +279,9 @@ pub(crate) async fn write_log(
             out.flush().await.map_err(io)?;
         }
     }
+    // Flushed to the OS, not synced to disk: what must survive a crash (the step's outcome)
+    // is made durable by the store; an fsync per step would cost more than the step.
     out.flush().await.map_err(io)?;
-    out.get_mut().sync_data().await.map_err(io)?;
     Ok(())
 }
 

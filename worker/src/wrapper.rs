@@ -1,10 +1,13 @@
-//! The in-step wrapper, `cox __step SPEC_JSON --artifacts DIR [--images FILE]`: runs inside
-//! the step (the sandbox, or a plain process with `--no-sandbox`) around the user's program.
+//! The in-step wrapper, `cox __step SPEC_JSON (--artifacts DIR | --repository FILE)
+//! [--images FILE]`: runs inside the step (the sandbox, or a plain process with
+//! `--no-sandbox`) around the user's program.
 //!
 //! 1. reads the [`StepSpec`] from `SPEC_JSON`; the directory holding it is the step
 //!    directory as the step sees it (`/.cox/step` when sandboxed);
-//! 2. places the input artifacts (raw text, objects of the artifact repository at `DIR`,
-//!    checked against their recorded size and SHA-256) and sets their modes;
+//! 2. opens the artifact repository: the local directory `DIR`, or the S3 bucket described
+//!    by `FILE` (see [`crate::repo_config`]; the file holds keys and is deleted as soon as it
+//!    is read, before anything else runs); places the input artifacts (raw text, objects of
+//!    the repository, checked against their recorded size and SHA-256) and sets their modes;
 //! 3. writes a script template's source to `<step>/script` and appends that path to the
 //!    argv (Argo: the script file is the last argument);
 //! 4. resolves the argv with the image table `FILE` (the template's `command`, or the
@@ -36,6 +39,7 @@ use std::process::Stdio;
 use cox_artifacts::{Archive, ArtifactRepository, Expected};
 
 use crate::images::ImageTable;
+use crate::repo_config::S3Repository;
 use crate::step::{ArchiveKind, ArtifactSource, SavedArtifact, StepOutcome, StepPhase, StepSpec};
 
 /// The spec file in the step directory.
@@ -55,16 +59,18 @@ pub struct WrapperArgs {
     /// The spec file; its directory is the step directory.
     pub spec: PathBuf,
     /// The local artifact repository's directory.
-    pub artifacts: PathBuf,
+    pub artifacts: Option<PathBuf>,
+    /// The S3 repository file (see [`crate::repo_config::REPOSITORY_FILE`]).
+    pub repository: Option<PathBuf>,
     /// The image table as JSON (all entries, as [`ImageTable`] serializes); without it only
     /// `command` works.
     pub images: Option<PathBuf>,
 }
 
 impl WrapperArgs {
-    /// Parses `SPEC_JSON --artifacts DIR [--images FILE]`.
+    /// Parses `SPEC_JSON (--artifacts DIR | --repository FILE) [--images FILE]`.
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let (mut spec, mut artifacts, mut images) = (None, None, None);
+        let (mut spec, mut artifacts, mut repository, mut images) = (None, None, None, None);
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let mut value = |name: &str| {
@@ -74,15 +80,20 @@ impl WrapperArgs {
             };
             match arg.as_str() {
                 "--artifacts" => artifacts = Some(value("--artifacts")?),
+                "--repository" => repository = Some(value("--repository")?),
                 "--images" => images = Some(value("--images")?),
                 other if other.starts_with("--") => return Err(format!("unknown option {other}")),
                 other if spec.is_none() => spec = Some(PathBuf::from(other)),
                 other => return Err(format!("unexpected argument {other:?}")),
             }
         }
+        if artifacts.is_some() == repository.is_some() {
+            return Err("give one of --artifacts DIR and --repository FILE".into());
+        }
         Ok(WrapperArgs {
             spec: spec.ok_or("missing SPEC_JSON")?,
-            artifacts: artifacts.ok_or("missing --artifacts DIR")?,
+            artifacts,
+            repository,
             images,
         })
     }
@@ -102,7 +113,9 @@ pub fn main(args: &[String]) -> i32 {
     let args = match WrapperArgs::parse(args) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("cox-step: {e}\nusage: cox __step SPEC_JSON --artifacts DIR [--images FILE]");
+            eprintln!(
+                "cox-step: {e}\nusage: cox __step SPEC_JSON (--artifacts DIR | --repository FILE) [--images FILE]"
+            );
             return 2;
         }
     };
@@ -153,6 +166,8 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
         diag(&msg);
         StepOutcome::error(msg)
     };
+    // First of all, so that the keys are gone before anything else can fail or run.
+    let repo = open_repository(args);
     let spec: StepSpec = match std::fs::read(&args.spec)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
@@ -166,14 +181,9 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
         }
     };
     let step_dir = args.step_dir();
-    let repo = match ArtifactRepository::local(&args.artifacts) {
+    let repo = match repo {
         Ok(r) => r,
-        Err(e) => {
-            return fail(format!(
-                "cannot open artifact repository {}: {e}",
-                args.artifacts.display()
-            ));
-        }
+        Err(e) => return fail(e),
     };
     if let Err(e) = stage_inputs(&spec, &repo).await {
         return fail(e);
@@ -261,6 +271,19 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
         }
     }
     outcome
+}
+
+/// The local directory, or the bucket of the repository file (read, then deleted).
+fn open_repository(args: &WrapperArgs) -> Result<ArtifactRepository, String> {
+    if let Some(file) = &args.repository {
+        let s3 = S3Repository::take_private(file)?;
+        return s3
+            .open()
+            .map_err(|e| format!("cannot open artifact repository s3://{}: {e}", s3.bucket));
+    }
+    let dir = args.artifacts.as_deref().unwrap_or(Path::new("."));
+    ArtifactRepository::local(dir)
+        .map_err(|e| format!("cannot open artifact repository {}: {e}", dir.display()))
 }
 
 fn archive_of(kind: ArchiveKind) -> Archive {
@@ -439,5 +462,9 @@ mod tests {
         assert!(WrapperArgs::parse(&s(&["/s/spec.json"])).is_err());
         assert!(WrapperArgs::parse(&s(&["x", "--artifacts"])).is_err());
         assert!(WrapperArgs::parse(&s(&["x", "--bogus", "y"])).is_err());
+        let a = WrapperArgs::parse(&s(&["/s/spec.json", "--repository", "/s/r.json"])).unwrap();
+        assert_eq!(a.repository, Some(PathBuf::from("/s/r.json")));
+        assert_eq!(a.artifacts, None);
+        assert!(WrapperArgs::parse(&s(&["x", "--artifacts", "/a", "--repository", "/r"])).is_err());
     }
 }

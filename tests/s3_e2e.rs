@@ -1,0 +1,354 @@
+//! `cox run` with artifacts in a real S3-compatible bucket (moto, MinIO): a workflow passes a
+//! file (tar.gz) and a directory (archive none) between steps through the bucket configured
+//! with `--config`. Runs only when `COX_TEST_S3_ENDPOINT` is set (scripts/test starts moto and
+//! sets it); also reads `COX_TEST_S3_BUCKET` (default `cox-test`, must exist),
+//! `COX_TEST_S3_REGION` (default `us-east-1`), `COX_TEST_S3_ACCESS_KEY` and
+//! `COX_TEST_S3_SECRET_KEY` (default `test`).
+
+use std::path::Path;
+use std::process::Command;
+
+use cox_artifacts::{Archive, ArtifactRepository, S3Config};
+use serde_json::Value;
+
+const WORKFLOW: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  generateName: s3-passing-
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: produce
+        template: produce
+    - - name: consume
+        template: consume
+        arguments:
+          artifacts:
+          - name: file
+            from: "{{steps.produce.outputs.artifacts.file}}"
+          - name: dir
+            from: "{{steps.produce.outputs.artifacts.dir}}"
+          - name: plain
+            from: "{{steps.produce.outputs.artifacts.plain}}"
+  - name: produce
+    container:
+      image: alpine:3.7
+      command: [sh, -c]
+      args:
+      - |
+        set -e
+        test ! -e /.cox/step/repository.json || { echo "keys visible to the step"; exit 3; }
+        test ! -e ../repository.json || { echo "keys visible to the step"; exit 3; }
+        pwd
+        mkdir -p /tmp/out/dir/nested
+        echo "hello s3" > /tmp/out/file.txt
+        echo one > /tmp/out/dir/one.txt
+        echo two > /tmp/out/dir/nested/two.txt
+        head -c 300000 /dev/urandom > /tmp/out/dir/nested/blob.bin
+        cp /tmp/out/dir/nested/blob.bin /tmp/out/blob.bin
+        echo plain > /tmp/out/plain.txt
+    outputs:
+      artifacts:
+      - name: file
+        path: /tmp/out/file.txt
+      - name: dir
+        path: /tmp/out/dir
+        archive:
+          none: {}
+      - name: plain
+        path: /tmp/out/plain.txt
+        archive:
+          none: {}
+  - name: consume
+    inputs:
+      artifacts:
+      - name: file
+        path: /tmp/in/file.txt
+      - name: dir
+        path: /tmp/in/dir
+      - name: plain
+        path: /tmp/in/plain.txt
+    container:
+      image: alpine:3.7
+      command: [sh, -c]
+      args:
+      - |
+        set -e
+        test "$(cat /tmp/in/file.txt)" = "hello s3"
+        test "$(cat /tmp/in/dir/one.txt)" = one
+        test "$(cat /tmp/in/dir/nested/two.txt)" = two
+        test "$(wc -c < /tmp/in/dir/nested/blob.bin)" -eq 300000
+        test "$(cat /tmp/in/plain.txt)" = plain
+        echo consumed
+"#;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+struct Target {
+    endpoint: String,
+    bucket: String,
+    region: String,
+    access_key: String,
+    secret_key: String,
+}
+
+fn target() -> Option<Target> {
+    let Ok(endpoint) = std::env::var("COX_TEST_S3_ENDPOINT") else {
+        eprintln!(
+            "skipping: COX_TEST_S3_ENDPOINT is not set (scripts/test starts moto and sets it)"
+        );
+        return None;
+    };
+    Some(Target {
+        endpoint,
+        bucket: env_or("COX_TEST_S3_BUCKET", "cox-test"),
+        region: env_or("COX_TEST_S3_REGION", "us-east-1"),
+        access_key: env_or("COX_TEST_S3_ACCESS_KEY", "test"),
+        secret_key: env_or("COX_TEST_S3_SECRET_KEY", "test"),
+    })
+}
+
+impl Target {
+    fn insecure(&self) -> bool {
+        self.endpoint.starts_with("http://") || !self.endpoint.contains("://")
+    }
+
+    fn repo(&self, prefix: &str) -> ArtifactRepository {
+        let mut cfg = S3Config::new(self.bucket.clone(), self.region.clone());
+        cfg.endpoint = Some(self.endpoint.clone());
+        cfg.insecure = self.insecure();
+        cfg.access_key_id = Some(self.access_key.clone());
+        cfg.secret_access_key = Some(self.secret_key.clone());
+        cfg.prefix = prefix.to_owned();
+        ArtifactRepository::s3(cfg).expect("s3 repository")
+    }
+
+    /// A config file in `dir`; keys as files when `key_files`, else from the environment.
+    fn config(&self, dir: &Path, prefix: &str, key_files: bool) -> std::path::PathBuf {
+        let mut text = format!(
+            "artifactRepository:\n  s3:\n    endpoint: {}\n    bucket: {}\n    region: {}\n    insecure: {}\n    keyPrefix: {prefix}\n    accessKeySecret: {{name: my-s3, key: accessKey}}\n    secretKeySecret: {{name: my-s3, key: secretKey}}\n",
+            self.endpoint,
+            self.bucket,
+            self.region,
+            self.insecure()
+        );
+        if key_files {
+            std::fs::write(dir.join("access-key"), format!("{}\n", self.access_key)).unwrap();
+            std::fs::write(dir.join("secret-key"), format!("{}\n", self.secret_key)).unwrap();
+            text.push_str("    accessKey: access-key\n    secretKey: secret-key\n");
+        }
+        let path = dir.join("cox.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+/// Every file under `dir` that contains `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            out.extend(files_containing(&p, needle));
+        } else if ft.is_file()
+            && let Ok(bytes) = std::fs::read(&p)
+            && bytes.windows(needle.len()).any(|w| w == needle)
+        {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
+
+fn sandbox_available() -> bool {
+    Command::new("bwrap")
+        .args(["--ro-bind", "/", "/", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn run_passing(sandbox: bool, key_files: bool) {
+    let Some(t) = target() else { return };
+    if sandbox && !sandbox_available() {
+        eprintln!("skipping the sandboxed run: bubblewrap does not work here");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = format!(
+        "cox-e2e-{}-{}",
+        std::process::id(),
+        if sandbox { "sb" } else { "nosb" }
+    );
+    let config = t.config(tmp.path(), &prefix, key_files);
+    // Without the sandbox /tmp is the host's: use paths of this test's own.
+    let workflow = if sandbox {
+        WORKFLOW.to_owned()
+    } else {
+        WORKFLOW.replace("/tmp/", &format!("{}/", tmp.path().join("paths").display()))
+    };
+    std::fs::write(tmp.path().join("wf.yaml"), workflow).unwrap();
+    let home = tmp.path().join("home");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cox"));
+    cmd.env("COX_HOME", &home)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("COX_CONFIG")
+        .args(["run", "wf.yaml", "-o", "json", "--config"])
+        .arg(&config)
+        .current_dir(tmp.path());
+    if key_files {
+        cmd.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN");
+    } else {
+        cmd.env("AWS_ACCESS_KEY_ID", &t.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &t.secret_key);
+    }
+    if !sandbox {
+        cmd.arg("--no-sandbox");
+    }
+    let out = cmd.output().expect("run cox");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let wf: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not a Workflow ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    assert_eq!(
+        wf["status"]["phase"], "Succeeded",
+        "stderr:\n{stderr}\nworkflow:\n{wf:#}"
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stdout.contains(&t.secret_key) || t.secret_key.len() < 12);
+    assert!(!stderr.contains(&t.secret_key) || t.secret_key.len() < 12);
+    let run = wf["metadata"]["name"]
+        .as_str()
+        .expect("run name")
+        .to_owned();
+
+    // The keys never reach the home: no spec.json, no leftover repository.json, no log.
+    assert!(
+        walk_names(&home).iter().all(|n| n != "repository.json"),
+        "a repository.json was left in {}",
+        home.display()
+    );
+    if t.secret_key.len() >= 12 {
+        let leaks = files_containing(&home, t.secret_key.as_bytes());
+        assert!(leaks.is_empty(), "the secret key was written to {leaks:?}");
+    }
+    assert!(
+        !home.join("artifacts").exists(),
+        "the local repository was used"
+    );
+
+    // The objects are in the bucket, under the configured prefix and the run's name.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let repo = t.repo(&prefix);
+    let objects = rt
+        .block_on(repo.list_prefix(&run))
+        .expect("list the bucket");
+    let keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+    let find = |suffix: &str| {
+        keys.iter()
+            .find(|k| k.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no object ending {suffix:?} in {keys:?}"))
+            .to_string()
+    };
+    let file_key = find("/file.tgz");
+    let plain_key = find("/plain");
+    find("/dir/one.txt");
+    find("/dir/nested/two.txt");
+    let blob_key = find("/dir/nested/blob.bin");
+    eprintln!("objects under {prefix}/{run}/: {keys:?}");
+    assert!(
+        keys.iter().all(|k| k.starts_with(&format!("{run}/"))),
+        "{keys:?}"
+    );
+
+    // Downloaded content is right.
+    let d = tmp.path().join("dl");
+    rt.block_on(repo.load_path(&file_key, &d.join("file.txt"), Archive::default(), None))
+        .expect("download file.tgz");
+    assert_eq!(
+        std::fs::read_to_string(d.join("file.txt")).unwrap(),
+        "hello s3\n"
+    );
+    rt.block_on(repo.load_path(&plain_key, &d.join("plain.txt"), Archive::None, None))
+        .expect("download plain");
+    assert_eq!(
+        std::fs::read_to_string(d.join("plain.txt")).unwrap(),
+        "plain\n"
+    );
+    let dir_key = blob_key.trim_end_matches("/nested/blob.bin").to_owned();
+    rt.block_on(repo.load_path(&dir_key, &d.join("dir"), Archive::None, None))
+        .expect("download dir");
+    assert_eq!(
+        std::fs::read_to_string(d.join("dir/one.txt")).unwrap(),
+        "one\n"
+    );
+    assert_eq!(
+        std::fs::metadata(d.join("dir/nested/blob.bin"))
+            .unwrap()
+            .len(),
+        300000
+    );
+
+    // Clean up this test's objects.
+    let _ = rt.block_on(repo.delete_prefix(&run));
+}
+
+fn walk_names(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            out.push(e.file_name().to_string_lossy().into_owned());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(walk_names(&e.path()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn s3_passing_sandboxed_keys_from_env() {
+    run_passing(true, false);
+}
+
+#[test]
+fn s3_passing_no_sandbox_keys_from_files() {
+    run_passing(false, true);
+}
+
+#[test]
+fn bad_config_is_refused_before_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("wf.yaml"), WORKFLOW).unwrap();
+    std::fs::write(
+        tmp.path().join("cox.yaml"),
+        "artifactRepository:\n  s3:\n    bukket: x\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cox"))
+        .env("COX_HOME", tmp.path().join("home"))
+        .env("COX_CONFIG", tmp.path().join("cox.yaml"))
+        .args(["run", "wf.yaml", "--no-sandbox"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cox.yaml") && stderr.contains("bukket"),
+        "{stderr}"
+    );
+}
