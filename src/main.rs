@@ -2,6 +2,7 @@
 
 mod lint;
 mod run_cmd;
+mod server_cmd;
 mod step_cmd;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,8 @@ enum Command {
     Lint(lint::LintArgs),
     #[command(flatten)]
     Runs(run_cmd::RunCommand),
+    /// Serve Argo Server's REST API on this machine (runs workflows locally).
+    Server(server_cmd::ServerArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Lint(args) => lint::run(&args),
         Command::Runs(command) => run_cmd::run(command),
+        Command::Server(args) => server_cmd::run(args),
     };
     match result {
         Ok(code) => code,

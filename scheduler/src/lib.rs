@@ -7,6 +7,7 @@
 //! - [`store`]: the durable store of runs (sled), flushed on every write, one process at a time.
 //! - [`actor`]: the run actor: apply, persist, then perform the actions (launch, cancel, timers).
 //! - [`engine`]: the local engine: home directory, store, submit, await, get/list/delete.
+//! - [`server`]: `cox server`, Argo Server's REST API over the engine (axum).
 //! - [`error`]: the crate's `Error` and `Result`.
 //! - `testsuite` (feature `testsuite`): `FakeExecutor` and `SchedulerTest` for tests.
 pub mod actor;
@@ -14,6 +15,7 @@ pub mod codec;
 pub mod engine;
 pub mod error;
 pub mod machine;
+pub mod server;
 pub mod store;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;

@@ -1,0 +1,115 @@
+//! The API's errors, in Argo Server's (grpc-gateway's) JSON shape:
+//! `{"code": <gRPC code>, "message": "...", "details": []}` with a fitting HTTP status.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tracing::warn;
+
+use crate::error::Error;
+
+/// The gRPC status codes the API answers with (grpc-gateway puts them in `code`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrpcCode {
+    /// 3: the request or the workflow in it is invalid.
+    InvalidArgument = 3,
+    /// 5: no such workflow or route.
+    NotFound = 5,
+    /// 6: a workflow with that name exists.
+    AlreadyExists = 6,
+    /// 8: the request body is too large.
+    ResourceExhausted = 8,
+    /// 12: the route exists but not with this method.
+    Unimplemented = 12,
+    /// 13: the server failed.
+    Internal = 13,
+    /// 14: the store is busy; try again.
+    Unavailable = 14,
+}
+
+/// An error answered to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The gRPC code in the body.
+    pub code: GrpcCode,
+    /// What went wrong, lowercase, for the client.
+    pub message: String,
+}
+
+/// The API's result type.
+pub type ApiResult<T> = std::result::Result<T, ApiError>;
+
+impl ApiError {
+    /// 400 InvalidArgument.
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: GrpcCode::InvalidArgument,
+            message: message.into(),
+        }
+    }
+
+    /// 404 NotFound for a workflow, in Kubernetes' words (Argo clients show them as is).
+    pub fn workflow_not_found(name: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: GrpcCode::NotFound,
+            message: format!("workflows.argoproj.io \"{name}\" not found"),
+        }
+    }
+
+    /// 413 ResourceExhausted.
+    pub fn body_too_large(limit: usize) -> ApiError {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: GrpcCode::ResourceExhausted,
+            message: format!("request body larger than {limit} bytes"),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> ApiError {
+        let (status, code, message) = match &error {
+            Error::RunNotFound(name) => return ApiError::workflow_not_found(name),
+            Error::RunExists(name) => (
+                StatusCode::CONFLICT,
+                GrpcCode::AlreadyExists,
+                format!("workflows.argoproj.io \"{name}\" already exists"),
+            ),
+            Error::Submit(message) => (
+                StatusCode::BAD_REQUEST,
+                GrpcCode::InvalidArgument,
+                message.clone(),
+            ),
+            Error::Locked { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                GrpcCode::Unavailable,
+                error.to_string(),
+            ),
+            _ => {
+                warn!(error = %error, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    GrpcCode::Internal,
+                    error.to_string(),
+                )
+            }
+        };
+        ApiError {
+            status,
+            code,
+            message,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "code": self.code as i32, "message": self.message, "details": [] });
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,716 @@
+//! `cox server`'s API over real HTTP on 127.0.0.1 (an ephemeral port), with a fake executor.
+//! Each answer is checked against Argo's swagger definition of its type when
+//! `/work/shared/argo/api/swagger.json` (or `$ARGO_SWAGGER`) is present.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cox_scheduler::server::{self, ServerConfig};
+use cox_scheduler::testsuite::{FakeExecutor, Match, Scripted};
+use cox_scheduler::{Engine, EngineConfig};
+use cox_worker::step::Executor;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const HELLO: &str = r#"{
+  "apiVersion": "argoproj.io/v1alpha1",
+  "kind": "Workflow",
+  "metadata": {"generateName": "hello-", "labels": {"team": "data"}},
+  "spec": {
+    "entrypoint": "main",
+    "templates": [{"name": "main", "container": {"image": "alpine", "command": ["echo", "hi"]}}]
+  }
+}"#;
+
+fn named(name: &str) -> String {
+    HELLO.replace(
+        r#""generateName": "hello-""#,
+        &format!(r#""name": "{name}""#),
+    )
+}
+
+fn create_body(workflow: &str) -> String {
+    format!("{{\n\"workflow\": {workflow}\n}}")
+}
+
+/// A server on an ephemeral port over an engine on a temporary home.
+struct TestServer {
+    addr: SocketAddr,
+    engine: Arc<Engine>,
+    executor: Arc<FakeExecutor>,
+    stop: Option<oneshot::Sender<()>>,
+    served: Option<JoinHandle<std::io::Result<()>>>,
+    home: tempfile::TempDir,
+}
+
+impl TestServer {
+    async fn start() -> TestServer {
+        TestServer::start_with(
+            ServerConfig::default(),
+            tempfile::tempdir().expect("tempdir"),
+        )
+        .await
+    }
+
+    async fn start_with(config: ServerConfig, home: tempfile::TempDir) -> TestServer {
+        let executor = FakeExecutor::new();
+        let mut engine_config =
+            EngineConfig::new(home.path(), Arc::clone(&executor) as Arc<dyn Executor>);
+        // sled may hold a previous engine's lock for a moment.
+        engine_config.lock_wait = Duration::from_secs(5);
+        let engine = Arc::new(Engine::open(engine_config).expect("open engine"));
+        executor.attach_store(engine.store().clone());
+        server::resume(&engine).await.expect("resume");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = tokio::spawn(server::serve(
+            listener,
+            Arc::clone(&engine),
+            config,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        TestServer {
+            addr,
+            engine,
+            executor,
+            stop: Some(stop),
+            served: Some(served),
+            home,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        call(self.addr, method, path, body).await
+    }
+
+    /// Poll the run until its phase is `phase` (10 s at most).
+    async fn await_phase(&self, namespace: &str, name: &str, phase: &str) -> Value {
+        self.await_until(namespace, name, phase, |w| w["status"]["phase"] == phase)
+            .await
+    }
+
+    /// Poll the run until `done` holds (10 s at most); `what` names it in the failure.
+    async fn await_until(
+        &self,
+        namespace: &str,
+        name: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, workflow) = self
+                .call(
+                    "GET",
+                    &format!("/api/v1/workflows/{namespace}/{name}"),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{workflow}");
+            if done(&workflow) {
+                return workflow;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} never reached {what}: {workflow}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Shut down as on SIGTERM; the home, to start again on it.
+    async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            tokio::time::timeout(Duration::from_secs(10), served)
+                .await
+                .expect("server stops within 10 s")
+                .expect("server task")
+                .expect("serve");
+        }
+        self.executor.detach_store();
+        drop(self.engine);
+        self.home
+    }
+}
+
+/// One request on its own connection; the status and the JSON body (Null when empty).
+async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    read_response(&mut stream).await
+}
+
+/// Read one response (headers, then `Content-Length` bytes of body).
+async fn read_response(stream: &mut TcpStream) -> (u16, Value) {
+    let mut raw = Vec::new();
+    let mut buffer = [0u8; 8192];
+    let read = async {
+        loop {
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).to_string();
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if raw.len() >= end + 4 + length {
+                    let status = head
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|s| s.parse().ok())
+                        .expect("status code");
+                    let body = &raw[end + 4..end + 4 + length];
+                    let value = if body.is_empty() {
+                        Value::Null
+                    } else {
+                        serde_json::from_slice(body).unwrap_or_else(|e| {
+                            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(body))
+                        })
+                    };
+                    return (status, value);
+                }
+            }
+            let n = stream.read(&mut buffer).await.expect("read");
+            assert!(
+                n > 0,
+                "connection closed mid-response: {:?}",
+                String::from_utf8_lossy(&raw)
+            );
+            raw.extend_from_slice(&buffer[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("a response within 10 s")
+}
+
+/// Argo's swagger definitions, to check answers against (None: not available here).
+struct Swagger(Value);
+
+impl Swagger {
+    fn load() -> Option<Swagger> {
+        let path = std::env::var_os("ARGO_SWAGGER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/work/shared/argo/api/swagger.json"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            eprintln!("{}: not found; schema checks skipped", path.display());
+            return None;
+        };
+        Some(Swagger(
+            serde_json::from_str(&text).expect("swagger.json is JSON"),
+        ))
+    }
+
+    /// Problems of `value` as an instance of `definition`: missing required fields and wrong types.
+    fn problems(&self, definition: &str, value: &Value) -> Vec<String> {
+        let mut problems = Vec::new();
+        let schema = json!({ "$ref": format!("#/definitions/{definition}") });
+        self.check(&schema, value, "$", &mut problems, 0);
+        problems
+    }
+
+    fn check(
+        &self,
+        schema: &Value,
+        value: &Value,
+        at: &str,
+        problems: &mut Vec<String>,
+        depth: usize,
+    ) {
+        if depth > 64 {
+            return;
+        }
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference.trim_start_matches("#/definitions/");
+            let Some(target) = self.0["definitions"].get(name) else {
+                problems.push(format!("{at}: unknown definition {name}"));
+                return;
+            };
+            return self.check(target, value, at, problems, depth + 1);
+        }
+        let format = schema["format"].as_str().unwrap_or_default();
+        let type_ok = match schema["type"].as_str() {
+            None => true,
+            Some("object") => value.is_object(),
+            Some("array") => value.is_array(),
+            Some("string") if format == "int-or-string" => value.is_string() || value.is_i64(),
+            Some("string") => value.is_string(),
+            Some("integer") => value.is_i64() || value.is_u64(),
+            Some("number") => value.is_number(),
+            Some("boolean") => value.is_boolean(),
+            Some(other) => {
+                problems.push(format!("{at}: schema type {other} not checked"));
+                true
+            }
+        };
+        if !type_ok {
+            problems.push(format!("{at}: expected {}, got {value}", schema["type"]));
+            return;
+        }
+        if let Some(object) = value.as_object() {
+            for required in schema["required"].as_array().into_iter().flatten() {
+                let key = required.as_str().unwrap_or_default();
+                if !object.contains_key(key) {
+                    problems.push(format!("{at}: required field {key} missing"));
+                }
+            }
+            for (key, field) in object {
+                if let Some(property) = schema["properties"].get(key) {
+                    self.check(property, field, &format!("{at}.{key}"), problems, depth + 1);
+                } else if schema["additionalProperties"].is_object() {
+                    let additional = &schema["additionalProperties"];
+                    self.check(
+                        additional,
+                        field,
+                        &format!("{at}.{key}"),
+                        problems,
+                        depth + 1,
+                    );
+                }
+            }
+        }
+        if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+            for (i, item) in array.iter().enumerate() {
+                self.check(items, item, &format!("{at}[{i}]"), problems, depth + 1);
+            }
+        }
+    }
+}
+
+/// Assert `value` is a valid `definition` (when the swagger is available).
+fn assert_shape(definition: &str, value: &Value) {
+    let Some(swagger) = Swagger::load() else {
+        return;
+    };
+    let problems = swagger.problems(
+        &format!("io.argoproj.workflow.v1alpha1.{definition}"),
+        value,
+    );
+    assert!(
+        problems.is_empty(),
+        "not a {definition}: {problems:#?}\n{value:#}"
+    );
+}
+
+fn assert_error(value: &Value, code: i64) {
+    if let Some(swagger) = Swagger::load() {
+        let problems = swagger.problems("grpc.gateway.runtime.Error", value);
+        assert!(
+            problems.is_empty(),
+            "not an Error: {problems:#?}\n{value:#}"
+        );
+    }
+    assert_eq!(value["code"], code, "{value}");
+    assert!(
+        value["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{value}"
+    );
+    assert_eq!(value["details"], json!([]), "{value}");
+}
+
+#[tokio::test]
+async fn create_get_list_delete_round_trip() {
+    let server = TestServer::start().await;
+    let (status, created) = server
+        .call("POST", "/api/v1/workflows/argo", Some(&create_body(HELLO)))
+        .await;
+    assert_eq!(status, 200, "{created}");
+    assert_shape("Workflow", &created);
+    let name = created["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    assert!(
+        name.starts_with("hello-") && name.len() == "hello-".len() + 5,
+        "{name}"
+    );
+    assert_eq!(created["metadata"]["namespace"], "argo");
+    assert_eq!(created["metadata"]["uid"].as_str().map(str::len), Some(36));
+    assert!(
+        created["metadata"]["creationTimestamp"].is_string(),
+        "{created}"
+    );
+    assert_eq!(created["metadata"]["labels"]["team"], "data");
+
+    let finished = server.await_phase("argo", &name, "Succeeded").await;
+    assert_shape("Workflow", &finished);
+    assert_eq!(finished["metadata"]["uid"], created["metadata"]["uid"]);
+    assert_eq!(
+        finished["metadata"]["labels"]["workflows.argoproj.io/completed"],
+        "true"
+    );
+    assert!(finished["status"]["nodes"].is_object(), "{finished}");
+
+    let (status, list) = server.call("GET", "/api/v1/workflows/argo", None).await;
+    assert_eq!(status, 200, "{list}");
+    assert_shape("WorkflowList", &list);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list["items"][0]["metadata"]["name"], name.as_str());
+    assert_eq!(list["items"][0]["status"]["phase"], "Succeeded");
+
+    for (selector, count) in [
+        ("team%3Ddata", 1),
+        ("team%3Dother", 0),
+        ("team%21%3Ddata", 0),
+        ("workflows.argoproj.io%2Fcompleted%3Dtrue", 1),
+        ("team", 1),
+        ("%21team", 0),
+    ] {
+        let (status, list) = server
+            .call(
+                "GET",
+                &format!("/api/v1/workflows/argo?listOptions.labelSelector={selector}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{list}");
+        assert_shape("WorkflowList", &list);
+        assert_eq!(
+            list["items"].as_array().map(Vec::len),
+            Some(count),
+            "{selector}: {list}"
+        );
+    }
+    let (status, other) = server.call("GET", "/api/v1/workflows/other", None).await;
+    assert_eq!((status, other["items"].clone()), (200, json!([])));
+    let (status, wrong_namespace) = server
+        .call("GET", &format!("/api/v1/workflows/other/{name}"), None)
+        .await;
+    assert_eq!(status, 404);
+    assert_error(&wrong_namespace, 5);
+
+    let (status, deleted) = server
+        .call("DELETE", &format!("/api/v1/workflows/argo/{name}"), None)
+        .await;
+    assert_eq!((status, deleted), (200, json!({})));
+    let (status, gone) = server
+        .call("GET", &format!("/api/v1/workflows/argo/{name}"), None)
+        .await;
+    assert_eq!(status, 404);
+    assert_error(&gone, 5);
+    assert_eq!(
+        gone["message"],
+        format!("workflows.argoproj.io \"{name}\" not found")
+    );
+    let (status, list) = server.call("GET", "/api/v1/workflows/argo", None).await;
+    assert_eq!((status, list["items"].clone()), (200, json!([])));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_spec_is_400_with_field_path_and_position() {
+    let server = TestServer::start().await;
+    let workflow = HELLO.replace(r#""container": {"#, r#""contianer": {"#);
+    let body = create_body(&workflow);
+    let (status, error) = server
+        .call("POST", "/api/v1/workflows/argo", Some(&body))
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert_error(&error, 3);
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("spec.templates[0].contianer"), "{message}");
+    let line = body
+        .lines()
+        .position(|l| l.contains("contianer"))
+        .expect("line")
+        + 1;
+    let column = body
+        .lines()
+        .nth(line - 1)
+        .and_then(|l| l.find("\"contianer"))
+        .expect("column")
+        + 1;
+    assert!(
+        message.starts_with(&format!("{line}:{column}: ")),
+        "expected {line}:{column}: {message}"
+    );
+    assert!(!message.contains("workflow:"), "no file name: {message}");
+
+    let (status, error) = server
+        .call("POST", "/api/v1/workflows/argo", Some("{\"workflow\": "))
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert_error(&error, 3);
+    let (status, error) = server
+        .call("POST", "/api/v1/workflows/argo", Some("{}"))
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["message"], "workflow: required");
+    let (status, list) = server.call("GET", "/api/v1/workflows/argo", None).await;
+    assert_eq!((status, list["items"].clone()), (200, json!([])));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_workflow_and_route_are_404() {
+    let server = TestServer::start().await;
+    for (method, path) in [
+        ("GET", "/api/v1/workflows/argo/nope"),
+        ("DELETE", "/api/v1/workflows/argo/nope"),
+        ("GET", "/api/v1/nothing-here"),
+    ] {
+        let (status, error) = server.call(method, path, None).await;
+        assert_eq!(status, 404, "{method} {path}: {error}");
+        assert_error(&error, 5);
+    }
+    let (status, error) = server
+        .call("PUT", "/api/v1/workflows/argo", Some("{}"))
+        .await;
+    assert_eq!(status, 405, "{error}");
+    assert_error(&error, 12);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn duplicate_name_is_409() {
+    let server = TestServer::start().await;
+    let body = create_body(&named("only-once"));
+    let (status, created) = server
+        .call("POST", "/api/v1/workflows/argo", Some(&body))
+        .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["metadata"]["name"], "only-once");
+    let (status, error) = server
+        .call("POST", "/api/v1/workflows/argo", Some(&body))
+        .await;
+    assert_eq!(status, 409, "{error}");
+    assert_error(&error, 6);
+    assert_eq!(
+        error["message"],
+        "workflows.argoproj.io \"only-once\" already exists"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_body_is_413_before_it_is_read() {
+    let server = TestServer::start().await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    // Announce 40 MiB (over the 32 MiB default), send 64 KiB, and expect the answer anyway.
+    let announced = 40 * 1024 * 1024;
+    let head = format!(
+        "POST /api/v1/workflows/argo HTTP/1.1\r\nHost: localhost\r\n\
+         Content-Type: application/json\r\nContent-Length: {announced}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("send head");
+    stream
+        .write_all(&vec![b' '; 64 * 1024])
+        .await
+        .expect("send part");
+    let (status, error) = read_response(&mut stream).await;
+    assert_eq!(status, 413, "{error}");
+    assert_error(&error, 8);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn streamed_body_over_the_limit_is_413() {
+    let config = ServerConfig {
+        max_body_bytes: 1024,
+    };
+    let server = TestServer::start_with(config, tempfile::tempdir().expect("tempdir")).await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let chunk = " ".repeat(4096);
+    let request = format!(
+        "POST /api/v1/workflows/argo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+         {:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let (status, error) = read_response(&mut stream).await;
+    assert_eq!(status, 413, "{error}");
+    assert_error(&error, 8);
+    assert_eq!(error["message"], "request body larger than 1024 bytes");
+    // A body under the limit is read and answered as usual.
+    let (status, _) = server
+        .call("POST", "/api/v1/workflows/argo/lint", Some("{}"))
+        .await;
+    assert_eq!(status, 400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn lint_answers_the_workflow_or_400() {
+    let server = TestServer::start().await;
+    let (status, linted) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo/lint",
+            Some(&create_body(HELLO)),
+        )
+        .await;
+    assert_eq!(status, 200, "{linted}");
+    assert_shape("Workflow", &linted);
+    assert_eq!(linted["metadata"]["generateName"], "hello-");
+    assert_eq!(linted["metadata"]["namespace"], "argo");
+    let broken = HELLO.replace(r#""entrypoint": "main""#, r#""entrypoint": "mian""#);
+    let (status, error) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo/lint",
+            Some(&create_body(&broken)),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert_error(&error, 3);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("spec.entrypoint"),
+        "{error}"
+    );
+    // Linting submits nothing.
+    let (_, list) = server.call("GET", "/api/v1/workflows/argo", None).await;
+    assert_eq!(list["items"], json!([]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn server_dry_run_submits_nothing() {
+    let server = TestServer::start().await;
+    let body = format!("{{\"serverDryRun\": true, \"workflow\": {}}}", named("dry"));
+    let (status, workflow) = server
+        .call("POST", "/api/v1/workflows/argo", Some(&body))
+        .await;
+    assert_eq!(status, 200, "{workflow}");
+    assert_shape("Workflow", &workflow);
+    assert_eq!(workflow["metadata"]["name"], "dry");
+    let (status, _) = server.call("GET", "/api/v1/workflows/argo/dry", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(server.executor.launch_count(), 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn info_and_version() {
+    let server = TestServer::start().await;
+    let (status, info) = server.call("GET", "/api/v1/info", None).await;
+    assert_eq!(status, 200, "{info}");
+    assert_shape("InfoResponse", &info);
+    let (status, version) = server.call("GET", "/api/v1/version", None).await;
+    assert_eq!(status, 200, "{version}");
+    assert_shape("Version", &version);
+    assert!(
+        version["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with('v')),
+        "{version}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn delete_stops_a_running_workflow() {
+    let server = TestServer::start().await;
+    server
+        .executor
+        .script(Match::Template("main".into()), Scripted::hang());
+    let (status, created) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo",
+            Some(&create_body(&named("long"))),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    server.await_phase("argo", "long", "Running").await;
+    let (status, _) = server
+        .call("DELETE", "/api/v1/workflows/argo/long", None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = server
+        .call("GET", "/api/v1/workflows/argo/long", None)
+        .await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_keeps_unfinished_runs_and_a_restart_resumes_them() {
+    let server = TestServer::start().await;
+    server
+        .executor
+        .script(Match::Template("main".into()), Scripted::hang());
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo",
+            Some(&create_body(&named("survivor"))),
+        )
+        .await;
+    assert_eq!(status, 200);
+    server.await_phase("argo", "survivor", "Running").await;
+    let home = server.stop().await;
+
+    // The store lock is released: a new server opens the same home and resumes the run,
+    // which the machine then ends (how a lost local step ends is the machine's decision).
+    let server = TestServer::start_with(ServerConfig::default(), home).await;
+    let finished = server
+        .await_until("argo", "survivor", "completed", |w| {
+            w["metadata"]["labels"]["workflows.argoproj.io/completed"] == "true"
+        })
+        .await;
+    assert_eq!(finished["metadata"]["namespace"], "argo");
+    assert_shape("Workflow", &finished);
+    server.stop().await;
+}
+
+#[test]
+fn only_loopback_addresses_are_allowed() {
+    let allowed = |a: &str| server::is_loopback(&a.parse().expect("address"));
+    assert!(allowed("127.0.0.1:2746"));
+    assert!(allowed("[::1]:2746"));
+    assert!(!allowed("0.0.0.0:2746"));
+    assert!(!allowed("192.168.1.10:2746"));
+}
+
+#[test]
+fn the_swagger_checker_finds_missing_and_mistyped_fields() {
+    let Some(swagger) = Swagger::load() else {
+        return;
+    };
+    let problems = swagger.problems(
+        "io.argoproj.workflow.v1alpha1.Workflow",
+        &json!({"metadata": {"name": 7}, "status": {"nodes": {"a": {"phase": 1}}}}),
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("required field spec")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.starts_with("$.metadata.name")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("required field id")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("$.status.nodes.a.phase")),
+        "{problems:?}"
+    );
+}
