@@ -39,19 +39,7 @@ pub fn parse(text: &str) -> Result<Schedule, String> {
     parser
         .parse(text)
         .map(|c| Schedule::Cron(Box::new(c)))
-        .map_err(|e| {
-            let message = e.to_string();
-            let mut chars = message.chars();
-            match chars.next() {
-                Some(c) => c
-                    .to_lowercase()
-                    .chain(chars)
-                    .collect::<String>()
-                    .trim_end_matches('.')
-                    .to_string(),
-                None => "invalid cron pattern".to_string(),
-            }
-        })
+        .map_err(|e| crate::diag::house_style(&e.to_string(), "invalid cron pattern"))
 }
 
 /// An IANA time zone such as `America/New_York`.

@@ -104,6 +104,21 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// A third-party message in our style: first letter lowercase, no trailing period; `fallback`
+/// when it is empty.
+pub fn house_style(message: &str, fallback: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(c) => c
+            .to_lowercase()
+            .chain(chars)
+            .collect::<String>()
+            .trim_end_matches('.')
+            .to_string(),
+        None => fallback.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

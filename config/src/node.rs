@@ -261,16 +261,7 @@ fn clean_parser_message(raw: &str) -> String {
             "document is too large to read safely ({what} limit exceeded; aliases expanding too far, or too many nodes)"
         );
     }
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(c) => c
-            .to_lowercase()
-            .chain(chars)
-            .collect::<String>()
-            .trim_end_matches('.')
-            .to_string(),
-        None => "malformed document".to_string(),
-    }
+    crate::diag::house_style(text, "malformed document")
 }
 
 fn location_of(span: &serde_saphyr::Location) -> Location {

@@ -96,36 +96,11 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// A Go duration (`300ms`, `1.5h`, `2h45m`; units ns, us, µs, ms, s, m, h) or plain seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
+    // Plain (possibly fractional) seconds, as `sleep 1.5`; otherwise Go's syntax.
     if let Ok(secs) = text.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
     }
-    if text == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut rest = text;
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += value * scale;
-    }
-    (total.is_finite() && total >= 0.0).then(|| Duration::from_secs_f64(total))
+    cox_config::duration::parse(text).ok()
 }
 
 #[cfg(test)]
