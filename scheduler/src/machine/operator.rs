@@ -592,7 +592,7 @@ impl<'a> Operator<'a> {
                 &id,
                 name,
                 display,
-                &template,
+                template,
                 &template_name,
                 &vars,
                 &input_artifacts,
@@ -602,7 +602,7 @@ impl<'a> Operator<'a> {
             self.execute_kind(
                 &id,
                 name,
-                &template,
+                template,
                 &template_name,
                 &vars,
                 &input_artifacts,
@@ -2014,13 +2014,13 @@ impl<'a> Operator<'a> {
         // Parsed once per run: `depends` of every task (an error stays an error each time).
         for t in tasks.iter() {
             let key = depends_key(t);
-            if !self.cache.depends.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.cache.depends.entry(key) {
                 let parsed = match &t.depends {
                     Some(d) => depends::parse(d),
                     None => Ok(depends::from_dependencies(&t.dependencies)),
                 };
                 if let Ok(d) = parsed {
-                    self.cache.depends.insert(key, d);
+                    e.insert(d);
                 }
             }
         }
