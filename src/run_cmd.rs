@@ -162,12 +162,29 @@ async fn run_workflow(args: RunArgs) -> Result<ExitCode> {
     {
         bail!("the step sandbox is not available: {e}; install bubblewrap or pass --no-sandbox");
     }
-    let engine = open_engine_with(args.no_sandbox, args.config.as_deref())?;
+    let engine = std::sync::Arc::new(open_engine_with(args.no_sandbox, args.config.as_deref())?);
     let name = engine.submit(workflow).await?;
+    // Ctrl-C stops the run as `argo stop` does (exit handlers run); a second one terminates it.
+    let interrupts = {
+        let (engine, name) = (engine.clone(), name.clone());
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "cox: stopping {name} (exit handlers still run); Ctrl-C again terminates it"
+                );
+                let _ = engine.stop(&name, false);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("cox: terminating {name}");
+                    let _ = engine.stop(&name, true);
+                }
+            }
+        })
+    };
     if let Some(progress) = engine.watch(&name) {
         show_progress(progress).await;
     }
     let state = engine.await_completion(&name).await?;
+    interrupts.abort();
     print_result(&state, args.output)?;
     Ok(if state.phase() == Phase::Succeeded {
         ExitCode::SUCCESS

@@ -984,3 +984,81 @@ fn unknown_image_without_command_names_the_image_and_the_table() {
         "{message}"
     );
 }
+
+// ---------------------------------------------------------------- Ctrl-C
+
+#[test]
+fn ctrl_c_stops_the_run_and_the_exit_handler_still_runs() {
+    let home = tempfile::TempDir::new().expect("home");
+    let out = tempfile::TempDir::new().expect("out dir");
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run/stop.yaml");
+    let started_at = std::time::Instant::now();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cox"))
+        .arg("run")
+        .arg(&fixture)
+        .args(["-o", "json", "-p"])
+        .arg(format!("dir={}", out.path().display()))
+        .env("COX_HOME", home.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cox runs");
+    // Wait until the first step is really running (it leaves a file), then interrupt cox.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let started = || {
+        std::fs::read_dir(out.path())
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("started-"))
+            })
+            .unwrap_or(false)
+    };
+    while !started() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("cox ends");
+    assert!(
+        started_at.elapsed() < std::time::Duration::from_secs(45),
+        "the stopped step was not cut short"
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let workflow: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("final workflow as JSON");
+    assert_eq!(workflow["status"]["phase"], "Failed");
+    assert_eq!(
+        workflow["status"]["message"],
+        "Stopped with strategy 'Stop'"
+    );
+    let nodes = workflow["status"]["nodes"].as_object().expect("nodes");
+    assert!(
+        nodes.values().all(|n| n["displayName"] != "never"),
+        "nothing new starts after a stop"
+    );
+    let exit =
+        std::fs::read_to_string(out.path().join("exit-handler")).expect("the exit handler ran");
+    assert_eq!(exit.trim(), "Failed");
+    assert_eq!(
+        std::fs::read_dir(out.path())
+            .expect("dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("started-"))
+            .count(),
+        1
+    );
+}

@@ -100,6 +100,11 @@ pub enum RunMsg {
     },
     /// A timer asked for with [`Action::WakeAt`] is due.
     Timer,
+    /// Stop the run (`terminate`: without exit handlers).
+    Stop {
+        /// Skip the exit handlers.
+        terminate: bool,
+    },
     /// The current state.
     Snapshot(RpcReplyPort<RunState>),
     /// The final state, answered when the run finishes.
@@ -173,6 +178,10 @@ impl Actor for RunActor {
                 state.timers.retain(|t| !t.is_finished());
                 let now = state.clock.now();
                 state.step(&myself, Event::Timer { now })
+            }
+            RunMsg::Stop { terminate } => {
+                let now = state.clock.now();
+                state.step(&myself, Event::Stop { now, terminate })
             }
             RunMsg::Snapshot(reply) => {
                 let _ = reply.send(state.run.clone());

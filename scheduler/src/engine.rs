@@ -247,7 +247,9 @@ impl Engine {
 
     /// Wait until the run has finished and its actor has stopped; its final state.
     pub async fn await_completion(&self, name: &str) -> Result<RunState> {
-        let Some(live) = self.lock_live().remove(name) else {
+        // The run stays live (stoppable, deletable) while it is awaited.
+        let progress = self.lock_live().get(name).map(|live| live.progress.clone());
+        let Some(mut progress) = progress else {
             // Not live: finished earlier, or never started in this process.
             let state = self
                 .get(name)?
@@ -260,14 +262,12 @@ impl Engine {
                 message: "not running in this process".into(),
             });
         };
-        let LiveRun {
-            mut progress,
-            handle,
-            ..
-        } = live;
         // The watch closes when the actor stops, finished or not; the store says which.
         let _ = progress.wait_for(RunState::is_finished).await;
-        let _ = handle.await;
+        let handle = self.lock_live().remove(name).map(|live| live.handle);
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
         let state = self
             .get(name)?
             .ok_or_else(|| Error::RunNotFound(name.to_string()))?;
@@ -279,6 +279,18 @@ impl Engine {
                 message: "run actor stopped before the run finished".into(),
             })
         }
+    }
+
+    /// Stop a live run, as Argo's `stop` (exit handlers run) or `terminate` (they do not).
+    pub fn stop(&self, name: &str, terminate: bool) -> Result<()> {
+        let actor = self.lock_live().get(name).map(|live| live.actor.clone());
+        let actor = actor.ok_or_else(|| Error::RunNotFound(name.to_string()))?;
+        actor
+            .cast(RunMsg::Stop { terminate })
+            .map_err(|e| Error::Actor {
+                run: name.to_string(),
+                message: format!("cannot stop: {e}"),
+            })
     }
 
     /// Submit and wait for the end: the final state.

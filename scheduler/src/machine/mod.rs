@@ -43,6 +43,14 @@ pub enum Event {
         /// The current time.
         now: DateTime<Utc>,
     },
+    /// Stop the run as Argo's `stop` (exit handlers still run) or `terminate` (they do not):
+    /// running steps are cancelled, nothing new starts, the run ends Failed.
+    Stop {
+        /// The current time.
+        now: DateTime<Utc>,
+        /// Terminate: skip the exit handlers.
+        terminate: bool,
+    },
 }
 
 /// Something the actor around the machine must do, after persisting the new state.

@@ -33,6 +33,8 @@ pub struct RunState {
     pub global_parameters: Vec<(String, String)>,
     /// The main part ended: its phase and message, kept while the exit handler runs.
     pub main_result: Option<(Phase, String)>,
+    /// Asked to stop: the message, and whether exit handlers are skipped (terminate).
+    pub stopped: Option<(String, bool)>,
     #[serde(skip)]
     spec: Option<Box<Workflow>>,
     #[serde(skip)]
@@ -74,6 +76,7 @@ impl RunState {
             nodes: BTreeMap::new(),
             global_parameters: Vec::new(),
             main_result: None,
+            stopped: None,
             spec: Some(Box::new(workflow)),
             cache: Default::default(),
         })
@@ -103,6 +106,7 @@ impl RunState {
             nodes: BTreeMap::new(),
             global_parameters: self.global_parameters.clone(),
             main_result: self.main_result.clone(),
+            stopped: self.stopped.clone(),
             spec: None,
             cache: Default::default(),
         }
@@ -155,6 +159,13 @@ impl RunState {
                 now,
             } => (now, Some((node_id, outcome))),
             Event::Timer { now } => (now, None),
+            Event::Stop { now, terminate } => {
+                if self.stopped.is_none() {
+                    let strategy = if terminate { "Terminate" } else { "Stop" };
+                    self.stopped = Some((format!("Stopped with strategy '{strategy}'"), terminate));
+                }
+                (now, None)
+            }
         };
         if self.phase == Phase::Pending {
             self.phase = Phase::Running;
@@ -193,6 +204,11 @@ impl RunState {
                 op.wake = Some(op.wake.map_or(deadline, |w| w.min(deadline)));
             }
         }
+        if let Some((message, _)) = &self.stopped
+            && self.main_result.is_none()
+        {
+            op.shutdown = Some(message.clone());
+        }
         let name = self.name.clone();
         let entry = workflow.spec.entrypoint.clone().unwrap_or_default();
         let arguments = workflow.spec.arguments.clone().unwrap_or_default();
@@ -230,8 +246,13 @@ impl RunState {
                     op.actions.push(Action::Cancel {
                         node_id: id.clone(),
                     });
+                    // A stopped step says why: its deadline passed, or the run was stopped.
+                    let reason = match &self.stopped {
+                        Some((message, _)) => message.clone(),
+                        None => super::operator::DEADLINE_MESSAGE.to_string(),
+                    };
                     if let Some(n) = op.nodes.get_mut(&id) {
-                        n.message = super::operator::DEADLINE_MESSAGE.to_string();
+                        n.message = reason;
                     }
                 }
             }
@@ -264,18 +285,27 @@ impl RunState {
                 } else {
                     String::new()
                 };
-                self.main_result = Some((root_node.phase, message));
+                // A stopped run says so, as Argo does, whatever its children reported.
+                self.main_result = match &self.stopped {
+                    Some((stop_message, _)) => Some((Phase::Failed, stop_message.clone())),
+                    None => Some((root_node.phase, message)),
+                };
             }
         }
         let mut finished = false;
         if let Some((phase, message)) = self.main_result.clone() {
-            match workflow.spec.on_exit.clone().or_else(|| {
+            let terminated = self
+                .stopped
+                .as_ref()
+                .is_some_and(|(_, terminate)| *terminate);
+            let exit_handler = workflow.spec.on_exit.clone().or_else(|| {
                 workflow
                     .spec
                     .hooks
                     .get("exit")
                     .and_then(|h| h.template.clone())
-            }) {
+            });
+            match exit_handler.filter(|_| !terminated) {
                 Some(exit) => {
                     let status = match phase {
                         Phase::Succeeded => "Succeeded",

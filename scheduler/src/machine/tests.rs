@@ -298,3 +298,87 @@ fn a_container_set_runs_its_graph_and_takes_mains_outputs() {
     assert_eq!(state.phase(), Phase::Succeeded);
     assert_eq!(state.nodes["wf"].outputs.result.as_deref(), Some("main"));
 }
+
+#[test]
+fn stop_cancels_running_steps_and_runs_exit_handlers_terminate_does_not() {
+    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  onExit: bye\n  templates:\n  - name: main\n    steps:\n    - - {name: long, template: work}\n    - - {name: never, template: work}\n  - name: work\n    container: {image: busybox, command: [sleep], args: [\"60\"]}\n  - name: bye\n    container: {image: busybox, command: [echo], args: [\"bye {{workflow.status}}\"]}\n";
+    for terminate in [false, true] {
+        let mut state = RunState::new(workflow(yaml), chrono::Utc::now()).expect("state");
+        let now = chrono::Utc::now();
+        let launched: Vec<String> = state
+            .apply(Event::Start { now })
+            .into_iter()
+            .filter_map(|a| {
+                if let Action::Launch(s) = a {
+                    Some(s.node_id)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(launched.len(), 1);
+        let actions = state.apply(Event::Stop { now, terminate });
+        assert!(
+            actions.contains(&Action::Cancel {
+                node_id: launched[0].clone()
+            }),
+            "{actions:?}"
+        );
+        assert!(
+            !actions.contains(&Action::Finished),
+            "the stopped step has not ended yet"
+        );
+        let stopped = StepOutcome {
+            phase: StepPhase::Failed,
+            exit_code: Some(143),
+            message: "Stopped".into(),
+            result: None,
+            parameters: Vec::new(),
+            artifacts: Vec::new(),
+            started_at: None,
+            finished_at: None,
+        };
+        let actions = state.apply(Event::StepFinished {
+            node_id: launched[0].clone(),
+            outcome: stopped,
+            now,
+        });
+        let strategy = if terminate { "Terminate" } else { "Stop" };
+        let message = format!("Stopped with strategy '{strategy}'");
+        assert_eq!(state.nodes[&launched[0]].message, message);
+        assert!(
+            state.nodes.values().all(|n| n.display_name != "never"),
+            "nothing new starts"
+        );
+        let exit_launches: Vec<String> = actions
+            .iter()
+            .filter_map(|a| {
+                if let Action::Launch(s) = a {
+                    Some(s.args[0].clone())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        if terminate {
+            assert!(exit_launches.is_empty());
+            assert!(actions.contains(&Action::Finished));
+        } else {
+            assert_eq!(exit_launches, ["bye Failed"]);
+            let exit_id = state
+                .nodes
+                .values()
+                .find(|n| n.name == "wf.onExit")
+                .expect("exit node")
+                .id
+                .clone();
+            state.apply(Event::StepFinished {
+                node_id: exit_id,
+                outcome: ok(""),
+                now,
+            });
+        }
+        assert_eq!(state.phase(), Phase::Failed);
+        assert_eq!(state.message, message);
+    }
+}
