@@ -196,12 +196,6 @@ impl DagGraph {
     }
 }
 
-/// A template resolved from a reference, with the name it is reported under.
-#[derive(Clone, Copy)]
-struct Resolved<'a> {
-    template: &'a Template,
-}
-
 struct Checker<'a> {
     source: &'a str,
     doc: &'a Document,
@@ -1152,7 +1146,7 @@ impl<'a> Checker<'a> {
         template: Option<&str>,
         template_ref: Option<&TemplateRef>,
         inline: Option<&'a Template>,
-    ) -> Option<Resolved<'a>> {
+    ) -> Option<&'a Template> {
         let given = [template.is_some(), template_ref.is_some(), inline.is_some()]
             .iter()
             .filter(|s| **s)
@@ -1166,7 +1160,7 @@ impl<'a> Checker<'a> {
         }
         if let Some(name) = template {
             return match self.templates.get(name).copied() {
-                Some(t) => Some(Resolved { template: t }),
+                Some(t) => Some(t),
                 None => {
                     let hint = crate::de::did_you_mean(name, self.templates.keys().copied())
                         .map(|n| format!("did you mean '{n}'?"));
@@ -1181,12 +1175,10 @@ impl<'a> Checker<'a> {
             };
         }
         if let Some(r) = template_ref {
-            return self
-                .resolve_template_ref(&path.field("templateRef"), r)
-                .map(|template| Resolved { template });
+            return self.resolve_template_ref(&path.field("templateRef"), r);
         }
         if let Some(t) = inline {
-            return Some(Resolved { template: t });
+            return Some(t);
         }
         self.error(
             path.clone(),
@@ -1304,7 +1296,7 @@ impl<'a> Checker<'a> {
         let mut outputs: HashMap<String, NodeOutputs> = HashMap::new();
         for (i, group) in template.steps.iter().enumerate() {
             let group_path = path.field("steps").index(i);
-            let mut resolved: Vec<Option<Resolved<'a>>> = Vec::new();
+            let mut resolved: Vec<Option<&'a Template>> = Vec::new();
             for (j, step) in group.iter().enumerate() {
                 let step_path = group_path.index(j);
                 let name = step.name.as_deref().unwrap_or("");
@@ -1361,7 +1353,7 @@ impl<'a> Checker<'a> {
                 };
                 let aggregate = !step.with_items.is_empty() || step.with_param.is_some();
                 let entry = outputs.entry(name.to_string()).or_default();
-                fill_outputs(entry, target.map(|r| r.template), aggregate, true);
+                fill_outputs(entry, target, aggregate, true);
             }
         }
         // The template's own outputs may read any step.
@@ -1375,7 +1367,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check_call(&mut self, path: &FieldPath, call: &StepLike<'a>) -> Option<Resolved<'a>> {
+    fn check_call(&mut self, path: &FieldPath, call: &StepLike<'a>) -> Option<&'a Template> {
         let (template, template_ref, inline, arguments, on_exit, hooks) = call.parts();
         let target = self.resolve_call(path, template, template_ref, inline);
         if let Some(args) = arguments {
@@ -1390,7 +1382,7 @@ impl<'a> Checker<'a> {
             }
         }
         if let Some(t) = target {
-            self.check_inputs_supplied(path, t.template, arguments, true);
+            self.check_inputs_supplied(path, t, arguments, true);
         }
         if let Some(t) = inline {
             let globals = self.global_scope();
@@ -1442,7 +1434,7 @@ impl<'a> Checker<'a> {
         }
         let using_depends = dag.tasks.iter().any(|t| t.depends.is_some());
         let mut deps: Vec<Vec<usize>> = vec![Vec::new(); dag.tasks.len()];
-        let mut resolved: Vec<Option<Resolved<'a>>> = Vec::with_capacity(dag.tasks.len());
+        let mut resolved: Vec<Option<&'a Template>> = Vec::with_capacity(dag.tasks.len());
         for (i, task) in dag.tasks.iter().enumerate() {
             let at = tasks_path.index(i);
             if using_depends && !task.dependencies.is_empty() {
@@ -1525,7 +1517,7 @@ impl<'a> Checker<'a> {
         for (task, target) in dag.tasks.iter().zip(&resolved) {
             let aggregate = !task.with_items.is_empty() || task.with_param.is_some();
             let entry = outputs.entry(task.name.clone()).or_default();
-            fill_outputs(entry, target.map(|r| r.template), aggregate, false);
+            fill_outputs(entry, *target, aggregate, false);
         }
         let graph = DagGraph { index, deps };
         for (i, task) in dag.tasks.iter().enumerate() {

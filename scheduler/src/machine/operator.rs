@@ -82,11 +82,11 @@ impl Clone for Cache {
     }
 }
 
-fn ts(t: DateTime<Utc>) -> String {
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.with_timezone(&Utc))
@@ -356,6 +356,24 @@ impl<'a> Operator<'a> {
         id
     }
 
+    /// A node that ends as soon as it is made (skipped, omitted, or refused before it ran).
+    #[allow(clippy::too_many_arguments)]
+    fn ended_node(
+        &mut self,
+        name: &str,
+        display: &str,
+        node_type: NodeType,
+        template: Option<&str>,
+        boundary: Option<&str>,
+        parent: Option<&str>,
+        phase: Phase,
+        message: impl Into<String>,
+    ) -> String {
+        let id = self.ensure_node(name, display, node_type, template, boundary, parent);
+        self.finish(&id, phase, message);
+        id
+    }
+
     fn finish(&mut self, id: &str, phase: Phase, message: impl Into<String>) {
         let now = ts(self.now);
         if let Some(n) = self.nodes.get_mut(id)
@@ -445,15 +463,16 @@ impl<'a> Operator<'a> {
             TemplateSource::Named(t) => match self.template(t) {
                 Some(t) => t,
                 None => {
-                    let id = self.ensure_node(
+                    let id = self.ended_node(
                         name,
                         display,
                         NodeType::Skipped,
                         Some(t),
                         boundary,
                         parent,
+                        Phase::Error,
+                        format!("template '{t}' not found"),
                     );
-                    self.finish(&id, Phase::Error, format!("template '{t}' not found"));
                     return id;
                 }
             },
@@ -1207,15 +1226,16 @@ impl<'a> Operator<'a> {
             }
             let Ok(mut container) = serde_json::from_value::<cox_config::model::Container>(value)
             else {
-                let cid = self.ensure_node(
+                self.ended_node(
                     &child_name,
                     &c.name,
                     NodeType::Container,
                     None,
                     Some(id),
                     Some(id),
+                    Phase::Error,
+                    "container of the set could not be read",
                 );
-                self.finish(&cid, Phase::Error, "container of the set could not be read");
                 continue;
             };
             container
@@ -1752,28 +1772,30 @@ impl<'a> Operator<'a> {
         if !looped && !self.nodes.contains_key(&id) {
             match self.when_holds(when, vars) {
                 Ok(Some(skip)) => {
-                    let sid = self.ensure_node(
+                    let sid = self.ended_node(
                         node_name,
                         display,
                         NodeType::Skipped,
                         site.template,
                         Some(boundary),
                         Some(parent),
+                        Phase::Skipped,
+                        skip,
                     );
-                    self.finish(&sid, Phase::Skipped, skip);
                     return sid;
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    let sid = self.ensure_node(
+                    let sid = self.ended_node(
                         node_name,
                         display,
                         NodeType::Skipped,
                         site.template,
                         Some(boundary),
                         Some(parent),
+                        Phase::Error,
+                        e,
                     );
-                    self.finish(&sid, Phase::Error, e);
                     return sid;
                 }
             }
@@ -1788,33 +1810,32 @@ impl<'a> Operator<'a> {
                     Some(parent),
                     vars,
                 ),
-                Err(e) => {
-                    let sid = self.ensure_node(
-                        node_name,
-                        display,
-                        NodeType::Pod,
-                        site.template,
-                        Some(boundary),
-                        Some(parent),
-                    );
-                    self.finish(&sid, Phase::Error, e);
-                    sid
-                }
+                Err(e) => self.ended_node(
+                    node_name,
+                    display,
+                    NodeType::Pod,
+                    site.template,
+                    Some(boundary),
+                    Some(parent),
+                    Phase::Error,
+                    e,
+                ),
             };
         }
         // A loop: in steps the children hang under the group; in a DAG under a TaskGroup node.
         let items = match self.loop_items(with_items, with_param, with_sequence, vars) {
             Ok(items) => items.unwrap_or_default(),
             Err(e) => {
-                let sid = self.ensure_node(
+                let sid = self.ended_node(
                     node_name,
                     display,
                     NodeType::Skipped,
                     site.template,
                     Some(boundary),
                     Some(parent),
+                    Phase::Error,
+                    e,
                 );
-                self.finish(&sid, Phase::Error, e);
                 return sid;
             }
         };
@@ -1880,15 +1901,16 @@ impl<'a> Operator<'a> {
                     Err(e) => Some((Phase::Error, e)),
                 };
                 if let Some((phase, message)) = skip {
-                    let sid = self.ensure_node(
+                    let sid = self.ended_node(
                         &child_name,
                         &child_display,
                         NodeType::Skipped,
                         site.template,
                         Some(boundary),
                         Some(&loop_id),
+                        phase,
+                        message,
                     );
-                    self.finish(&sid, phase, message);
                     if phase == Phase::Error && failed.is_none() {
                         failed = Some(format!("child '{sid}' failed"));
                     }
@@ -1904,18 +1926,16 @@ impl<'a> Operator<'a> {
                     Some(&loop_id),
                     &item_vars,
                 ),
-                Err(e) => {
-                    let sid = self.ensure_node(
-                        &child_name,
-                        &child_display,
-                        NodeType::Pod,
-                        site.template,
-                        Some(boundary),
-                        Some(&loop_id),
-                    );
-                    self.finish(&sid, Phase::Error, e);
-                    sid
-                }
+                Err(e) => self.ended_node(
+                    &child_name,
+                    &child_display,
+                    NodeType::Pod,
+                    site.template,
+                    Some(boundary),
+                    Some(&loop_id),
+                    Phase::Error,
+                    e,
+                ),
             };
             match self.nodes.get(&child).map(|n| n.phase) {
                 Some(p) if p.is_done() => {
@@ -1980,18 +2000,16 @@ impl<'a> Operator<'a> {
                 Some(id),
                 &hook_vars,
             ),
-            Err(e) => {
-                let sid = self.ensure_node(
-                    &hook_name,
-                    &format!("{short}.onExit"),
-                    NodeType::Pod,
-                    Some(template),
-                    Some(boundary),
-                    Some(id),
-                );
-                self.finish(&sid, Phase::Error, e);
-                sid
-            }
+            Err(e) => self.ended_node(
+                &hook_name,
+                &format!("{short}.onExit"),
+                NodeType::Pod,
+                Some(template),
+                Some(boundary),
+                Some(id),
+                Phase::Error,
+                e,
+            ),
         };
         if let Some(n) = self.nodes.get_mut(id) {
             n.exit_hook = Some(hook_id);
@@ -2157,15 +2175,16 @@ impl<'a> Operator<'a> {
                 let deps = match dep_of(task) {
                     Ok(d) => d,
                     Err(e) => {
-                        let sid = self.ensure_node(
+                        self.ended_node(
                             &format!("{name}.{}", task.name),
                             &task.name,
                             NodeType::Skipped,
                             task.template.as_deref(),
                             Some(id),
                             Some(id),
+                            Phase::Error,
+                            e,
                         );
-                        self.finish(&sid, Phase::Error, e);
                         continue;
                     }
                 };
@@ -2211,15 +2230,16 @@ impl<'a> Operator<'a> {
                 let satisfied =
                     deps.evaluate(&|t: &str| states.get(t).cloned().unwrap_or_default());
                 if !satisfied {
-                    let sid = self.ensure_node(
+                    self.ended_node(
                         &format!("{name}.{}", task.name),
                         &task.name,
                         NodeType::Skipped,
                         task.template.as_deref(),
                         Some(id),
                         Some(id),
+                        Phase::Omitted,
+                        "omitted: depends condition not met",
                     );
-                    self.finish(&sid, Phase::Omitted, "omitted: depends condition not met");
                     progress = true;
                     continue;
                 }
@@ -2322,15 +2342,16 @@ impl<'a> Operator<'a> {
         if !pending.is_empty() && !any_unhandled_failure {
             // Tasks wait on something that will never come; mark them omitted.
             for t in &pending {
-                let sid = self.ensure_node(
+                self.ended_node(
                     &format!("{name}.{}", t.name),
                     &t.name,
                     NodeType::Skipped,
                     t.template.as_deref(),
                     Some(id),
                     Some(id),
+                    Phase::Omitted,
+                    "omitted: depends condition not met",
                 );
-                self.finish(&sid, Phase::Omitted, "omitted: depends condition not met");
             }
         }
         // Phase: any failed task whose failure no dependent handled fails the DAG.

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 use super::node::{Node, Phase, node_id};
-use super::operator::{Call, Operator, TemplateSource};
+use super::operator::{Call, Operator, TemplateSource, parse_ts, ts};
 use super::{Action, Event};
 
 /// Everything known about one run. Encodable by the store (no free-form JSON inside: the
@@ -39,16 +39,6 @@ pub struct RunState {
     spec: Option<Box<Workflow>>,
     #[serde(skip)]
     cache: super::operator::Cache,
-}
-
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 impl RunState {
