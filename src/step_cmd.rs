@@ -1,7 +1,7 @@
 //! Hidden, internal subcommands of `cox`, dispatched before clap parses the command line
 //! so that their arguments arrive byte for byte (an argosay message may well be `--help`):
 //!
-//! - `cox __step SPEC_JSON --artifacts DIR [--images FILE]`: the in-step wrapper that runs
+//! - `cox __step STEP_DIR --artifacts DIR` (the step on stdin): the in-step wrapper that runs
 //!   inside every local step (see `cox_worker::wrapper`);
 //! - `cox argosay ARGS...`: the builtin stand-in for the `argoproj/argosay:v2` image (see
 //!   `cox_worker::argosay`), which the image table maps that image to.

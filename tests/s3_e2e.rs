@@ -232,7 +232,7 @@ fn run_passing(sandbox: bool, key_files: bool) {
         .expect("run name")
         .to_owned();
 
-    // The keys never reach the home: no spec.json, no leftover repository.json, no log.
+    // The keys never reach the home: no leftover repository.json, no log.
     assert!(
         walk_names(&home).iter().all(|n| n != "repository.json"),
         "a repository.json was left in {}",

@@ -7,8 +7,6 @@
 //! same attempt is removed first):
 //!
 //! ```text
-//! spec.json      the StepSpec, as given
-//! images.json    the image table, as configured
 //! work/          the working directory (see crate::spec)
 //! log.jsonl      stdout and stderr of the wrapper and the program (see crate::logs)
 //! script         a script template's source
@@ -33,9 +31,11 @@
 //!   although the host has no `/argo`). A path under an existing host directory other than
 //!   `/tmp`, the working directory or a volume is read-only, as the host root is.
 //!
-//! Without the sandbox the wrapper runs as `cox __step <host step dir>/spec.json ...` in
-//! `work/`; paths in the spec are host paths (`/tmp/out.txt` is the host's `/tmp`), and
-//! volumes outside the working directory are refused (see [`crate::local`]).
+//! The wrapper reads the spec and the image table on its standard input (see
+//! [`crate::wrapper::StepInput`]). Without the sandbox it runs as
+//! `cox __step <host step dir> ...` in `work/`; paths in the spec are host paths
+//! (`/tmp/out.txt` is the host's `/tmp`), and volumes outside the working directory are
+//! refused (see [`crate::local`]).
 //!
 //! # Ending
 //!
@@ -55,7 +55,7 @@ use crate::local::LocalProcess;
 use crate::repo_config::{REPOSITORY_FILE, RepositoryConfig, S3Repository};
 use crate::spec::{Mount, ProcessSpec};
 use crate::step::{BoxFuture, Executor, StepOutcome, StepPhase, StepSpec};
-use crate::wrapper::{IMAGES_FILE, OUTCOME_FILE, SPEC_FILE};
+use crate::wrapper::{OUTCOME_FILE, StepInput};
 
 /// Where the step directory appears in the sandbox. Under the sandbox's own `/tmp`, so the
 /// host root stays one read-only bind (a mount point missing on the host, such as `/.cox`,
@@ -242,7 +242,8 @@ impl LocalExecutor {
         outcome
     }
 
-    /// Creates the step directory, writes the spec and the table, builds the process spec.
+    /// Creates the step directory and builds the process spec (its stdin: the spec and the
+    /// image table).
     fn prepare(&self, spec: &StepSpec, step_dir: &Path) -> Result<ProcessSpec, String> {
         let cfg = &*self.config;
         let io = |what: &str, path: &Path, e: std::io::Error| {
@@ -264,10 +265,6 @@ impl LocalExecutor {
                 )
             }
         };
-        std::fs::write(step_dir.join(SPEC_FILE), to_json(spec))
-            .map_err(|e| io("write", &step_dir.join(SPEC_FILE), e))?;
-        std::fs::write(step_dir.join(IMAGES_FILE), to_json(&cfg.images))
-            .map_err(|e| io("write", &step_dir.join(IMAGES_FILE), e))?;
         if let Some(s3) = &cfg.s3 {
             let path = step_dir.join(REPOSITORY_FILE);
             s3.write_private(&path).map_err(|e| io("write", &path, e))?;
@@ -282,7 +279,7 @@ impl LocalExecutor {
         let mut argv = vec![
             cox.display().to_string(),
             STEP_SUBCOMMAND.to_string(),
-            inner_step.join(SPEC_FILE).display().to_string(),
+            inner_step.display().to_string(),
         ];
         match &artifact_dir {
             Some(dir) => argv.extend(["--artifacts".to_string(), dir.display().to_string()]),
@@ -291,11 +288,13 @@ impl LocalExecutor {
                 inner_step.join(REPOSITORY_FILE).display().to_string(),
             ]),
         }
-        argv.extend([
-            "--images".to_string(),
-            inner_step.join(IMAGES_FILE).display().to_string(),
-        ]);
         let mut process = ProcessSpec::new(argv, step_dir).sandbox(cfg.sandbox);
+        let input = StepInput {
+            spec: spec.clone(),
+            images: cfg.images.clone(),
+        };
+        process.stdin =
+            Some(serde_json::to_vec(&input).map_err(|e| format!("cannot encode the step: {e}"))?);
         process.env = spec.env.clone();
         process.workdir = spec.working_dir.as_ref().map(PathBuf::from);
         for v in &spec.volumes {
@@ -338,11 +337,6 @@ impl LocalExecutor {
         }
         Ok(process)
     }
-}
-
-/// Pretty JSON (a serialization failure writes `null`, which the wrapper reports).
-fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec_pretty(value).unwrap_or_else(|_| b"null".to_vec())
 }
 
 fn exit_log(step_dir: &Path) -> PathBuf {

@@ -113,7 +113,11 @@ impl LocalProcess {
             .env_clear()
             .envs(step_env(&spec.env, &workdir))
             .current_dir(&host_work)
-            .stdin(Stdio::null())
+            .stdin(if spec.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
@@ -132,6 +136,13 @@ impl LocalProcess {
         })?;
         tracing::debug!(pid, sandbox = spec.sandbox, argv = ?spec.argv, "step process started");
 
+        if let (Some(mut pipe), Some(bytes)) = (child.stdin.take(), spec.stdin) {
+            // A reader that goes away early (a failing step) is its own error, not ours.
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = pipe.write_all(&bytes).await;
+            });
+        }
         let (tx, rx) = mpsc::channel(1024);
         let capture = Arc::new(Mutex::new(ResultCapture::new(spec.result_cap)));
         let mut pumps = Vec::new();

@@ -21,7 +21,7 @@
 //!
 //! # Credentials and the wrapper
 //!
-//! Credentials never go into `spec.json` nor into any process environment (steps run with
+//! Credentials never go into the step input nor into any process environment (steps run with
 //! a cleared environment, and a wrapper's environment would be inherited by the program and
 //! readable in `/proc/<pid>/environ`). The executor writes the resolved S3 settings, keys
 //! included, to [`REPOSITORY_FILE`] in the step directory, created with mode 0600; the

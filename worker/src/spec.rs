@@ -93,6 +93,9 @@ pub struct ProcessSpec {
     pub step_dir: PathBuf,
     /// How many trailing stdout bytes to keep as the result.
     pub result_cap: usize,
+    /// Bytes written to the process's standard input, which is then closed; `None`: stdin
+    /// is `/dev/null`.
+    pub stdin: Option<Vec<u8>>,
 }
 
 impl ProcessSpec {
@@ -110,6 +113,7 @@ impl ProcessSpec {
             sandbox: true,
             step_dir: step_dir.into(),
             result_cap: DEFAULT_RESULT_CAP,
+            stdin: None,
         }
     }
 

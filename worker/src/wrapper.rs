@@ -1,18 +1,19 @@
-//! The in-step wrapper, `cox __step SPEC_JSON (--artifacts DIR | --repository FILE)
-//! [--images FILE]`: runs inside the step (the sandbox, or a plain process with
-//! `--no-sandbox`) around the user's program.
+//! The in-step wrapper, `cox __step STEP_DIR (--artifacts DIR | --repository FILE)`: runs
+//! inside the step (the sandbox, or a plain process with `--no-sandbox`) around the user's
+//! program. Its standard input is a [`StepInput`] as JSON: the step's spec and the image
+//! table (a pipe rather than files: no inode to create per step, nothing left to clean up).
 //!
-//! 1. reads the [`StepSpec`] from `SPEC_JSON`; the directory holding it is the step
-//!    directory as the step sees it (`/.cox/step` when sandboxed);
+//! 1. reads the [`StepInput`] from stdin; `STEP_DIR` is the step directory as the step sees
+//!    it (`/tmp/.cox/step` when sandboxed);
 //! 2. opens the artifact repository: the local directory `DIR`, or the S3 bucket described
 //!    by `FILE` (see [`crate::repo_config`]; the file holds keys and is deleted as soon as it
 //!    is read, before anything else runs); places the input artifacts (raw text, objects of
 //!    the repository, checked against their recorded size and SHA-256) and sets their modes;
 //! 3. writes a script template's source to `<step>/script` and appends that path to the
 //!    argv (Argo: the script file is the last argument);
-//! 4. resolves the argv with the image table `FILE` (the template's `command`, or the
-//!    image's entrypoint, then `args`) and links the image's aliases into `<step>/bin`,
-//!    put first on `PATH`;
+//! 4. resolves the argv with the image table (the template's `command`, or the image's
+//!    entrypoint, then `args`) and links the image's aliases into `<step>/bin`, put first
+//!    on `PATH`;
 //! 5. runs the program with the step's environment and working directory, stdin closed,
 //!    stdout and stderr inherited (so the process layer logs them and captures the result);
 //! 6. reads output parameters from files and saves output artifacts to the repository;
@@ -37,15 +38,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use cox_artifacts::{Archive, ArtifactRepository, Expected};
+use serde::{Deserialize, Serialize};
 
 use crate::images::ImageTable;
 use crate::repo_config::S3Repository;
 use crate::step::{ArchiveKind, ArtifactSource, SavedArtifact, StepOutcome, StepPhase, StepSpec};
 
-/// The spec file in the step directory.
-pub const SPEC_FILE: &str = "spec.json";
-/// The image table file in the step directory.
-pub const IMAGES_FILE: &str = "images.json";
 /// The outcome file the wrapper writes in the step directory.
 pub const OUTCOME_FILE: &str = "outcome.json";
 /// A script template's source, in the step directory.
@@ -53,24 +51,34 @@ pub const SCRIPT_FILE: &str = "script";
 /// The per-step directory of alias symlinks, in the step directory.
 pub const BIN_DIR: &str = "bin";
 
+/// What the wrapper reads on its standard input.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepInput {
+    /// The step.
+    pub spec: StepSpec,
+    /// The image table (all entries, as configured).
+    pub images: ImageTable,
+}
+
 /// The wrapper's command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrapperArgs {
-    /// The spec file; its directory is the step directory.
-    pub spec: PathBuf,
+    /// The step directory, as the step sees it.
+    pub step_dir: PathBuf,
     /// The local artifact repository's directory.
     pub artifacts: Option<PathBuf>,
     /// The S3 repository file (see [`crate::repo_config::REPOSITORY_FILE`]).
     pub repository: Option<PathBuf>,
-    /// The image table as JSON (all entries, as [`ImageTable`] serializes); without it only
-    /// `command` works.
-    pub images: Option<PathBuf>,
 }
 
+/// The wrapper's usage line.
+pub const USAGE: &str =
+    "usage: cox __step STEP_DIR (--artifacts DIR | --repository FILE) < STEP_INPUT_JSON";
+
 impl WrapperArgs {
-    /// Parses `SPEC_JSON (--artifacts DIR | --repository FILE) [--images FILE]`.
+    /// Parses `STEP_DIR (--artifacts DIR | --repository FILE)`.
     pub fn parse(args: &[String]) -> Result<Self, String> {
-        let (mut spec, mut artifacts, mut repository, mut images) = (None, None, None, None);
+        let (mut step_dir, mut artifacts, mut repository) = (None, None, None);
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let mut value = |name: &str| {
@@ -81,9 +89,8 @@ impl WrapperArgs {
             match arg.as_str() {
                 "--artifacts" => artifacts = Some(value("--artifacts")?),
                 "--repository" => repository = Some(value("--repository")?),
-                "--images" => images = Some(value("--images")?),
                 other if other.starts_with("--") => return Err(format!("unknown option {other}")),
-                other if spec.is_none() => spec = Some(PathBuf::from(other)),
+                other if step_dir.is_none() => step_dir = Some(PathBuf::from(other)),
                 other => return Err(format!("unexpected argument {other:?}")),
             }
         }
@@ -91,19 +98,10 @@ impl WrapperArgs {
             return Err("give one of --artifacts DIR and --repository FILE".into());
         }
         Ok(WrapperArgs {
-            spec: spec.ok_or("missing SPEC_JSON")?,
+            step_dir: step_dir.ok_or("missing STEP_DIR")?,
             artifacts,
             repository,
-            images,
         })
-    }
-
-    /// The step directory (the spec file's directory).
-    pub fn step_dir(&self) -> PathBuf {
-        match self.spec.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
     }
 }
 
@@ -113,9 +111,7 @@ pub fn main(args: &[String]) -> i32 {
     let args = match WrapperArgs::parse(args) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!(
-                "cox-step: {e}\nusage: cox __step SPEC_JSON (--artifacts DIR | --repository FILE) [--images FILE]"
-            );
+            eprintln!("cox-step: {e}\n{USAGE}");
             return 2;
         }
     };
@@ -131,7 +127,7 @@ pub fn main(args: &[String]) -> i32 {
     };
     runtime.block_on(async {
         let outcome = run(&args).await;
-        let outcome_path = args.step_dir().join(OUTCOME_FILE);
+        let outcome_path = args.step_dir.join(OUTCOME_FILE);
         if let Err(e) = write_outcome(&outcome_path, &outcome) {
             eprintln!("cox-step: cannot write {}: {e}", outcome_path.display());
             return 1;
@@ -144,14 +140,14 @@ pub fn main(args: &[String]) -> i32 {
     })
 }
 
-/// Writes `outcome` as JSON, atomically (temporary file renamed into place).
+/// Writes `outcome` as JSON. Not through a temporary file: the executor reads it only
+/// after the wrapper has exited, and a torn file (the wrapper killed while writing) does not
+/// parse, which the executor reports as a wrapper that ended without an outcome.
 pub fn write_outcome(path: &Path, outcome: &StepOutcome) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
     std::fs::write(
-        &tmp,
-        serde_json::to_vec_pretty(outcome).map_err(std::io::Error::other)?,
-    )?;
-    std::fs::rename(&tmp, path)
+        path,
+        serde_json::to_vec(outcome).map_err(std::io::Error::other)?,
+    )
 }
 
 fn diag(msg: impl std::fmt::Display) {
@@ -168,19 +164,15 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
     };
     // First of all, so that the keys are gone before anything else can fail or run.
     let repo = open_repository(args);
-    let spec: StepSpec = match std::fs::read(&args.spec)
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-    {
-        Ok(s) => s,
-        Err(e) => {
-            return fail(format!(
-                "cannot read step spec {}: {e}",
-                args.spec.display()
-            ));
-        }
+    let input: StepInput = match read_input() {
+        Ok(i) => i,
+        Err(e) => return fail(format!("cannot read the step input on stdin: {e}")),
     };
-    let step_dir = args.step_dir();
+    let StepInput {
+        spec,
+        images: table,
+    } = input;
+    let step_dir = &args.step_dir;
     let repo = match repo {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -188,19 +180,6 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
     if let Err(e) = stage_inputs(&spec, &repo).await {
         return fail(e);
     }
-    let table = match &args.images {
-        Some(path) => match std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<ImageTable>(&t).map_err(|e| e.to_string()))
-        {
-            Ok(t) => t,
-            Err(e) => return fail(format!("cannot read image table {}: {e}", path.display())),
-        },
-        None => ImageTable {
-            images: Vec::new(),
-            source: None,
-        },
-    };
     let cox = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cox"));
     let mut resolved = match table.resolve(&spec.image, &spec.command, &spec.args, &cox) {
         Ok(r) => r,
@@ -215,7 +194,7 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
         }
         resolved.argv.push(script.display().to_string());
     }
-    let path_env = match link_aliases(&step_dir, &resolved.aliases) {
+    let path_env = match link_aliases(step_dir, &resolved.aliases) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
@@ -271,6 +250,16 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
         }
     }
     outcome
+}
+
+/// The [`StepInput`] on standard input, read to its end.
+fn read_input() -> Result<StepInput, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
 /// The local directory, or the bucket of the repository file (read, then deleted).
@@ -455,14 +444,13 @@ mod tests {
     #[test]
     fn parses_arguments() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let a = WrapperArgs::parse(&s(&["/s/spec.json", "--artifacts", "/a", "--images", "/i"]))
-            .unwrap();
-        assert_eq!(a.step_dir(), PathBuf::from("/s"));
-        assert_eq!(a.images, Some(PathBuf::from("/i")));
-        assert!(WrapperArgs::parse(&s(&["/s/spec.json"])).is_err());
+        let a = WrapperArgs::parse(&s(&["/s", "--artifacts", "/a"])).unwrap();
+        assert_eq!(a.step_dir, PathBuf::from("/s"));
+        assert_eq!(a.artifacts, Some(PathBuf::from("/a")));
+        assert!(WrapperArgs::parse(&s(&["/s"])).is_err());
         assert!(WrapperArgs::parse(&s(&["x", "--artifacts"])).is_err());
         assert!(WrapperArgs::parse(&s(&["x", "--bogus", "y"])).is_err());
-        let a = WrapperArgs::parse(&s(&["/s/spec.json", "--repository", "/s/r.json"])).unwrap();
+        let a = WrapperArgs::parse(&s(&["/s", "--repository", "/s/r.json"])).unwrap();
         assert_eq!(a.repository, Some(PathBuf::from("/s/r.json")));
         assert_eq!(a.artifacts, None);
         assert!(WrapperArgs::parse(&s(&["x", "--artifacts", "/a", "--repository", "/r"])).is_err());

@@ -8,7 +8,7 @@ fn main() {
         Some("__step") => cox_worker::wrapper::main(&args[1..]),
         Some("argosay") => cox_worker::argosay::main(&args[1..]),
         _ => {
-            eprintln!("usage: cox-step-test (__step SPEC_JSON --artifacts DIR | argosay ARGS...)");
+            eprintln!("usage: cox-step-test (__step STEP_DIR --artifacts DIR | argosay ARGS...)");
             2
         }
     };
