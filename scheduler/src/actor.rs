@@ -1,8 +1,8 @@
 //! One actor per run: the imperative shell around the pure [`RunState`] machine.
 //!
 //! ```text
-//!   post_start ──► apply(Start) ─┐
-//!   StepFinished ─► apply(..) ───┼─► persist (flushed) ─► publish ─► perform actions
+//!   post_start ──► apply(Start) ─┐                 (queued events first: one commit for all)
+//!   StepFinished ─► apply(..) ───┼─► Commit ─► persist (flushed) ─► publish ─► perform actions
 //!   Timer ────────► apply(..) ───┘                                    │
 //!        ▲                                                            ├─ Launch   ─► task: executor.run ─► StepFinished
 //!        └──────────────── send_after ◄───────────────────────────────├─ WakeAt
@@ -11,7 +11,9 @@
 //! ```
 //!
 //! The state is always persisted before its actions are performed, so a crash at any point
-//! leaves a store that is not behind what was done. On restart the machine gets `Start` again;
+//! leaves a store that is not behind what was done. Commits are grouped: an event's actions
+//! wait for a `Commit` message the actor sends itself, so events already queued behind it
+//! (steps that ended at the same time) are applied first and share one flushed write. On restart the machine gets `Start` again;
 //! attempts the store says were running are reported lost (an Error outcome, see
 //! [`LOST_STEP_MESSAGE`]) so retry strategies decide whether they run again.
 
@@ -87,6 +89,10 @@ pub struct RunActorState {
     timers: Vec<JoinHandle<()>>,
     /// Callers of [`RunMsg::AwaitCompletion`], answered when the run finishes.
     waiters: Vec<RpcReplyPort<RunState>>,
+    /// Actions of events applied since the last commit, performed after it.
+    uncommitted: Vec<Action>,
+    /// A [`RunMsg::Commit`] is queued.
+    commit_queued: bool,
 }
 
 /// Messages of a run actor.
@@ -105,6 +111,8 @@ pub enum RunMsg {
         /// Skip the exit handlers.
         terminate: bool,
     },
+    /// Persist the events applied since the last commit, then perform their actions.
+    Commit,
     /// The current state.
     Snapshot(RpcReplyPort<RunState>),
     /// The final state, answered when the run finishes.
@@ -131,6 +139,8 @@ impl Actor for RunActor {
             running: HashMap::new(),
             timers: Vec::new(),
             waiters: Vec::new(),
+            uncommitted: Vec::new(),
+            commit_queued: false,
         })
     }
 
@@ -183,11 +193,19 @@ impl Actor for RunActor {
                 let now = state.clock.now();
                 state.step(&myself, Event::Stop { now, terminate })
             }
+            RunMsg::Commit => state.commit(&myself),
             RunMsg::Snapshot(reply) => {
+                // Never show a state the store does not hold yet.
+                if state.commit_queued {
+                    state.commit(&myself)?;
+                }
                 let _ = reply.send(state.run.clone());
                 Ok(())
             }
             RunMsg::AwaitCompletion(reply) => {
+                if state.commit_queued {
+                    state.commit(&myself)?;
+                }
                 if state.run.is_finished() {
                     let _ = reply.send(state.run.clone());
                 } else {
@@ -203,6 +221,13 @@ impl Actor for RunActor {
         _myself: ActorRef<RunMsg>,
         state: &mut RunActorState,
     ) -> Result<(), ActorProcessingErr> {
+        // Events applied and not yet committed: keep what they learnt (an outcome), without
+        // acting on it; a restart acts.
+        if state.commit_queued
+            && let Err(e) = state.store.put_run(&state.run)
+        {
+            warn!(run = %state.run.name, error = %e, "cannot persist the run as its actor stops");
+        }
         // Stopped with attempts still out (deleted, or the engine is shutting down): stop them
         // rather than leave processes behind; a restart relaunches what the machine wants.
         for token in state.running.values() {
@@ -216,12 +241,24 @@ impl Actor for RunActor {
 }
 
 impl RunActorState {
-    /// Apply one event, persist, publish, then perform the actions.
+    /// Apply one event; its actions wait for the next commit.
     fn step(&mut self, myself: &ActorRef<RunMsg>, event: Event) -> Result<(), ActorProcessingErr> {
         let actions = self.run.apply(event);
+        self.uncommitted.extend(actions);
+        if !self.commit_queued {
+            myself.cast(RunMsg::Commit)?;
+            self.commit_queued = true;
+        }
+        Ok(())
+    }
+
+    /// Persist, publish, then perform the actions of every event applied since the last
+    /// commit.
+    fn commit(&mut self, myself: &ActorRef<RunMsg>) -> Result<(), ActorProcessingErr> {
+        self.commit_queued = false;
         self.store.put_run(&self.run)?;
         self.progress.send_replace(self.run.clone());
-        for action in actions {
+        for action in std::mem::take(&mut self.uncommitted) {
             if let Some(hook) = &self.on_action {
                 hook(&action, &self.run);
             }
