@@ -1,5 +1,6 @@
 //! `cox`: the Coxswain command line. Parsing and wiring only; the work lives in the crates.
 
+mod cache_cmd;
 mod lint;
 mod run_cmd;
 mod server_cmd;
@@ -24,6 +25,9 @@ enum Command {
     Runs(run_cmd::RunCommand),
     /// Serve Argo Server's REST API on this machine (runs workflows locally).
     Server(server_cmd::ServerArgs),
+    /// The step cache of memoized templates (`memoize`): list, show, delete, prune.
+    #[command(subcommand)]
+    Cache(cache_cmd::CacheCommand),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::run(&args),
         Command::Runs(command) => run_cmd::run(command),
         Command::Server(args) => server_cmd::run(args),
+        Command::Cache(command) => cache_cmd::run(command),
     };
     match result {
         Ok(code) => code,

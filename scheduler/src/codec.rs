@@ -1,8 +1,12 @@
 //! The store's binary encoding: the one place bincode is used.
 //!
 //! A record is one format version byte followed by the value in bincode 2's standard
-//! configuration (through serde). A record with another version byte is refused with
-//! [`Error::UnsupportedFormat`]; a later format adds a migration from the old version here.
+//! configuration (through serde). A record of a newer version is refused with
+//! [`Error::UnsupportedFormat`]; one of the previous version is read through its old shape
+//! ([`decode_migrating`]; the shapes of earlier versions live in this module) and is written
+//! back in the current format the next time it changes.
+//!
+//! Versions: 1, the first; 2, nodes gained `memoization`.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -10,7 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
@@ -30,12 +34,7 @@ pub fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>> {
 
 /// Decode a record written by [`encode`]; the whole record must be used.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
-    let Some((&version, body)) = bytes.split_first() else {
-        return Err(Error::Decode {
-            what,
-            message: "empty record".into(),
-        });
-    };
+    let (version, body) = split(what, bytes)?;
     if version != FORMAT_VERSION {
         return Err(Error::UnsupportedFormat {
             what,
@@ -43,6 +42,38 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
             supported: FORMAT_VERSION,
         });
     }
+    decode_body(what, body)
+}
+
+/// Decode a record of this format, or of the previous one through its shape `Old`.
+pub fn decode_migrating<T, Old>(what: &'static str, bytes: &[u8]) -> Result<T>
+where
+    T: DeserializeOwned,
+    Old: DeserializeOwned + Into<T>,
+{
+    let (version, body) = split(what, bytes)?;
+    match version {
+        FORMAT_VERSION => decode_body(what, body),
+        v if v == FORMAT_VERSION - 1 => decode_body::<Old>(what, body).map(Into::into),
+        found => Err(Error::UnsupportedFormat {
+            what,
+            found,
+            supported: FORMAT_VERSION,
+        }),
+    }
+}
+
+fn split<'b>(what: &'static str, bytes: &'b [u8]) -> Result<(u8, &'b [u8])> {
+    match bytes.split_first() {
+        Some((&version, body)) => Ok((version, body)),
+        None => Err(Error::Decode {
+            what,
+            message: "empty record".into(),
+        }),
+    }
+}
+
+fn decode_body<T: DeserializeOwned>(what: &'static str, body: &[u8]) -> Result<T> {
     let (value, used) =
         bincode::serde::decode_from_slice(body, config()).map_err(|e| Error::Decode {
             what,
@@ -55,6 +86,60 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
         });
     }
     Ok(value)
+}
+
+/// Shapes of format version 1 that version 2 changed.
+pub mod v1 {
+    use serde::Deserialize;
+
+    use crate::machine::node::{Node, NodeType, Outputs, Phase};
+
+    /// A node before `memoization`.
+    #[derive(Deserialize)]
+    pub struct NodeV1 {
+        id: String,
+        name: String,
+        display_name: String,
+        node_type: NodeType,
+        template_name: Option<String>,
+        phase: Phase,
+        boundary_id: Option<String>,
+        children: Vec<String>,
+        inputs: Vec<(String, String)>,
+        outputs: Outputs,
+        message: String,
+        started_at: Option<String>,
+        finished_at: Option<String>,
+        attempt: u32,
+        resume_at: Option<String>,
+        launched: bool,
+        exit_hook: Option<String>,
+    }
+
+    impl From<NodeV1> for Node {
+        fn from(n: NodeV1) -> Node {
+            Node {
+                id: n.id,
+                name: n.name,
+                display_name: n.display_name,
+                node_type: n.node_type,
+                template_name: n.template_name,
+                phase: n.phase,
+                boundary_id: n.boundary_id,
+                children: n.children,
+                inputs: n.inputs,
+                outputs: n.outputs,
+                message: n.message,
+                started_at: n.started_at,
+                finished_at: n.finished_at,
+                attempt: n.attempt,
+                resume_at: n.resume_at,
+                launched: n.launched,
+                exit_hook: n.exit_hook,
+                memoization: None,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -73,6 +158,42 @@ mod tests {
         let back: (String, Option<u32>, Vec<(String, String)>) =
             decode("test value", &bytes).unwrap();
         assert_eq!(back, value);
+    }
+
+    #[test]
+    fn a_version_1_node_is_read_as_a_node_without_memoization() {
+        use crate::machine::node::{Node, NodeType, Phase};
+        let node = Node {
+            id: "wf-1".into(),
+            name: "wf.a".into(),
+            display_name: "a".into(),
+            node_type: NodeType::Pod,
+            template_name: Some("t".into()),
+            phase: Phase::Succeeded,
+            boundary_id: Some("wf".into()),
+            children: vec!["wf-2".into()],
+            inputs: vec![("p".into(), "v".into())],
+            outputs: Default::default(),
+            message: "m".into(),
+            started_at: Some("2026-11-28T00:00:00Z".into()),
+            finished_at: None,
+            attempt: 2,
+            resume_at: None,
+            launched: true,
+            exit_hook: None,
+            memoization: None,
+        };
+        // Version 1 had every field but the last (`None` encodes as one byte).
+        let mut v1 = encode("node", &node).unwrap();
+        v1.pop();
+        v1[0] = 1;
+        let back: Node = decode_migrating::<_, v1::NodeV1>("node", &v1).unwrap();
+        assert_eq!(back, node);
+        // `decode` alone takes only this version.
+        assert!(matches!(
+            decode::<Node>("node", &v1),
+            Err(Error::UnsupportedFormat { found: 1, .. })
+        ));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::actor::{ActionHook, Clock, RunActor, RunActorArgs, RunMsg, SystemClock};
+use crate::cache::{MemoizingExecutor, StepCache};
 use crate::error::{Error, Result};
 use crate::machine::RunState;
 use crate::store::{RunSummary, Store};
@@ -108,10 +109,16 @@ impl Engine {
                 other => other,
             },
         )?;
+        // Memoized steps (template `memoize`) are answered from the store's step cache.
+        let executor = Arc::new(MemoizingExecutor::new(
+            config.executor,
+            StepCache::new(store.clone()),
+            Arc::clone(&config.clock),
+        ));
         Ok(Engine {
             home: config.home,
             store,
-            executor: config.executor,
+            executor,
             clock: config.clock,
             on_action: config.on_action,
             live: Mutex::new(HashMap::new()),
@@ -126,6 +133,11 @@ impl Engine {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The step cache (memoized outcomes), in the store.
+    pub fn cache(&self) -> StepCache {
+        StepCache::new(self.store.clone())
     }
 
     /// The executor.

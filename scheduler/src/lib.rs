@@ -11,6 +11,7 @@
 //! - [`error`]: the crate's `Error` and `Result`.
 //! - `testsuite` (feature `testsuite`): `FakeExecutor` and `SchedulerTest` for tests.
 pub mod actor;
+pub mod cache;
 pub mod codec;
 pub mod engine;
 pub mod error;

@@ -218,9 +218,11 @@ impl Store {
         for entry in self.nodes.scan_prefix(node_prefix(name)) {
             let (key, bytes) = entry.map_err(|e| self.error(e))?;
             let node: crate::machine::Node =
-                codec::decode(NODE, &bytes).map_err(|e| Error::Record {
-                    key: format!("{NODES}/{}", String::from_utf8_lossy(&key)),
-                    source: Box::new(e),
+                codec::decode_migrating::<_, codec::v1::NodeV1>(NODE, &bytes).map_err(|e| {
+                    Error::Record {
+                        key: format!("{NODES}/{}", String::from_utf8_lossy(&key)),
+                        source: Box::new(e),
+                    }
                 })?;
             state.nodes.insert(node.id.clone(), node);
         }
@@ -292,11 +294,18 @@ impl Store {
         Ok(existed)
     }
 
-    fn flush(&self) -> Result<()> {
+    /// Flush every tree to disk.
+    pub(crate) fn flush(&self) -> Result<()> {
         self.db.flush().map(drop).map_err(|e| self.error(e))
     }
 
-    fn error(&self, source: sled::Error) -> Error {
+    /// The tree `name` of this store (opened on first use).
+    pub(crate) fn tree(&self, name: &str) -> Result<sled::Tree> {
+        self.db.open_tree(name).map_err(|e| self.error(e))
+    }
+
+    /// A storage error of this store.
+    pub(crate) fn error(&self, source: sled::Error) -> Error {
         Error::Store {
             path: self.path.clone(),
             source,
@@ -305,7 +314,8 @@ impl Store {
 }
 
 fn decode_run(name: &str, bytes: &[u8]) -> Result<RunState> {
-    codec::decode(RUN, bytes).map_err(|e| Error::Record {
+    // The header's shape is the same in versions 1 and 2.
+    codec::decode_migrating::<RunState, RunState>(RUN, bytes).map_err(|e| Error::Record {
         key: format!("{RUNS}/{name}"),
         source: Box::new(e),
     })

@@ -238,6 +238,7 @@ fn incremental_writes_keep_the_exact_state_through_every_transition_and_a_reopen
             artifacts: Vec::new(),
             started_at: None,
             finished_at: None,
+            cache_hit: false,
         };
         actions = state.apply(Event::StepFinished {
             node_id,

@@ -40,6 +40,22 @@ pub struct StepSpec {
     pub deadline_seconds: Option<u64>,
     /// Whether `outputs.result` is wanted (script templates, and containers whose stdout is read).
     pub capture_result: bool,
+    /// Template `memoize`, resolved: the outcome may come from, and goes to, a step cache.
+    #[serde(default)]
+    pub memoize: Option<Memoize>,
+}
+
+/// A step's memoization (Argo's template `memoize`), resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Memoize {
+    /// The workflow's namespace: caches are per namespace, as Argo's ConfigMaps are.
+    pub namespace: String,
+    /// The cache's name (`cache.configMap.name`).
+    pub cache: String,
+    /// The entry's key (`key`, substituted).
+    pub key: String,
+    /// Entries older than this are not used (`maxAge`); `None`: any age.
+    pub max_age_seconds: Option<u64>,
 }
 
 /// An input artifact and where it comes from.
@@ -157,6 +173,9 @@ pub struct StepOutcome {
     pub started_at: Option<String>,
     /// When the program ended, RFC 3339.
     pub finished_at: Option<String>,
+    /// The outcome is a memoized step's cached one; the step did not run.
+    #[serde(default)]
+    pub cache_hit: bool,
 }
 
 /// An output artifact that was saved.
@@ -188,6 +207,7 @@ impl StepOutcome {
             artifacts: Vec::new(),
             started_at: None,
             finished_at: None,
+            cache_hit: false,
         }
     }
 }

@@ -236,6 +236,7 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
         artifacts: Vec::new(),
         started_at: Some(started.to_rfc3339()),
         finished_at: Some(finished.to_rfc3339()),
+        cache_hit: false,
     };
     let mut problems = Vec::new();
     collect_parameters(&spec, &mut outcome, &mut problems);

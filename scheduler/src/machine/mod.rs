@@ -10,11 +10,11 @@
 //! from the root the way Argo's operator does it: each template is "executed" again and is
 //! idempotent, so what already ran is kept and only the next steps are launched.
 
-mod node;
+pub(crate) mod node;
 mod operator;
 mod run;
 
-pub use node::{ArtifactRef, Node, NodeType, Outputs, Phase, node_id};
+pub use node::{ArtifactRef, MemoizationStatus, Node, NodeType, Outputs, Phase, node_id};
 pub use run::RunState;
 
 use chrono::{DateTime, Utc};

@@ -177,6 +177,19 @@ pub struct Node {
     pub launched: bool,
     /// `hooks.exit`/`onExit` of this node has been started: the hook's node id.
     pub exit_hook: Option<String>,
+    /// For memoized pods: the cache entry used or filled (Argo's `memoizationStatus`).
+    pub memoization: Option<MemoizationStatus>,
+}
+
+/// Argo's `MemoizationStatus`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoizationStatus {
+    /// The outputs came from the cache.
+    pub hit: bool,
+    /// The entry's key.
+    pub key: String,
+    /// The cache's name.
+    pub cache_name: String,
 }
 
 /// Argo's node id for a node name: the workflow name and a 32-bit FNV-1a hash of the name.

@@ -13,13 +13,13 @@ use cox_config::model::{
     Arguments, Artifact, DagTask, IntOrString, Parameter, Template, TemplateKind, Workflow,
 };
 use cox_worker::step::{
-    ArchiveKind, ArtifactSource, InputArtifact, OutputArtifact, OutputParameter, StepSpec,
+    ArchiveKind, ArtifactSource, InputArtifact, Memoize, OutputArtifact, OutputParameter, StepSpec,
     VolumeMount,
 };
 use serde_json::Value;
 
 use super::Action;
-use super::node::{ArtifactRef, Node, NodeType, Outputs, Phase, node_id};
+use super::node::{ArtifactRef, MemoizationStatus, Node, NodeType, Outputs, Phase, node_id};
 
 /// How a template is called: by name, inline, with arguments already resolved.
 #[derive(Clone)]
@@ -344,6 +344,7 @@ impl<'a> Operator<'a> {
                     resume_at: None,
                     launched: false,
                     exit_hook: None,
+                    memoization: None,
                 },
             );
             if let Some(parent) = parent
@@ -421,6 +422,9 @@ impl<'a> Operator<'a> {
         // A step the machine stopped keeps the reason it was stopped for.
         if node.message.is_empty() || outcome.phase == cox_worker::step::StepPhase::Succeeded {
             node.message = outcome.message.clone();
+        }
+        if let Some(m) = &mut node.memoization {
+            m.hit = outcome.cache_hit;
         }
         node.outputs.exit_code = outcome.exit_code;
         node.outputs.result = outcome.result.clone();
@@ -1148,8 +1152,26 @@ impl<'a> Operator<'a> {
             volumes,
             deadline_seconds: deadline,
             capture_result: true,
+            memoize: resolved.memoize.as_ref().map(|m| Memoize {
+                namespace: self
+                    .wf
+                    .metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".to_string()),
+                cache: m.cache.config_map.name.clone().unwrap_or_default(),
+                key: m.key.clone(),
+                max_age_seconds: cox_config::duration::parse(&m.max_age)
+                    .ok()
+                    .map(|d| d.as_secs()),
+            }),
         };
         if let Some(n) = self.nodes.get_mut(id) {
+            n.memoization = spec.memoize.as_ref().map(|m| MemoizationStatus {
+                hit: false,
+                key: m.key.clone(),
+                cache_name: m.cache.clone(),
+            });
             n.launched = true;
             n.phase = Phase::Running;
             n.started_at = Some(ts(self.now));

@@ -494,6 +494,12 @@ impl RunState {
             if !n.message.is_empty() {
                 obj.insert("message".into(), json!(n.message));
             }
+            if let Some(m) = &n.memoization {
+                obj.insert(
+                    "memoizationStatus".into(),
+                    json!({"hit": m.hit, "key": m.key, "cacheName": m.cache_name}),
+                );
+            }
             if let Some(s) = &n.started_at {
                 obj.insert("startedAt".into(), json!(s));
             }

@@ -28,6 +28,7 @@ fn ok(result: &str) -> StepOutcome {
         artifacts: Vec::new(),
         started_at: None,
         finished_at: None,
+        cache_hit: false,
     }
 }
 
@@ -41,6 +42,7 @@ fn failed(code: i32) -> StepOutcome {
         artifacts: Vec::new(),
         started_at: None,
         finished_at: None,
+        cache_hit: false,
     }
 }
 
@@ -337,6 +339,7 @@ fn stop_cancels_running_steps_and_runs_exit_handlers_terminate_does_not() {
             artifacts: Vec::new(),
             started_at: None,
             finished_at: None,
+            cache_hit: false,
         };
         let actions = state.apply(Event::StepFinished {
             node_id: launched[0].clone(),

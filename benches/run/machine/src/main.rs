@@ -27,6 +27,7 @@ fn ok() -> StepOutcome {
         artifacts: Vec::new(),
         started_at: None,
         finished_at: None,
+        cache_hit: false,
     }
 }
 

@@ -1,0 +1,186 @@
+//! Template `memoize`: the step cache in the store, through the engine, with a fake
+//! executor that counts launches.
+
+use std::time::Duration;
+
+use cox_scheduler::cache::EntryKey;
+use cox_scheduler::machine::{Phase, RunState};
+use cox_scheduler::testsuite::{Match, SchedulerTest, Scripted, failed, succeeded};
+use serde_json::Value;
+
+/// One memoized step whose key comes from a parameter.
+fn memoized(key: &str, max_age: &str) -> String {
+    format!(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  generateName: memo-
+spec:
+  entrypoint: main
+  arguments:
+    parameters: [{{name: key, value: "{key}"}}]
+  templates:
+    - name: main
+      inputs:
+        parameters: [{{name: key}}]
+      memoize:
+        key: "k-{{{{inputs.parameters.key}}}}"
+        maxAge: "{max_age}"
+        cache:
+          configMap:
+            name: my-cache
+      container:
+        image: alpine
+        command: [echo, hi]
+"#
+    )
+}
+
+/// The status node of the run's only step (the root here), as Argo's JSON.
+fn root_status(state: &RunState) -> Value {
+    let wf = state.workflow_json();
+    wf["status"]["nodes"][&state.name].clone()
+}
+
+#[tokio::test]
+async fn a_memoized_step_runs_once_then_hits_with_the_same_outputs() {
+    let test = SchedulerTest::new();
+    test.executor
+        .on_template("main", succeeded(Some("computed once")));
+
+    let first = test.submit(&memoized("a", "1h")).await;
+    let first = test.await_completion(&first).await;
+    assert_eq!(first.phase(), Phase::Succeeded, "{}", first.message);
+    let node = root_status(&first);
+    assert_eq!(
+        node["memoizationStatus"],
+        serde_json::json!({"hit": false, "key": "k-a", "cacheName": "my-cache"})
+    );
+    assert_eq!(test.executor.launch_count(), 1);
+
+    let second = test.submit(&memoized("a", "1h")).await;
+    let second = test.await_completion(&second).await;
+    assert_eq!(second.phase(), Phase::Succeeded, "{}", second.message);
+    let node = root_status(&second);
+    assert_eq!(node["memoizationStatus"]["hit"], true, "{node:#}");
+    assert_eq!(node["outputs"]["result"], "computed once", "{node:#}");
+    assert_eq!(test.executor.launch_count(), 1, "a hit does not launch");
+
+    // Another key is another entry.
+    let third = test.submit(&memoized("b", "1h")).await;
+    let third = test.await_completion(&third).await;
+    assert_eq!(root_status(&third)["memoizationStatus"]["hit"], false);
+    assert_eq!(test.executor.launch_count(), 2);
+
+    let entries = test.engine().cache().list().expect("list");
+    let keys: Vec<&str> = entries.iter().map(|(k, _)| k.key.as_str()).collect();
+    assert_eq!(keys, ["k-a", "k-b"]);
+    assert_eq!(entries[0].0.cache, "my-cache");
+    assert!(entries[0].1.last_hit_at.is_some(), "the hit is recorded");
+}
+
+#[tokio::test]
+async fn failed_outcomes_are_never_cached() {
+    let test = SchedulerTest::new();
+    // The first launch fails, the next one succeeds.
+    test.executor.on_template("main", failed(3));
+    test.executor
+        .on_template("main", succeeded(Some("now fine")));
+    let name = test.submit(&memoized("f", "1h")).await;
+    assert_eq!(test.await_completion(&name).await.phase(), Phase::Failed);
+    assert!(test.engine().cache().list().expect("list").is_empty());
+
+    // The next run computes again.
+    test.executor
+        .on_template("main", succeeded(Some("now fine")));
+    let name = test.submit(&memoized("f", "1h")).await;
+    let state = test.await_completion(&name).await;
+    assert_eq!(state.phase(), Phase::Succeeded);
+    assert_eq!(root_status(&state)["memoizationStatus"]["hit"], false);
+    assert_eq!(test.executor.launch_count(), 2);
+}
+
+#[tokio::test]
+async fn an_entry_older_than_max_age_is_recomputed() {
+    let test = SchedulerTest::new();
+    let name = test.submit(&memoized("old", "1h")).await;
+    test.await_completion(&name).await;
+    // Age the entry by hand: created two hours ago.
+    let cache = test.engine().cache();
+    let key = EntryKey {
+        namespace: "default".into(),
+        cache: "my-cache".into(),
+        key: "k-old".into(),
+    };
+    let mut entry = cache.get(&key).expect("get").expect("stored");
+    entry.created_at = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+    cache.put(&key, &entry).expect("put");
+
+    let name = test.submit(&memoized("old", "1h")).await;
+    let state = test.await_completion(&name).await;
+    assert_eq!(root_status(&state)["memoizationStatus"]["hit"], false);
+    assert_eq!(test.executor.launch_count(), 2);
+    // Without maxAge any age will do.
+    let name = test.submit(&memoized("old", "")).await;
+    let state = test.await_completion(&name).await;
+    assert_eq!(root_status(&state)["memoizationStatus"]["hit"], true);
+    assert_eq!(test.executor.launch_count(), 2);
+}
+
+#[tokio::test]
+async fn identical_steps_in_flight_run_once() {
+    let test = SchedulerTest::new();
+    test.executor.script(
+        Match::Template("work".into()),
+        Scripted::after(succeeded(Some("shared")), Duration::from_millis(300)),
+    );
+    let name = test
+        .submit(
+            r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  generateName: twins-
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - {name: a, template: work}
+          - {name: b, template: work}
+    - name: work
+      memoize:
+        key: same
+        cache:
+          configMap:
+            name: c
+      container:
+        image: alpine
+        command: [echo, hi]
+"#,
+        )
+        .await;
+    let state = test.await_completion(&name).await;
+    assert_eq!(state.phase(), Phase::Succeeded, "{}", state.message);
+    assert_eq!(
+        test.executor.launch_count(),
+        1,
+        "the twin waited for the first"
+    );
+    let wf = state.workflow_json();
+    let hits: Vec<bool> = wf["status"]["nodes"]
+        .as_object()
+        .expect("nodes")
+        .values()
+        .filter(|n| n["type"] == "Pod")
+        .map(|n| n["memoizationStatus"]["hit"].as_bool().expect("memoized"))
+        .collect();
+    assert_eq!(hits.len(), 2);
+    assert_eq!(hits.iter().filter(|h| **h).count(), 1, "{hits:?}");
+    for n in wf["status"]["nodes"].as_object().expect("nodes").values() {
+        if n["type"] == "Pod" {
+            assert_eq!(n["outputs"]["result"], "shared");
+        }
+    }
+}
