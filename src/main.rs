@@ -2,6 +2,7 @@
 
 mod cache_cmd;
 mod lint;
+mod rerun_cmd;
 mod run_cmd;
 mod server_cmd;
 mod step_cmd;
@@ -25,6 +26,12 @@ enum Command {
     Runs(run_cmd::RunCommand),
     /// Serve Argo Server's REST API on this machine (runs workflows locally).
     Server(server_cmd::ServerArgs),
+    /// Run a failed workflow again in place: what failed (and, with --restart-successful,
+    /// the selected succeeded nodes) runs again; then follow it like `cox run`.
+    Retry(rerun_cmd::RetryArgs),
+    /// Submit a run's workflow again as a new run (--memoized: reuse what succeeded); then
+    /// follow it like `cox run`.
+    Resubmit(rerun_cmd::ResubmitArgs),
     /// The step cache of memoized templates (`memoize`): list, show, delete, prune.
     #[command(subcommand)]
     Cache(cache_cmd::CacheCommand),
@@ -41,6 +48,8 @@ fn main() -> ExitCode {
         Command::Runs(command) => run_cmd::run(command),
         Command::Server(args) => server_cmd::run(args),
         Command::Cache(command) => cache_cmd::run(command),
+        Command::Retry(args) => rerun_cmd::retry(args),
+        Command::Resubmit(args) => rerun_cmd::resubmit(args),
     };
     match result {
         Ok(code) => code,

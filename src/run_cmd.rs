@@ -14,7 +14,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use cox_config::lint::{LintInput, lint_sources};
-use cox_config::model::{AnyString, Manifest, Parameter, Workflow};
+use cox_config::model::{Manifest, Workflow};
 use cox_scheduler::machine::{Node, NodeType, Phase, RunState};
 use cox_scheduler::{Engine, EngineConfig};
 use cox_worker::repo_config::{CoxConfigFile, RepositoryConfig};
@@ -51,16 +51,40 @@ pub struct RunArgs {
     /// Start with this template instead of `spec.entrypoint`.
     #[arg(long)]
     entrypoint: Option<String>,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+/// How a run is carried out here and shown (`cox run`, `retry`, `resubmit`).
+#[derive(Args)]
+pub(crate) struct RunFlags {
     /// Output format of the final result.
     #[arg(short, long, value_enum)]
-    output: Option<Output>,
+    pub output: Option<Output>,
     /// Run steps as plain host processes, without the bubblewrap sandbox.
     #[arg(long)]
-    no_sandbox: bool,
+    pub no_sandbox: bool,
     /// The cox configuration file (YAML): `artifactRepository` (local or s3); see
     /// docs/artifacts.md.
     #[arg(long, value_name = "FILE", env = "COX_CONFIG")]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+impl RunFlags {
+    /// An engine that runs steps: the sandbox checked first unless `--no-sandbox`.
+    pub(crate) async fn engine(&self) -> Result<std::sync::Arc<Engine>> {
+        if !self.no_sandbox
+            && let Err(e) = cox_worker::check_sandbox().await
+        {
+            bail!(
+                "the step sandbox is not available: {e}; install bubblewrap or pass --no-sandbox"
+            );
+        }
+        Ok(std::sync::Arc::new(open_engine_with(
+            self.no_sandbox,
+            self.config.as_deref(),
+        )?))
+    }
 }
 
 #[derive(Args)]
@@ -90,7 +114,7 @@ pub struct DeleteArgs {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Output {
+pub(crate) enum Output {
     /// The Workflow object as JSON.
     Json,
     /// The Workflow object as YAML.
@@ -157,16 +181,20 @@ fn open_engine_with(no_sandbox: bool, config_file: Option<&Path>) -> Result<Engi
 
 async fn run_workflow(args: RunArgs) -> Result<ExitCode> {
     let workflow = read_workflow(&args)?;
-    if !args.no_sandbox
-        && let Err(e) = cox_worker::check_sandbox().await
-    {
-        bail!("the step sandbox is not available: {e}; install bubblewrap or pass --no-sandbox");
-    }
-    let engine = std::sync::Arc::new(open_engine_with(args.no_sandbox, args.config.as_deref())?);
+    let engine = args.run.engine().await?;
     let name = engine.submit(workflow).await?;
+    follow(engine, &name, args.run.output).await
+}
+
+/// Shows run `name` of `engine` until it ends, then its result; exit 0 only if it succeeded.
+pub(crate) async fn follow(
+    engine: std::sync::Arc<Engine>,
+    name: &str,
+    output: Option<Output>,
+) -> Result<ExitCode> {
     // Ctrl-C stops the run as `argo stop` does (exit handlers run); a second one terminates it.
     let interrupts = {
-        let (engine, name) = (engine.clone(), name.clone());
+        let (engine, name) = (engine.clone(), name.to_string());
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!(
@@ -180,12 +208,12 @@ async fn run_workflow(args: RunArgs) -> Result<ExitCode> {
             }
         })
     };
-    if let Some(progress) = engine.watch(&name) {
+    if let Some(progress) = engine.watch(name) {
         show_progress(progress).await;
     }
-    let state = engine.await_completion(&name).await?;
+    let state = engine.await_completion(name).await?;
     interrupts.abort();
-    print_result(&state, args.output)?;
+    print_result(&state, output)?;
     Ok(if state.phase() == Phase::Succeeded {
         ExitCode::SUCCESS
     } else {
@@ -230,33 +258,29 @@ fn read_workflow(args: &RunArgs) -> Result<Workflow> {
     if let Some(path) = &args.parameter_file {
         parameters.extend(read_parameter_file(path)?);
     }
-    for p in &args.parameters {
-        let (name, value) = p
-            .split_once('=')
-            .ok_or_else(|| anyhow!("-p {p}: expected NAME=VALUE"))?;
-        parameters.push((name.to_string(), value.to_string()));
-    }
+    parameters.extend(parse_parameters(&args.parameters)?);
     let arguments = workflow.spec.arguments.get_or_insert_default();
     for (name, value) in parameters {
-        match arguments.parameters.iter_mut().find(|p| p.name == name) {
-            Some(p) => {
-                // A value outside the parameter's enum is refused before anything runs, as Argo does.
-                let allowed = p.enum_strs();
-                if !allowed.is_empty() && !allowed.contains(&value.as_str()) {
-                    return Err(anyhow!(
-                        "spec.arguments.{name}.value '{value}' should be present in spec.arguments.{name}.enum list: {}",
-                        allowed.join(", ")
-                    ));
-                }
-                p.value = Some(AnyString(value))
-            }
-            None => arguments.parameters.push(Parameter::new(name, value)),
-        }
+        // A value outside the parameter's enum is refused before anything runs, as Argo does.
+        arguments
+            .set_parameter(&name, &value)
+            .map_err(|e| anyhow!(e))?;
     }
     if let Some(entrypoint) = &args.entrypoint {
         workflow.spec.entrypoint = Some(entrypoint.clone());
     }
     Ok(workflow)
+}
+
+/// `-p NAME=VALUE` arguments as pairs.
+pub(crate) fn parse_parameters(args: &[String]) -> Result<Vec<(String, String)>> {
+    args.iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow!("-p {p}: expected NAME=VALUE"))
+        })
+        .collect()
 }
 
 fn read_parameter_file(path: &Path) -> Result<Vec<(String, String)>> {

@@ -24,7 +24,7 @@ use tracing::info;
 use crate::actor::{ActionHook, Clock, RunActor, RunActorArgs, RunMsg, SystemClock};
 use crate::cache::{MemoizingExecutor, StepCache};
 use crate::error::{Error, Result};
-use crate::machine::RunState;
+use crate::machine::{RetryOptions, RunState};
 use crate::store::{RunSummary, Store};
 
 /// Argo's (Kubernetes') alphabet for generated name suffixes: no vowels, no look-alikes.
@@ -147,7 +147,17 @@ impl Engine {
 
     /// Record a new run of `workflow` and start it; returns the run's name (`metadata.name`,
     /// or `generateName` and five random characters, as Argo names runs).
-    pub async fn submit(&self, mut workflow: Workflow) -> Result<String> {
+    pub async fn submit(&self, workflow: Workflow) -> Result<String> {
+        self.create(workflow, RunState::new).await
+    }
+
+    /// Store a new run of `workflow`, named (its name, or its `generateName` and a random
+    /// suffix), its state made by `state`; then start it.
+    async fn create(
+        &self,
+        mut workflow: Workflow,
+        state: impl Fn(Workflow, chrono::DateTime<chrono::Utc>) -> std::result::Result<RunState, String>,
+    ) -> Result<String> {
         let now = self.clock.now();
         let fixed_name = workflow.metadata.name.clone().filter(|n| !n.is_empty());
         let prefix = workflow
@@ -169,7 +179,7 @@ impl Engine {
                 (None, None) => unreachable!("checked above"),
             };
             workflow.metadata.name = Some(name.clone());
-            let state = RunState::new(workflow.clone(), now).map_err(Error::Submit)?;
+            let state = state(workflow.clone(), now).map_err(Error::Submit)?;
             match self.store.create_run(&state, now) {
                 Ok(()) => break state,
                 // A generated name that is taken is drawn again; a given one is the user's to change.
@@ -181,6 +191,48 @@ impl Engine {
         info!(run = %name, "submitted");
         self.start(state).await?;
         Ok(name)
+    }
+
+    /// Resubmit a stored run as a new one (Argo's `resubmit`): the same workflow under a
+    /// generated name, `parameters` set; with `memoized` (the run must have failed) what
+    /// succeeded is reused, not run again. The new run's name.
+    pub async fn resubmit(
+        &self,
+        name: &str,
+        memoized: bool,
+        parameters: &[(String, String)],
+    ) -> Result<String> {
+        let mut old = self
+            .store
+            .get_run(name)?
+            .ok_or_else(|| Error::RunNotFound(name.to_string()))?;
+        let workflow = old.resubmission(parameters).map_err(Error::Submit)?;
+        if memoized {
+            self.create(workflow, |workflow, now| {
+                RunState::memoized_from(&old, workflow, now)
+            })
+            .await
+        } else {
+            self.submit(workflow).await
+        }
+    }
+
+    /// Retry a stored, failed run in place (Argo's `retry`): what failed, and the succeeded
+    /// nodes `options` selects, run again.
+    pub async fn retry(&self, name: &str, options: &RetryOptions) -> Result<()> {
+        if self.lock_live().contains_key(name) {
+            return Err(Error::Submit(format!("workflow {name} is still running")));
+        }
+        let mut state = self
+            .store
+            .get_run(name)?
+            .ok_or_else(|| Error::RunNotFound(name.to_string()))?;
+        state
+            .retry(options, self.clock.now())
+            .map_err(Error::Submit)?;
+        self.store.replace_run(&state)?;
+        info!(run = %name, "retried");
+        self.start(state).await
     }
 
     /// Start the actors of runs left unfinished (after a crash or a stop); their names.

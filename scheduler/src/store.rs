@@ -157,25 +157,7 @@ impl Store {
     /// Write a run's state (its header and the nodes that changed since the last write) in one
     /// transaction, and flush before returning.
     pub fn put_run(&self, state: &RunState) -> Result<()> {
-        let header = codec::encode(RUN, &state.header())?;
-        let (changed, hashes) = self.changed_nodes(state, false)?;
-        let name = state.name.as_bytes();
-        let outcome: std::result::Result<(), sled::transaction::TransactionError<()>> =
-            (&self.runs, &self.nodes).transaction(|(runs, nodes)| {
-                runs.insert(name, header.as_slice())?;
-                for (key, bytes) in &changed {
-                    nodes.insert(key.as_slice(), bytes.as_slice())?;
-                }
-                Ok(())
-            });
-        match outcome {
-            Ok(()) => {
-                self.remember(&state.name, hashes);
-                self.flush()
-            }
-            Err(sled::transaction::TransactionError::Abort(())) => Ok(()),
-            Err(sled::transaction::TransactionError::Storage(source)) => Err(self.error(source)),
-        }
+        self.write_run(state, false)
     }
 
     /// The nodes to write (key and bytes), and every node's hash after the write.
@@ -292,6 +274,47 @@ impl Store {
         }
         self.flush()?;
         Ok(existed)
+    }
+
+    /// Write a run's state whole: its header and every node, and remove the stored nodes it
+    /// no longer has (a retry drops what runs again), in one transaction. Flushed.
+    pub fn replace_run(&self, state: &RunState) -> Result<()> {
+        self.write_run(state, true)
+    }
+
+    /// [`Store::put_run`], or with `whole` [`Store::replace_run`].
+    fn write_run(&self, state: &RunState, whole: bool) -> Result<()> {
+        let header = codec::encode(RUN, &state.header())?;
+        let (nodes, hashes) = self.changed_nodes(state, whole)?;
+        let mut gone = Vec::new();
+        if whole {
+            for entry in self.nodes.scan_prefix(node_prefix(&state.name)) {
+                let (key, _) = entry.map_err(|e| self.error(e))?;
+                if !nodes.iter().any(|(k, _)| k.as_slice() == key.as_ref()) {
+                    gone.push(key);
+                }
+            }
+        }
+        let name = state.name.as_bytes();
+        let outcome: std::result::Result<(), sled::transaction::TransactionError<()>> =
+            (&self.runs, &self.nodes).transaction(|(runs, tree)| {
+                runs.insert(name, header.as_slice())?;
+                for key in &gone {
+                    tree.remove(key.as_ref())?;
+                }
+                for (key, bytes) in &nodes {
+                    tree.insert(key.as_slice(), bytes.as_slice())?;
+                }
+                Ok(())
+            });
+        match outcome {
+            Ok(()) => {
+                self.remember(&state.name, hashes);
+                self.flush()
+            }
+            Err(sled::transaction::TransactionError::Abort(())) => Ok(()),
+            Err(sled::transaction::TransactionError::Storage(source)) => Err(self.error(source)),
+        }
     }
 
     /// Flush every tree to disk.

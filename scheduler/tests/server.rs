@@ -714,3 +714,80 @@ fn the_swagger_checker_finds_missing_and_mistyped_fields() {
         "{problems:?}"
     );
 }
+
+#[tokio::test]
+async fn retry_and_resubmit_a_failed_workflow() {
+    let server = TestServer::start().await;
+    // The step fails once, then passes.
+    server.executor.script(
+        Match::Template("main".into()),
+        Scripted::now(cox_scheduler::testsuite::failed(1)),
+    );
+    server.executor.script(
+        Match::Template("main".into()),
+        Scripted::now(cox_scheduler::testsuite::succeeded(None)),
+    );
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/default",
+            Some(&create_body(&named("flaky"))),
+        )
+        .await;
+    assert_eq!(status, 200);
+    server.await_phase("default", "flaky", "Failed").await;
+
+    // Resubmitting a failed run memoized: a new run (nothing succeeded to reuse here).
+    let (status, body) = server
+        .call(
+            "PUT",
+            "/api/v1/workflows/default/flaky/resubmit",
+            Some(r#"{"memoized": true}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_shape("Workflow", &body);
+    let new = body["metadata"]["name"].as_str().expect("name").to_string();
+    assert!(new.starts_with("flaky-"), "{new}");
+    assert_eq!(
+        body["metadata"]["labels"]["workflows.argoproj.io/resubmitted-from-workflow"],
+        "flaky"
+    );
+    server.await_phase("default", &new, "Succeeded").await;
+
+    // Retry in place: the failed step runs again and passes.
+    let (status, body) = server
+        .call("PUT", "/api/v1/workflows/default/flaky/retry", Some("{}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_shape("Workflow", &body);
+    assert_eq!(body["metadata"]["name"], "flaky");
+    server.await_phase("default", "flaky", "Succeeded").await;
+
+    // A succeeded run cannot be retried; bad requests are 400, unknown runs 404.
+    let (status, body) = server
+        .call("PUT", "/api/v1/workflows/default/flaky/retry", None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_error(&body, 3);
+    let (status, body) = server
+        .call(
+            "PUT",
+            "/api/v1/workflows/default/flaky/retry",
+            Some(r#"{"restartSuccessful": true, "nodeFieldSelector": "colour=red"}"#),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unknown field \"colour\""),
+        "{body}"
+    );
+    let (status, _) = server
+        .call("PUT", "/api/v1/workflows/default/nope/resubmit", Some("{}"))
+        .await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}

@@ -26,6 +26,27 @@ pub struct Arguments {
 }
 
 impl Arguments {
+    /// Sets parameter `name` to `value` (as `-p NAME=VALUE` does), adding it when missing.
+    /// A value outside the parameter's `enum` is refused with Argo's message.
+    pub fn set_parameter(&mut self, name: &str, value: &str) -> Result<(), String> {
+        match self.parameters.iter_mut().find(|p| p.name == name) {
+            Some(p) => {
+                let allowed = p.enum_strs();
+                if !allowed.is_empty() && !allowed.contains(&value) {
+                    return Err(format!(
+                        "spec.arguments.{name}.value '{value}' should be present in spec.arguments.{name}.enum list: {}",
+                        allowed.join(", ")
+                    ));
+                }
+                p.value = Some(AnyString(value.to_string()));
+            }
+            None => self.parameters.push(Parameter::new(name, value)),
+        }
+        Ok(())
+    }
+}
+
+impl Arguments {
     /// The parameter with the given name.
     pub fn parameter(&self, name: &str) -> Option<&Parameter> {
         self.parameters.iter().find(|p| p.name == name)

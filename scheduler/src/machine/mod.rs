@@ -12,9 +12,11 @@
 
 pub(crate) mod node;
 mod operator;
+mod rerun;
 mod run;
 
 pub use node::{ArtifactRef, MemoizationStatus, Node, NodeType, Outputs, Phase, node_id};
+pub use rerun::{NodeSelector, RESUBMITTED_FROM, RetryOptions};
 pub use run::RunState;
 
 use chrono::{DateTime, Utc};

@@ -1374,7 +1374,8 @@ impl<'a> Operator<'a> {
         if let Some(s) = &node.finished_at {
             vars.insert(format!("{prefix}.finishedAt"), Value::String(s.clone()));
         }
-        if matches!(node.phase, Phase::Skipped | Phase::Omitted) {
+        // A skipped node that has outputs is a pod reused by a memoized resubmit.
+        if matches!(node.phase, Phase::Skipped | Phase::Omitted) && node.outputs.is_empty() {
             // Argo v4: a skipped producer's declared output defaults stand in for its outputs.
             let outputs = node
                 .template_name
@@ -1879,18 +1880,20 @@ impl<'a> Operator<'a> {
         let mut failed = None;
 
         // Children are created in item order, so the first ones are the loop node's children:
-        // finished ones are counted without rebuilding their names.
+        // finished ones are counted without rebuilding their names (checked by their index:
+        // a retry or a memoized resubmit removes the items that run again).
         let created: Vec<String> = self
             .nodes
             .get(&loop_id)
             .map(|n| n.children.clone())
             .unwrap_or_default();
         for (i, item) in items.iter().enumerate() {
-            if let Some(done) = created
-                .get(i)
-                .and_then(|c| self.nodes.get(c))
-                .filter(|n| n.phase.is_done())
-            {
+            if let Some(done) = created.get(i).and_then(|c| self.nodes.get(c)).filter(|n| {
+                n.phase.is_done()
+                    && n.name
+                        .strip_prefix(node_name)
+                        .is_some_and(|rest| rest.starts_with(&format!("({i}:")))
+            }) {
                 if done.phase.is_failure() && failed.is_none() {
                     failed = Some(format!("child '{}' failed", done.id));
                 }
@@ -2265,8 +2268,20 @@ impl<'a> Operator<'a> {
                     progress = true;
                     continue;
                 }
-                // Dependencies' outputs in scope.
-                for d in deps.tasks() {
+                // The outputs of its dependencies, and of theirs, in scope (Argo lets a task
+                // refer to any task it depends on, directly or not).
+                let mut ancestors: Vec<usize> = dep_index[index].clone();
+                let mut seen: HashSet<usize> = ancestors.iter().copied().collect();
+                let mut next = 0;
+                while next < ancestors.len() {
+                    for &a in &dep_index[ancestors[next]] {
+                        if seen.insert(a) {
+                            ancestors.push(a);
+                        }
+                    }
+                    next += 1;
+                }
+                for d in ancestors.iter().map(|&a| tasks[a].name.as_str()) {
                     let did = task_node(self, d);
                     let aggregate = by_name.get(d).is_some_and(|t| {
                         !t.with_items.is_empty()

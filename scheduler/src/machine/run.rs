@@ -84,6 +84,20 @@ impl RunState {
             .ok_or_else(|| "workflow missing".to_string())
     }
 
+    /// Runs `workflow` from now on (parameters changed by a retry).
+    pub(super) fn replace_workflow(&mut self, workflow: Workflow) -> Result<(), String> {
+        self.workflow_json =
+            serde_json::to_string(&workflow).map_err(|e| format!("cannot encode workflow: {e}"))?;
+        self.spec = None;
+        self.reset_derived();
+        Ok(())
+    }
+
+    /// Forgets what the machine derived from the nodes (they were changed from outside).
+    pub(super) fn reset_derived(&mut self) {
+        self.cache = Default::default();
+    }
+
     /// This state without its nodes (which the store keeps one record each).
     pub fn header(&self) -> RunState {
         RunState {
@@ -488,8 +502,15 @@ impl RunState {
             if let Some(b) = &n.boundary_id {
                 obj.insert("boundaryID".into(), json!(b));
             }
-            if !n.children.is_empty() {
-                obj.insert("children".into(), json!(n.children));
+            // Only existing nodes: a retried run's children that run again keep their
+            // place before they are created anew.
+            let children: Vec<&String> = n
+                .children
+                .iter()
+                .filter(|c| self.nodes.contains_key(*c))
+                .collect();
+            if !children.is_empty() {
+                obj.insert("children".into(), json!(children));
             }
             if !n.message.is_empty() {
                 obj.insert("message".into(), json!(n.message));

@@ -36,7 +36,7 @@ struct CreateOptions {
 }
 
 /// The body as UTF-8 text; a body over the limit was refused before it was read in full.
-fn body_text(body: &Result<Bytes, BytesRejection>, limit: usize) -> ApiResult<&str> {
+pub(super) fn body_text(body: &Result<Bytes, BytesRejection>, limit: usize) -> ApiResult<&str> {
     let bytes = match body {
         Ok(bytes) => bytes,
         Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {

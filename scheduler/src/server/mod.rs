@@ -16,6 +16,7 @@
 
 pub mod error;
 mod handlers;
+mod rerun;
 pub mod workflow;
 
 use std::future::Future;
@@ -26,7 +27,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower_http::limit::RequestBodyLimitLayer;
 use tracing::{info, warn};
 
@@ -78,6 +79,14 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
         .route(
             "/api/v1/workflows/{namespace}/{name}",
             get(handlers::get).delete(handlers::delete),
+        )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/retry",
+            put(rerun::retry),
+        )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/resubmit",
+            put(rerun::resubmit),
         )
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
