@@ -26,6 +26,8 @@ pub enum GrpcCode {
     Internal = 13,
     /// 14: the store is busy; try again.
     Unavailable = 14,
+    /// 16: no valid token.
+    Unauthenticated = 16,
 }
 
 /// An error answered to a client.

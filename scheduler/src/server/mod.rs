@@ -5,17 +5,27 @@
 //! source of truth and is flushed on every write; its live-run map has its own lock), and a
 //! small task per live run removes the run from the engine's live map once it has finished.
 //!
-//! Request bodies are limited before they are read ([`ServerConfig::max_body_bytes`]):
-//! a `Content-Length` over the limit is refused at once with 413, a streamed body when it
-//! crosses the limit. Errors are Argo's JSON shape (see [`error`]).
+//! Every route, the fallback included, sits behind the same two layers: [`auth`] (a bearer
+//! token, when configured) and then [`limits`] (request bodies are limited before they are
+//! read, [`ServerConfig::max_body_bytes`]: a `Content-Length` over the limit is refused at
+//! once with 413, a streamed body when it crosses the limit). Errors are Argo's JSON shape
+//! (see [`error`]).
 //!
 //! # Layout
+//! - [`auth`]: no auth on loopback, or bearer tokens from a file; `/api/v1/userinfo`.
 //! - [`error`]: `ApiError`, answered as grpc-gateway's `{code, message, details}`.
+//! - `limits`: the request body limit in front of every route.
+//! - `logs`: step logs, whole or followed, as Argo's `WorkflowLogs` stream.
+//! - `streaming`: streamed answers framed as grpc-gateway's (or as server-sent events).
 //! - [`workflow`]: request workflows (linted, located), run -> `Workflow` object, label selectors.
 //! - `handlers`: one function per route.
 
+pub mod auth;
 pub mod error;
 mod handlers;
+mod limits;
+mod logs;
+mod streaming;
 pub mod workflow;
 
 use std::future::Future;
@@ -24,15 +34,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use tower_http::limit::RequestBodyLimitLayer;
 use tracing::{info, warn};
 
 use crate::engine::Engine;
 use crate::error::Result;
-use error::ApiError;
+use auth::Auth;
 
 /// Argo Server's port.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:2746";
@@ -45,12 +53,15 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 pub struct ServerConfig {
     /// Request bodies larger than this are refused with 413 before they are read.
     pub max_body_bytes: usize,
+    /// Who may call.
+    pub auth: Auth,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            auth: Auth::Server,
         }
     }
 }
@@ -70,6 +81,7 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
     Router::new()
         .route("/api/v1/info", get(handlers::info))
         .route("/api/v1/version", get(handlers::version))
+        .route("/api/v1/userinfo", get(auth::userinfo))
         .route(
             "/api/v1/workflows/{namespace}",
             get(handlers::list).post(handlers::create),
@@ -79,31 +91,25 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
             "/api/v1/workflows/{namespace}/{name}",
             get(handlers::get).delete(handlers::delete),
         )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/log",
+            get(logs::workflow_logs),
+        )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/{pod}/log",
+            get(logs::pod_logs),
+        )
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(AppState {
             engine,
             max_body_bytes: limit,
         })
-        // tower-http's limit replaces axum's default 2 MB one: it refuses on Content-Length
-        // before reading, and stops a streamed body at the limit.
+        // limits::limit_body replaces axum's default 2 MB limit for every route.
         .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(limit))
-        .layer(axum::middleware::map_response(
-            move |response: Response| async move { json_payload_too_large(response, limit) },
-        ))
-}
-
-/// tower-http answers 413 in plain text; clients get Argo's JSON error instead.
-fn json_payload_too_large(response: Response, limit: usize) -> Response {
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
-        return ApiError::body_too_large(limit).into_response();
-    }
-    response
+        .layer(from_fn_with_state(limit, limits::limit_body))
+        // Outermost: nothing, not even the body limit, runs for a caller without a token.
+        .layer(from_fn_with_state(config.auth.clone(), auth::require))
 }
 
 /// Whether the server may listen there without authentication: loopback addresses only.
