@@ -89,6 +89,7 @@ async fn serve(args: ServerArgs, auth: Auth) -> Result<ExitCode> {
     let config = ServerConfig {
         max_body_bytes: args.max_body_bytes,
         auth,
+        ..ServerConfig::default()
     };
     server::serve(listener, engine, config, shutdown_signal()).await?;
     eprintln!("cox server: stopped");

@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::*;
 use cox_scheduler::server::ServerConfig;
 use cox_scheduler::server::auth::Auth;
+use cox_scheduler::testsuite::{Match, Scripted};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -349,14 +350,7 @@ const TWO_STEPS: &str = r#"{
 #[tokio::test]
 async fn logs_of_a_finished_run_with_argo_options() {
     let server = TestServer::start_with_processes(ServerConfig::default()).await;
-    let (status, created) = server
-        .call(
-            "POST",
-            "/api/v1/workflows/argo",
-            Some(&create_body(TWO_STEPS)),
-        )
-        .await;
-    assert_eq!(status, 200, "{created}");
+    server.create("argo", TWO_STEPS).await;
     let finished = server.await_phase("argo", "two-steps", "Succeeded").await;
     let pod_of = |display: &str| {
         finished["status"]["nodes"]
@@ -492,14 +486,7 @@ async fn follow_streams_lines_as_they_are_written_until_the_run_ends() {
             }}]
         }
     });
-    let (status, _) = server
-        .call(
-            "POST",
-            "/api/v1/workflows/argo",
-            Some(&create_body(&workflow.to_string())),
-        )
-        .await;
-    assert_eq!(status, 200);
+    server.create("argo", &workflow.to_string()).await;
     let (status, _, mut lines) = Lines::open(
         server.addr,
         "/api/v1/workflows/argo/slow/log?logOptions.follow=true",
@@ -520,5 +507,145 @@ async fn follow_streams_lines_as_they_are_written_until_the_run_ends() {
     // The stream ends with the run.
     assert_eq!(lines.next().await, None);
     server.await_phase("argo", "slow", "Succeeded").await;
+    server.stop().await;
+}
+
+/// Events until one satisfies `done` (each checked against Argo's `WorkflowWatchEvent`).
+async fn events_until(lines: &mut Lines, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut events = Vec::new();
+    loop {
+        let event = lines
+            .next_result("WorkflowWatchEvent")
+            .await
+            .expect("the watch stream goes on");
+        let found = done(&event);
+        events.push(event);
+        if found {
+            return events;
+        }
+    }
+}
+
+fn is(kind: &str, name: &str, phase: Option<&str>) -> impl Fn(&Value) -> bool {
+    move |event: &Value| {
+        event["type"] == kind
+            && event["object"]["metadata"]["name"] == name
+            && phase.is_none_or(|phase| event["object"]["status"]["phase"] == phase)
+    }
+}
+
+#[tokio::test]
+async fn watch_sends_stored_runs_then_each_change_until_deleted() {
+    let server = TestServer::start().await;
+    server.create("argo", &named("earlier")).await;
+    server.await_phase("argo", "earlier", "Succeeded").await;
+    server.create("other", &named("elsewhere")).await;
+
+    let (status, head, mut all) =
+        Lines::open(server.addr, "/api/v1/workflow-events/argo", "").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("application/json"), "{head}");
+    let (_, _, mut one) = Lines::open(
+        server.addr,
+        "/api/v1/workflow-events/argo?listOptions.fieldSelector=metadata.name%3Dlive",
+        "",
+    )
+    .await;
+    // A stored run opens the stream, as a Kubernetes watch's initial ADDED events.
+    let first = all.next_result("WorkflowWatchEvent").await.expect("event");
+    assert!(is("ADDED", "earlier", Some("Succeeded"))(&first), "{first}");
+    assert_shape("Workflow", &first["object"]);
+
+    // A run that finishes at once is followed to its end.
+    server.create("argo", &named("quick")).await;
+    let quick = events_until(&mut all, is("MODIFIED", "quick", Some("Succeeded"))).await;
+    assert!(is("ADDED", "quick", None)(&quick[0]), "{:#?}", quick[0]);
+
+    server
+        .executor
+        .script(Match::Template("main".into()), Scripted::hang());
+    server.create("argo", &named("live")).await;
+    for lines in [&mut all, &mut one] {
+        // The run may be running already when it is first sent.
+        let events = events_until(lines, |e| {
+            e["object"]["metadata"]["name"] == "live" && e["object"]["status"]["phase"] == "Running"
+        })
+        .await;
+        assert!(is("ADDED", "live", None)(&events[0]), "{:#?}", events[0]);
+        for event in &events {
+            assert_shape("Workflow", &event["object"]);
+            assert_eq!(event["object"]["metadata"]["namespace"], "argo");
+        }
+    }
+    let (status, _) = server
+        .call("DELETE", "/api/v1/workflows/argo/live", None)
+        .await;
+    assert_eq!(status, 200);
+    let deleted = events_until(&mut all, is("DELETED", "live", None)).await;
+    let deleted = deleted.last().expect("event");
+    assert_eq!(deleted["object"]["metadata"]["namespace"], "argo");
+    assert!(
+        deleted["object"]["metadata"]["uid"].is_string(),
+        "{deleted}"
+    );
+    events_until(&mut one, is("DELETED", "live", None)).await;
+
+    // The name filter let nothing else through; no event named another namespace's run.
+    let (status, error) = server
+        .call(
+            "GET",
+            "/api/v1/workflow-events/argo?listOptions.fieldSelector=status.phase%3DRunning",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert_error(&error, 3);
+    drop(all);
+    drop(one);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn watch_filters_by_name_and_labels() {
+    let server = TestServer::start().await;
+    for name in ["a", "b"] {
+        server.create("argo", &named(name)).await;
+        server.await_phase("argo", name, "Succeeded").await;
+    }
+    let (_, _, mut by_name) = Lines::open(
+        server.addr,
+        "/api/v1/workflow-events/argo?listOptions.fieldSelector=metadata.name%3Db",
+        "",
+    )
+    .await;
+    let event = by_name
+        .next_result("WorkflowWatchEvent")
+        .await
+        .expect("event");
+    assert!(is("ADDED", "b", Some("Succeeded"))(&event), "{event}");
+    let (_, _, mut by_label) = Lines::open(
+        server.addr,
+        "/api/v1/workflow-events/argo?listOptions.labelSelector=team%3Dnobody",
+        "",
+    )
+    .await;
+    // Nothing matches the label: the next event is the new labelled run's.
+    let labelled = named("c").replace(r#""team": "data""#, r#""team": "nobody""#);
+    server.create("argo", &labelled).await;
+    let event = by_label
+        .next_result("WorkflowWatchEvent")
+        .await
+        .expect("event");
+    assert!(is("ADDED", "c", None)(&event), "{event}");
+    // And the name watch saw nothing of it: its next event is b's deletion.
+    let (status, _) = server
+        .call("DELETE", "/api/v1/workflows/argo/b", None)
+        .await;
+    assert_eq!(status, 200);
+    let event = by_name
+        .next_result("WorkflowWatchEvent")
+        .await
+        .expect("event");
+    assert!(is("DELETED", "b", None)(&event), "{event}");
     server.stop().await;
 }

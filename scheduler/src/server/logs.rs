@@ -216,6 +216,7 @@ fn logs(
     Ok(streaming::response(
         receiver,
         streaming::wants_events(headers),
+        state.streams_end.clone(),
     ))
 }
 

@@ -14,6 +14,7 @@
 //! # Layout
 //! - [`auth`]: no auth on loopback, or bearer tokens from a file; `/api/v1/userinfo`.
 //! - [`error`]: `ApiError`, answered as grpc-gateway's `{code, message, details}`.
+//! - `events`: the watch stream, `workflow-events`, from the runs' progress channels.
 //! - `limits`: the request body limit in front of every route.
 //! - `logs`: step logs, whole or followed, as Argo's `WorkflowLogs` stream.
 //! - `streaming`: streamed answers framed as grpc-gateway's (or as server-sent events).
@@ -22,6 +23,7 @@
 
 pub mod auth;
 pub mod error;
+mod events;
 mod handlers;
 mod limits;
 mod logs;
@@ -36,6 +38,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::engine::Engine;
@@ -55,6 +58,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Who may call.
     pub auth: Auth,
+    /// Cancelled when the server starts shutting down: open streams (logs, watches) end,
+    /// so the graceful shutdown does not wait for clients that never hang up.
+    pub streams_end: CancellationToken,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +68,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             auth: Auth::Server,
+            streams_end: CancellationToken::new(),
         }
     }
 }
@@ -73,6 +80,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// The request body limit (for its error message).
     pub max_body_bytes: usize,
+    /// See [`ServerConfig::streams_end`].
+    pub streams_end: CancellationToken,
 }
 
 /// The API's routes over an engine.
@@ -99,11 +108,16 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
             "/api/v1/workflows/{namespace}/{name}/{pod}/log",
             get(logs::pod_logs),
         )
+        .route(
+            "/api/v1/workflow-events/{namespace}",
+            get(events::watch_workflows),
+        )
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(AppState {
             engine,
             max_body_bytes: limit,
+            streams_end: config.streams_end.clone(),
         })
         // limits::limit_body replaces axum's default 2 MB limit for every route.
         .layer(DefaultBodyLimit::disable())
@@ -157,6 +171,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(Arc::clone(&engine), &config);
+    let streams_end = config.streams_end.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams_end.cancel();
+    };
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "serving Argo Server's API");
     }

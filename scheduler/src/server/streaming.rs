@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// How many messages may wait for a slow client before producers wait too.
 pub const BUFFER: usize = 256;
@@ -21,12 +22,19 @@ pub fn wants_events(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("text/event-stream"))
 }
 
-/// The answer that streams each `result` received on `messages` until every sender is gone.
-pub fn response(messages: mpsc::Receiver<Value>, events: bool) -> Response {
-    let chunks = stream::unfold(messages, move |mut messages| async move {
-        let result = messages.recv().await?;
-        let chunk = frame(&json!({ "result": result }), events);
-        Some((Ok::<_, std::convert::Infallible>(chunk), messages))
+/// The answer that streams each `result` received on `messages` until every sender is
+/// gone or `end` is cancelled (the server is stopping).
+pub fn response(messages: mpsc::Receiver<Value>, events: bool, end: CancellationToken) -> Response {
+    let chunks = stream::unfold(messages, move |mut messages| {
+        let end = end.clone();
+        async move {
+            let result = tokio::select! {
+                result = messages.recv() => result?,
+                () = end.cancelled() => return None,
+            };
+            let chunk = frame(&json!({ "result": result }), events);
+            Some((Ok::<_, std::convert::Infallible>(chunk), messages))
+        }
     });
     let content_type = if events {
         "text/event-stream"

@@ -111,6 +111,19 @@ impl TestServer {
         call(self.addr, method, path, body).await
     }
 
+    /// Create `workflow` (JSON) in `namespace`; the created `Workflow`.
+    pub async fn create(&self, namespace: &str, workflow: &str) -> Value {
+        let (status, created) = self
+            .call(
+                "POST",
+                &format!("/api/v1/workflows/{namespace}"),
+                Some(&create_body(workflow)),
+            )
+            .await;
+        assert_eq!(status, 200, "{created}");
+        created
+    }
+
     /// Poll the run until its phase is `phase` (10 s at most).
     pub async fn await_phase(&self, namespace: &str, name: &str, phase: &str) -> Value {
         self.await_until(namespace, name, phase, |w| w["status"]["phase"] == phase)
