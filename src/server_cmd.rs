@@ -33,6 +33,12 @@ pub struct ServerArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Writes (create, delete, ...) handled at once; more wait their turn.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_CONCURRENT_WRITES)]
+    max_concurrent_writes: usize,
+    /// Writes that may wait; past that a write is refused with 503 and Retry-After.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_QUEUED_WRITES)]
+    max_queued_writes: usize,
     /// Run steps as plain host processes, without the bubblewrap sandbox.
     #[arg(long)]
     no_sandbox: bool,
@@ -76,9 +82,8 @@ async fn serve(args: ServerArgs, auth: Auth) -> Result<ExitCode> {
         &home,
         local_executor(&home, args.no_sandbox, repository),
     ))?);
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("--addr {}: cannot listen", args.addr))?;
+    let listener =
+        server::bind(args.addr).with_context(|| format!("--addr {}: cannot listen", args.addr))?;
     let resumed = server::resume(&engine).await?;
     eprintln!(
         "cox server: listening on http://{}, home {}, {} run(s) resumed",
@@ -89,6 +94,8 @@ async fn serve(args: ServerArgs, auth: Auth) -> Result<ExitCode> {
     let config = ServerConfig {
         max_body_bytes: args.max_body_bytes,
         auth,
+        max_concurrent_writes: args.max_concurrent_writes,
+        max_queued_writes: args.max_queued_writes,
         ..ServerConfig::default()
     };
     server::serve(listener, engine, config, shutdown_signal()).await?;

@@ -215,11 +215,17 @@ impl Actor for RunActor {
     }
 }
 
+/// The histogram of [`RunActorState::step`]'s durations, in seconds, under Argo's name.
+pub const OPERATION_DURATION_METRIC: &str = "argo_workflows_operation_duration_seconds";
+
 impl RunActorState {
     /// Apply one event, persist, publish, then perform the actions.
     fn step(&mut self, myself: &ActorRef<RunMsg>, event: Event) -> Result<(), ActorProcessingErr> {
+        let started = std::time::Instant::now();
         let actions = self.run.apply(event);
         self.store.put_run(&self.run)?;
+        // Argo's "operation": one reconciliation of one workflow, applied and persisted.
+        metrics::histogram!(OPERATION_DURATION_METRIC).record(started.elapsed().as_secs_f64());
         self.progress.send_replace(self.run.clone());
         for action in actions {
             if let Some(hook) = &self.on_action {

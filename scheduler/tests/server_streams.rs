@@ -649,3 +649,187 @@ async fn watch_filters_by_name_and_labels() {
     assert!(is("DELETED", "b", None)(&event), "{event}");
     server.stop().await;
 }
+
+/// `GET path` as text: the status and the body.
+async fn get_text(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+    let (status, head, mut lines) = Lines::open(addr, path, "").await;
+    let mut text = String::new();
+    while let Some(line) = lines.next().await {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    (status, head, text)
+}
+
+/// The value of the sample `name{labels}` (labels exactly as rendered), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_use_argo_names_and_labels() {
+    let server = TestServer::start().await;
+    server.create("argo", &named("done")).await;
+    server.await_phase("argo", "done", "Succeeded").await;
+    server
+        .executor
+        .script(Match::Template("main".into()), Scripted::hang());
+    server.create("argo", &named("busy")).await;
+    server.await_phase("argo", "busy", "Running").await;
+
+    let (status, head, text) = get_text(server.addr, "/metrics").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("text/plain"), "{head}");
+    // Every line is a comment or a sample in Prometheus' text format.
+    let sample_line = regex::Regex::new(
+        r#"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"]*",?)*\})? [-+0-9.eEInfa]+$"#,
+    )
+    .expect("regex");
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        assert!(sample_line.is_match(line), "not a sample: {line}");
+    }
+    for (series, want) in [
+        (r#"argo_workflows_gauge{phase="Succeeded"}"#, 1.0),
+        (r#"argo_workflows_gauge{phase="Running"}"#, 1.0),
+        (r#"argo_workflows_gauge{phase="Failed"}"#, 0.0),
+        (r#"argo_workflows_count{status="Running"}"#, 1.0),
+        (r#"argo_workflows_pods_gauge{phase="Running"}"#, 1.0),
+        (r#"argo_workflows_pods_gauge{phase="Pending"}"#, 0.0),
+        (
+            r#"argo_workflows_queue_depth_gauge{queue_name="workflow_queue"}"#,
+            0.0,
+        ),
+    ] {
+        assert_eq!(sample(&text, series), Some(want), "{series}\n{text}");
+    }
+    assert!(text.contains("# TYPE argo_workflows_gauge gauge"), "{text}");
+    assert!(
+        text.contains("# TYPE argo_workflows_operation_duration_seconds histogram"),
+        "{text}"
+    );
+    let operations = sample(&text, "argo_workflows_operation_duration_seconds_count")
+        .expect("operations counted");
+    assert!(operations >= 2.0, "{text}");
+    for phase in ["Running", "Succeeded"] {
+        let series = format!(r#"argo_workflows_total_count{{phase="{phase}",namespace="argo"}}"#);
+        assert!(
+            sample(&text, &series).is_some_and(|n| n >= 1.0),
+            "{series}\n{text}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_write_queue_refuses_with_503_and_loses_nothing() {
+    let config = ServerConfig {
+        max_concurrent_writes: 1,
+        max_queued_writes: 4,
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start_with(config, tempfile::tempdir().expect("tempdir")).await;
+    // Five creates whose bodies are held back: one holds the only permit, four wait.
+    let mut held = Vec::new();
+    for i in 0..5 {
+        let body = create_body(&named(&format!("held-{i}")));
+        let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+        let head = request_head("POST", "/api/v1/workflows/argo", "", body.len());
+        stream.write_all(head.as_bytes()).await.expect("send head");
+        held.push((stream, body));
+    }
+    let queue = r#"argo_workflows_queue_depth_gauge{queue_name="workflow_queue"}"#;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, text) = get_text(server.addr, "/metrics").await;
+        if sample(&text, queue) == Some(4.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never 4 waiting:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The sixth is refused at once, asked to retry, and stores nothing.
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let body = create_body(&named("refused"));
+    let head = request_head("POST", "/api/v1/workflows/argo", "", body.len());
+    stream.write_all(head.as_bytes()).await.expect("send head");
+    stream.write_all(body.as_bytes()).await.expect("send body");
+    let (status, head, error) = read_response_head(&mut stream).await;
+    assert_eq!(status, 503, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    assert_error(&error, 14);
+    // Reads are not queued.
+    let (status, _) = server.call("GET", "/api/v1/workflows/argo", None).await;
+    assert_eq!(status, 200);
+    // The held ones are each answered once their bodies arrive, and stored.
+    for (stream, body) in &mut held {
+        stream.write_all(body.as_bytes()).await.expect("send body");
+    }
+    for (stream, _) in &mut held {
+        let (status, created) = read_response(stream).await;
+        assert_eq!(status, 200, "{created}");
+    }
+    let (_, list) = server.call("GET", "/api/v1/workflows/argo", None).await;
+    let mut names: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|w| w["metadata"]["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["held-0", "held-1", "held-2", "held-3", "held-4"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_creates_are_each_stored_or_refused() {
+    let server = TestServer::start().await;
+    let addr = server.addr;
+    let mut creates = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        creates.spawn(async move {
+            let name = format!("many-{i}");
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            let body = create_body(&named(&name));
+            let head = request_head("POST", "/api/v1/workflows/argo", "", body.len());
+            stream.write_all(head.as_bytes()).await.expect("send head");
+            stream.write_all(body.as_bytes()).await.expect("send body");
+            let (status, head, answer) = read_response_head(&mut stream).await;
+            (name, status, head, answer)
+        });
+    }
+    let mut acknowledged = std::collections::BTreeSet::new();
+    while let Some(result) = creates.join_next().await {
+        let (name, status, head, answer) = result.expect("client task");
+        match status {
+            200 => {
+                assert_eq!(answer["metadata"]["name"], name.as_str());
+                acknowledged.insert(name);
+            }
+            503 | 429 => {
+                assert!(head.to_ascii_lowercase().contains("retry-after"), "{head}");
+            }
+            other => panic!("{name}: {other} {answer}"),
+        }
+    }
+    let stored: std::collections::BTreeSet<String> = server
+        .engine
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|summary| summary.name)
+        .collect();
+    // Every acknowledged create is stored, and nothing refused was.
+    assert_eq!(stored, acknowledged);
+    server.stop().await;
+}

@@ -12,21 +12,25 @@
 //! (see [`error`]).
 //!
 //! # Layout
+//! - `admission`: writes run a few at a time; a full queue answers 503 and `Retry-After`.
 //! - [`auth`]: no auth on loopback, or bearer tokens from a file; `/api/v1/userinfo`.
 //! - [`error`]: `ApiError`, answered as grpc-gateway's `{code, message, details}`.
 //! - `events`: the watch stream, `workflow-events`, from the runs' progress channels.
 //! - `limits`: the request body limit in front of every route.
 //! - `logs`: step logs, whole or followed, as Argo's `WorkflowLogs` stream.
+//! - `metrics`: `/metrics`, Prometheus' text format under Argo's metric names.
 //! - `streaming`: streamed answers framed as grpc-gateway's (or as server-sent events).
 //! - [`workflow`]: request workflows (linted, located), run -> `Workflow` object, label selectors.
 //! - `handlers`: one function per route.
 
+mod admission;
 pub mod auth;
 pub mod error;
 mod events;
 mod handlers;
 mod limits;
 mod logs;
+mod metrics;
 mod streaming;
 pub mod workflow;
 
@@ -43,6 +47,7 @@ use tracing::{info, warn};
 
 use crate::engine::Engine;
 use crate::error::Result;
+pub use admission::{LISTEN_BACKLOG, bind};
 use auth::Auth;
 
 /// Argo Server's port.
@@ -51,6 +56,13 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:2746";
 /// The default request body limit: 32 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
+/// Writes handled at once by default: each is flushed to the store, so more at once
+/// would only wait on the disk.
+pub const DEFAULT_MAX_CONCURRENT_WRITES: usize = 16;
+
+/// Writes that may wait for their turn by default; past that they are refused with 503.
+pub const DEFAULT_MAX_QUEUED_WRITES: usize = 4096;
+
 /// How to serve.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -58,6 +70,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Who may call.
     pub auth: Auth,
+    /// Writes (any method but GET, HEAD, OPTIONS) handled at once.
+    pub max_concurrent_writes: usize,
+    /// Writes that may wait; one more is refused with 503 and `Retry-After`.
+    pub max_queued_writes: usize,
     /// Cancelled when the server starts shutting down: open streams (logs, watches) end,
     /// so the graceful shutdown does not wait for clients that never hang up.
     pub streams_end: CancellationToken,
@@ -68,6 +84,8 @@ impl Default for ServerConfig {
         ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             auth: Auth::Server,
+            max_concurrent_writes: DEFAULT_MAX_CONCURRENT_WRITES,
+            max_queued_writes: DEFAULT_MAX_QUEUED_WRITES,
             streams_end: CancellationToken::new(),
         }
     }
@@ -82,15 +100,22 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// See [`ServerConfig::streams_end`].
     pub streams_end: CancellationToken,
+    /// The write queue (its depth is a metric).
+    admission: Arc<admission::Admission>,
 }
 
 /// The API's routes over an engine.
 pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
     let limit = config.max_body_bytes;
+    let admission = Arc::new(admission::Admission::new(
+        config.max_concurrent_writes,
+        config.max_queued_writes,
+    ));
     Router::new()
         .route("/api/v1/info", get(handlers::info))
         .route("/api/v1/version", get(handlers::version))
         .route("/api/v1/userinfo", get(auth::userinfo))
+        .route("/metrics", get(metrics::metrics))
         .route(
             "/api/v1/workflows/{namespace}",
             get(handlers::list).post(handlers::create),
@@ -118,10 +143,13 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
             engine,
             max_body_bytes: limit,
             streams_end: config.streams_end.clone(),
+            admission: Arc::clone(&admission),
         })
         // limits::limit_body replaces axum's default 2 MB limit for every route.
         .layer(DefaultBodyLimit::disable())
         .layer(from_fn_with_state(limit, limits::limit_body))
+        // Before the body is read: a queued write holds a connection, not its body.
+        .layer(from_fn_with_state(admission, admission::admit))
         // Outermost: nothing, not even the body limit, runs for a caller without a token.
         .layer(from_fn_with_state(config.auth.clone(), auth::require))
 }
@@ -171,6 +199,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(Arc::clone(&engine), &config);
+    metrics::count_phases(&engine);
     let streams_end = config.streams_end.clone();
     let shutdown = async move {
         shutdown.await;

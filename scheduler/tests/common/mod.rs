@@ -15,7 +15,7 @@ use cox_worker::step::{BoxFuture, Executor, StepOutcome, StepPhase, StepSpec};
 use cox_worker::{LocalProcess, ProcessSpec};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -86,7 +86,7 @@ impl TestServer {
         let engine = Arc::new(Engine::open(engine_config).expect("open engine"));
         executor.attach_store(engine.store().clone());
         server::resume(&engine).await.expect("resume");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = server::bind(([127, 0, 0, 1], 0).into()).expect("bind");
         let addr = listener.local_addr().expect("address");
         let (stop, stopped) = oneshot::channel::<()>();
         let served = tokio::spawn(server::serve(
@@ -192,13 +192,20 @@ pub async fn call_with(
 ) -> (u16, Value) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     let body = body.unwrap_or("");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-         Content-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("send");
+    stream
+        .write_all(request_head(method, path, headers, body.len()).as_bytes())
+        .await
+        .expect("send head");
+    stream.write_all(body.as_bytes()).await.expect("send body");
     read_response(&mut stream).await
+}
+
+/// A request's head, for a body of `length` bytes sent after it.
+pub fn request_head(method: &str, path: &str, headers: &str, length: usize) -> String {
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: application/json\r\n{headers}Content-Length: {length}\r\n\r\n"
+    )
 }
 
 /// Runs each step's `command` and `args` (or `script` through `sh -c`) as a real host
@@ -267,8 +274,15 @@ impl Executor for ProcessExecutor {
     }
 }
 
-/// Read one response (headers, then `Content-Length` bytes of body).
+/// Read one response (headers, then `Content-Length` bytes of body); a JSON body parsed,
+/// any other as a string.
 pub async fn read_response(stream: &mut TcpStream) -> (u16, Value) {
+    let (status, _, body) = read_response_head(stream).await;
+    (status, body)
+}
+
+/// [`read_response`], with the head's text too.
+pub async fn read_response_head(stream: &mut TcpStream) -> (u16, String, Value) {
     let mut raw = Vec::new();
     let mut buffer = [0u8; 8192];
     let read = async {
@@ -290,14 +304,20 @@ pub async fn read_response(stream: &mut TcpStream) -> (u16, Value) {
                         .and_then(|s| s.parse().ok())
                         .expect("status code");
                     let body = &raw[end + 4..end + 4 + length];
+                    let json = head
+                        .to_ascii_lowercase()
+                        .contains("content-type: application/json");
                     let value = if body.is_empty() {
                         Value::Null
+                    } else if !json {
+                        // Not JSON (`/metrics`): the text.
+                        Value::String(String::from_utf8_lossy(body).into_owned())
                     } else {
                         serde_json::from_slice(body).unwrap_or_else(|e| {
                             panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(body))
                         })
                     };
-                    return (status, value);
+                    return (status, head, value);
                 }
             }
             let n = stream.read(&mut buffer).await.expect("read");
