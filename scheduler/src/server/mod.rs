@@ -5,8 +5,9 @@
 //! source of truth and is flushed on every write; its live-run map has its own lock), and a
 //! small task per live run removes the run from the engine's live map once it has finished.
 //!
-//! Every route, the fallback included, sits behind the same two layers: [`auth`] (a bearer
-//! token, when configured) and then [`limits`] (request bodies are limited before they are
+//! Every route, the fallback included, sits behind the same three layers: [`auth`] (a
+//! bearer token, when configured), then `admission` (writes queue for a few permits; a
+//! full queue answers 503), then `limits` (request bodies are limited before they are
 //! read, [`ServerConfig::max_body_bytes`]: a `Content-Length` over the limit is refused at
 //! once with 413, a streamed body when it crosses the limit). Errors are Argo's JSON shape
 //! (see [`error`]).
