@@ -201,10 +201,14 @@ async fn a_streamed_2_gib_body_is_cut_at_the_limit_on_every_route() {
             };
             assert!(head.starts_with("HTTP/1.1 413"), "{method} {path}: {head}");
             drop(reader);
-            sending.abort();
-            if let Ok(Ok(sent)) = tokio::time::timeout(Duration::from_secs(10), sending).await {
-                assert!(sent < TWO_GIB, "{method} {path}: the whole body was taken");
-            }
+            // The server closes the connection: the sender stops long before 2 GiB.
+            let sent = tokio::time::timeout(Duration::from_secs(30), sending)
+                .await
+                .unwrap_or_else(|_| panic!("{method} {path}: the server kept reading"))
+                .expect("sender");
+            assert!(sent < TWO_GIB, "{method} {path}: the whole body was taken");
+            // At most the limit plus what the sockets' buffers held when it closed.
+            assert!(sent < 64 << 20, "{method} {path}: {sent} bytes taken");
         }
     }
     server.stop().await;
