@@ -391,6 +391,15 @@ async fn logs_of_a_finished_run_with_argo_options() {
             vec!["alpha", "beta", "gamma", "delta", "epsilon"],
         ),
         ("?logOptions.container=wait", vec![]),
+        ("?logOptions.sinceTime.seconds=4000000000", vec![]),
+        (
+            "?logOptions.sinceTime.seconds=0",
+            vec!["alpha", "beta", "gamma", "delta", "epsilon"],
+        ),
+        (
+            "?logOptions.sinceSeconds=3600",
+            vec!["alpha", "beta", "gamma", "delta", "epsilon"],
+        ),
         (
             "?logOptions.follow=true",
             vec!["alpha", "beta", "gamma", "delta", "epsilon"],

@@ -8,7 +8,7 @@
 //!
 //! Options, as Argo's `logOptions`: `container` (only `main` has output here; other
 //! containers answer no lines), `follow` (stream until the run finishes), `tailLines`
-//! (per step), `sinceSeconds`, `timestamps`; and `grep`, a regular expression lines must
+//! (per step), `sinceSeconds`, `sinceTime.seconds`, `timestamps`; and `grep`, a regular expression lines must
 //! match. Without `follow`, lines of all steps are sorted by time; following, they are
 //! sent as they are written, new steps joining as they start.
 
@@ -77,8 +77,12 @@ impl LogOptions {
                 })
             })
             .transpose()?;
-        let since = number("logOptions.sinceSeconds")?
+        let since_seconds = number("logOptions.sinceSeconds")?
             .map(|seconds| Utc::now() - chrono::Duration::seconds(seconds.max(0)));
+        let since_time = number("logOptions.sinceTime.seconds")?
+            .map(|seconds| DateTime::from_timestamp(seconds, 0).unwrap_or(DateTime::UNIX_EPOCH));
+        // Kubernetes allows one of the two; given both, the later start is kept.
+        let since = since_seconds.max(since_time);
         let grep = query
             .get("grep")
             .filter(|g| !g.is_empty())
