@@ -404,6 +404,10 @@ async fn logs_of_a_finished_run_with_argo_options() {
             "?logOptions.follow=true",
             vec!["alpha", "beta", "gamma", "delta", "epsilon"],
         ),
+        (
+            "?logOptions.follow=True&logOptions.timestamps=F",
+            vec!["alpha", "beta", "gamma", "delta", "epsilon"],
+        ),
     ] {
         let (status, _, mut lines) = Lines::open(server.addr, &format!("{path}{query}"), "").await;
         assert_eq!(status, 200, "{query}");

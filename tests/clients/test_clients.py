@@ -4,7 +4,8 @@ Usage: python3 tests/clients/test_clients.py PATH_TO_COX
 
 Starts `cox server --no-sandbox` on a free loopback port with a fresh COX_HOME, then with
 `hera` and with `argo-workflows` (both from PyPI) submits a workflow, waits for it and
-reads its logs; then the same with a bearer token (`--auth-mode token`). Steps run as
+reads its logs; follows a running workflow's logs and watches it with the SDK; then the
+same round trips with a bearer token (`--auth-mode token`). Steps run as
 host processes (`alpine` is `sh` on the host, see worker/src/images.rs).
 """
 
@@ -106,13 +107,37 @@ def hera_roundtrip(testcase, server, token=None):
     testcase.assertTrue(lines[0]["podName"], lines)
 
 
-def argo_workflows_roundtrip(testcase, server, token=None):
-    import argo_workflows
-    from argo_workflows.api import workflow_service_api
+def shell_workflow(metadata, script):
+    """A one-step workflow running `script` with `sh -c`."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": metadata,
+        "spec": {
+            "entrypoint": "main",
+            "templates": [
+                {"name": "main", "container": {"image": "alpine", "command": ["sh", "-c"], "args": [script]}}
+            ],
+        },
+    }
+
+
+def sdk_create(api, manifest):
+    """Create through the SDK; the answer as a dict (the SDK's strict model checks are off)."""
     from argo_workflows.model.io_argoproj_workflow_v1alpha1_workflow_create_request import (
         IoArgoprojWorkflowV1alpha1WorkflowCreateRequest,
     )
 
+    return api.create_workflow(
+        "argo",
+        IoArgoprojWorkflowV1alpha1WorkflowCreateRequest(workflow=manifest, _check_type=False),
+        _check_return_type=False,
+    )
+
+
+def argo_workflows_roundtrip(testcase, server, token=None):
+    import argo_workflows
+    from argo_workflows.api import workflow_service_api
     configuration = argo_workflows.Configuration(host=server.url)
     if token:
         configuration.api_key["BearerToken"] = token
@@ -122,29 +147,7 @@ def argo_workflows_roundtrip(testcase, server, token=None):
             # The generated client sends the key under the name of its security scheme.
             client.default_headers["Authorization"] = f"Bearer {token}"
         api = workflow_service_api.WorkflowServiceApi(client)
-        manifest = {
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "Workflow",
-            "metadata": {"generateName": "sdk-"},
-            "spec": {
-                "entrypoint": "main",
-                "templates": [
-                    {
-                        "name": "main",
-                        "container": {
-                            "image": "alpine",
-                            "command": ["sh", "-c"],
-                            "args": ["echo one; echo two"],
-                        },
-                    }
-                ],
-            },
-        }
-        created = api.create_workflow(
-            "argo",
-            IoArgoprojWorkflowV1alpha1WorkflowCreateRequest(workflow=manifest, _check_type=False),
-            _check_return_type=False,
-        )
+        created = sdk_create(api, shell_workflow({"generateName": "sdk-"}, "echo one; echo two"))
         name = created["metadata"]["name"]
         testcase.assertTrue(name.startswith("sdk-"), name)
         deadline = time.monotonic() + 60
@@ -163,12 +166,49 @@ def argo_workflows_roundtrip(testcase, server, token=None):
         testcase.assertEqual({line["podName"] for line in lines}, {lines[0]["podName"]})
 
 
+def argo_workflows_follow_and_watch(testcase, server):
+    """Logs followed while the step runs, and the watch stream, through the SDK."""
+    import argo_workflows
+    from argo_workflows.api import workflow_service_api
+    gate = tempfile.TemporaryDirectory()
+    release = os.path.join(gate.name, "release")
+    script = f"echo started; while [ ! -e {release} ]; do sleep 0.05; done; echo released"
+    with argo_workflows.ApiClient(argo_workflows.Configuration(host=server.url)) as client:
+        api = workflow_service_api.WorkflowServiceApi(client)
+        watch = api.watch_workflows(
+            "argo", list_options_field_selector="metadata.name=gated", _preload_content=False
+        )
+        sdk_create(api, shell_workflow({"name": "gated"}, script))
+        logs = api.workflow_logs(
+            "argo", "gated", log_options_follow=True, _preload_content=False
+        )
+        # The first line comes while the step still waits for the release file.
+        first = json.loads(logs.readline())["result"]
+        testcase.assertEqual(first["content"], "started")
+        running = api.get_workflow("argo", "gated", _check_return_type=False)
+        testcase.assertEqual(running["status"]["phase"], "Running")
+        open(release, "w").close()
+        rest = [json.loads(line)["result"]["content"] for line in logs.read().decode().splitlines() if line]
+        testcase.assertEqual(rest, ["released"])
+        # The watch saw the workflow added, then followed it to its end.
+        phases = []
+        while "Succeeded" not in phases:
+            line = watch.readline()
+            testcase.assertTrue(line, f"the watch ended early: {phases}")
+            event = json.loads(line)["result"]
+            testcase.assertEqual(event["object"]["metadata"]["name"], "gated")
+            phases.append(event["object"].get("status", {}).get("phase"))
+        watch.release_conn()
+    gate.cleanup()
+
+
 class ClientsTest(unittest.TestCase):
     def test_hera_and_argo_workflows_without_auth(self):
         server = Server()
         try:
             hera_roundtrip(self, server)
             argo_workflows_roundtrip(self, server)
+            argo_workflows_follow_and_watch(self, server)
         finally:
             self.assertEqual(server.stop(), 0)
 

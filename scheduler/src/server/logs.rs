@@ -51,10 +51,11 @@ struct LogOptions {
 
 impl LogOptions {
     fn parse(query: &HashMap<String, String>, pod: Option<String>) -> ApiResult<LogOptions> {
+        // grpc-gateway reads booleans with Go's strconv.ParseBool (Python clients send `True`).
         let flag = |key: &str| -> ApiResult<bool> {
             match query.get(key).map(String::as_str) {
-                None | Some("" | "false" | "0") => Ok(false),
-                Some("true" | "1") => Ok(true),
+                None | Some("" | "0" | "f" | "F" | "false" | "False" | "FALSE") => Ok(false),
+                Some("1" | "t" | "T" | "true" | "True" | "TRUE") => Ok(true),
                 Some(other) => Err(ApiError::invalid(format!(
                     "{key}: expected true or false, got {other:?}"
                 ))),
