@@ -26,6 +26,7 @@ use regex::Regex;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tracing::warn;
 
 use super::error::{ApiError, ApiResult};
 use super::workflow::namespace_of;
@@ -249,9 +250,18 @@ async fn send_stored(
 ) {
     let mut lines = Vec::new();
     for (pod, _, path) in log_files(engine, run, options) {
-        // A step that never got as far as creating its log has no lines.
-        let Ok(records) = read_log(&path).await else {
-            continue;
+        let records = match read_log(&path).await {
+            Ok(records) => records,
+            // A step that never got as far as creating its log has no lines.
+            Err(cox_worker::Error::Log { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                continue;
+            }
+            Err(e) => {
+                warn!(run = %run.name, node = %pod, error = %e, "step log not readable");
+                continue;
+            }
         };
         let mut pod_lines = whole_lines(records);
         if let Some(tail) = options.tail {
