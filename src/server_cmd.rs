@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
+use cox_scheduler::server::auth::{self, Auth};
 use cox_scheduler::server::{self, ServerConfig};
 use cox_scheduler::{Engine, EngineConfig};
 
@@ -15,12 +16,29 @@ use crate::run_cmd::{local_executor, repository};
 
 #[derive(Args)]
 pub struct ServerArgs {
-    /// Address to listen on; loopback only until the API has authentication.
+    /// Address to listen on. Any but a loopback address needs `--auth-mode token` (or
+    /// `--insecure`).
     #[arg(long, default_value = server::DEFAULT_ADDR)]
     addr: SocketAddr,
+    /// How callers authenticate: `server` (nobody needs to, Argo's default) or `token`
+    /// (`Authorization: Bearer TOKEN`, tokens from --token-file).
+    #[arg(long, value_enum, default_value_t = AuthMode::Server)]
+    auth_mode: AuthMode,
+    /// The tokens of `--auth-mode token`: one a line, `TOKEN` or `NAME TOKEN`; `#` comments.
+    #[arg(long, value_name = "FILE", required_if_eq("auth_mode", "token"))]
+    token_file: Option<PathBuf>,
+    /// Serve a non-loopback address without authentication.
+    #[arg(long)]
+    insecure: bool,
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Writes (create, delete, ...) handled at once; more wait their turn.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_CONCURRENT_WRITES)]
+    max_concurrent_writes: usize,
+    /// Writes that may wait; past that a write is refused with 503 and Retry-After.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_QUEUED_WRITES)]
+    max_queued_writes: usize,
     /// Run steps as plain host processes, without the bubblewrap sandbox.
     #[arg(long)]
     no_sandbox: bool,
@@ -30,19 +48,29 @@ pub struct ServerArgs {
     config: Option<PathBuf>,
 }
 
-/// Serve until SIGTERM or SIGINT.
-pub fn run(args: ServerArgs) -> Result<ExitCode> {
-    if !server::is_loopback(&args.addr) {
-        bail!(
-            "--addr {}: not a loopback address; cox server has no authentication yet, so it only listens on 127.0.0.1 or ::1",
-            args.addr
-        );
-    }
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(serve(args))
+/// Argo Server's `--auth-mode` values that cox supports.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AuthMode {
+    /// No authentication.
+    Server,
+    /// Bearer tokens from `--token-file`.
+    Token,
 }
 
-async fn serve(args: ServerArgs) -> Result<ExitCode> {
+/// Serve until SIGTERM or SIGINT.
+pub fn run(args: ServerArgs) -> Result<ExitCode> {
+    let auth = match (args.auth_mode, &args.token_file) {
+        (AuthMode::Token, Some(file)) => Auth::from_token_file(file).map_err(anyhow::Error::msg)?,
+        (AuthMode::Token, None) => bail!("--auth-mode token needs --token-file FILE"),
+        (AuthMode::Server, Some(_)) => bail!("--token-file is only used with --auth-mode token"),
+        (AuthMode::Server, None) => Auth::Server,
+    };
+    auth::check_bind(&args.addr, &auth, args.insecure).map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(args, auth))
+}
+
+async fn serve(args: ServerArgs, auth: Auth) -> Result<ExitCode> {
     if !args.no_sandbox
         && let Err(e) = cox_worker::check_sandbox().await
     {
@@ -54,9 +82,8 @@ async fn serve(args: ServerArgs) -> Result<ExitCode> {
         &home,
         local_executor(&home, args.no_sandbox, repository),
     ))?);
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("--addr {}: cannot listen", args.addr))?;
+    let listener =
+        server::bind(args.addr).with_context(|| format!("--addr {}: cannot listen", args.addr))?;
     let resumed = server::resume(&engine).await?;
     eprintln!(
         "cox server: listening on http://{}, home {}, {} run(s) resumed",
@@ -66,6 +93,10 @@ async fn serve(args: ServerArgs) -> Result<ExitCode> {
     );
     let config = ServerConfig {
         max_body_bytes: args.max_body_bytes,
+        auth,
+        max_concurrent_writes: args.max_concurrent_writes,
+        max_queued_writes: args.max_queued_writes,
+        ..ServerConfig::default()
     };
     server::serve(listener, engine, config, shutdown_signal()).await?;
     eprintln!("cox server: stopped");

@@ -17,7 +17,7 @@ use chrono::SecondsFormat;
 use cox_config::model::Workflow;
 use cox_worker::step::Executor;
 use ractor::{Actor, ActorRef};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::info;
 
@@ -81,6 +81,19 @@ impl EngineConfig {
     }
 }
 
+/// How many run events a slow subscriber may fall behind before it is told it lagged.
+const RUN_EVENTS_BUFFER: usize = 1024;
+
+/// A change to the set of runs, for those who watch every run (`workflow-events`);
+/// each live run's own progress is [`Engine::watch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEvent {
+    /// A run's actor started (a new run, or a stored one resumed).
+    Started(String),
+    /// A run was deleted.
+    Deleted(String),
+}
+
 struct LiveRun {
     actor: ActorRef<RunMsg>,
     progress: watch::Receiver<RunState>,
@@ -95,6 +108,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     on_action: Option<ActionHook>,
     live: Mutex<HashMap<String, LiveRun>>,
+    events: broadcast::Sender<RunEvent>,
 }
 
 impl Engine {
@@ -122,6 +136,7 @@ impl Engine {
             clock: config.clock,
             on_action: config.on_action,
             live: Mutex::new(HashMap::new()),
+            events: broadcast::channel(RUN_EVENTS_BUFFER).0,
         })
     }
 
@@ -278,14 +293,21 @@ impl Engine {
                     message: format!("cannot start: {e}"),
                 })?;
         self.lock_live().insert(
-            name,
+            name.clone(),
             LiveRun {
                 actor,
                 progress,
                 handle,
             },
         );
+        // Nobody listening is fine.
+        let _ = self.events.send(RunEvent::Started(name));
         Ok(())
+    }
+
+    /// Runs starting and being deleted, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.events.subscribe()
     }
 
     /// Each new state of a live run, as it is persisted (for progress display).
@@ -380,7 +402,11 @@ impl Engine {
             live.actor.stop(Some("run deleted".into()));
             let _ = live.handle.await;
         }
-        self.store.delete_run(name)
+        let existed = self.store.delete_run(name)?;
+        if existed {
+            let _ = self.events.send(RunEvent::Deleted(name.to_string()));
+        }
+        Ok(existed)
     }
 
     /// Stop every live run's actor (their steps are cancelled); the store keeps them for

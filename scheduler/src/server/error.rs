@@ -26,6 +26,8 @@ pub enum GrpcCode {
     Internal = 13,
     /// 14: the store is busy; try again.
     Unavailable = 14,
+    /// 16: no valid token.
+    Unauthenticated = 16,
 }
 
 /// An error answered to a client.
@@ -107,9 +109,20 @@ impl From<Error> for ApiError {
     }
 }
 
+/// Seconds a client is asked to wait before retrying a request refused as unavailable.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "code": self.code as i32, "message": self.message, "details": [] });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        // Busy (the write queue is full, or the store is held): nothing was done, try again.
+        if self.code == GrpcCode::Unavailable {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }

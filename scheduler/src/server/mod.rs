@@ -5,18 +5,35 @@
 //! source of truth and is flushed on every write; its live-run map has its own lock), and a
 //! small task per live run removes the run from the engine's live map once it has finished.
 //!
-//! Request bodies are limited before they are read ([`ServerConfig::max_body_bytes`]):
-//! a `Content-Length` over the limit is refused at once with 413, a streamed body when it
-//! crosses the limit. Errors are Argo's JSON shape (see [`error`]).
+//! Every route, the fallback included, sits behind the same three layers: [`auth`] (a
+//! bearer token, when configured), then `admission` (writes queue for a few permits; a
+//! full queue answers 503), then `limits` (request bodies are limited before they are
+//! read, [`ServerConfig::max_body_bytes`]: a `Content-Length` over the limit is refused at
+//! once with 413, a streamed body when it crosses the limit). Errors are Argo's JSON shape
+//! (see [`error`]).
 //!
 //! # Layout
+//! - `admission`: writes run a few at a time; a full queue answers 503 and `Retry-After`.
+//! - [`auth`]: no auth on loopback, or bearer tokens from a file; `/api/v1/userinfo`.
 //! - [`error`]: `ApiError`, answered as grpc-gateway's `{code, message, details}`.
+//! - `events`: the watch stream, `workflow-events`, from the runs' progress channels.
+//! - `limits`: the request body limit in front of every route.
+//! - `logs`: step logs, whole or followed, as Argo's `WorkflowLogs` stream.
+//! - `metrics`: `/metrics`, Prometheus' text format under Argo's metric names.
+//! - `streaming`: streamed answers framed as grpc-gateway's (or as server-sent events).
 //! - [`workflow`]: request workflows (linted, located), run -> `Workflow` object, label selectors.
 //! - `handlers`: one function per route.
 
+mod admission;
+pub mod auth;
 pub mod error;
+mod events;
 mod handlers;
+mod limits;
+mod logs;
+mod metrics;
 mod rerun;
+mod streaming;
 pub mod workflow;
 
 use std::future::Future;
@@ -25,15 +42,15 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post, put};
-use tower_http::limit::RequestBodyLimitLayer;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::engine::Engine;
 use crate::error::Result;
-use error::ApiError;
+pub use admission::{LISTEN_BACKLOG, bind};
+use auth::Auth;
 
 /// Argo Server's port.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:2746";
@@ -41,17 +58,37 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:2746";
 /// The default request body limit: 32 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
+/// Writes handled at once by default: each is flushed to the store, so more at once
+/// would only wait on the disk.
+pub const DEFAULT_MAX_CONCURRENT_WRITES: usize = 16;
+
+/// Writes that may wait for their turn by default; past that they are refused with 503.
+pub const DEFAULT_MAX_QUEUED_WRITES: usize = 4096;
+
 /// How to serve.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Request bodies larger than this are refused with 413 before they are read.
     pub max_body_bytes: usize,
+    /// Who may call.
+    pub auth: Auth,
+    /// Writes (any method but GET, HEAD, OPTIONS) handled at once.
+    pub max_concurrent_writes: usize,
+    /// Writes that may wait; one more is refused with 503 and `Retry-After`.
+    pub max_queued_writes: usize,
+    /// Cancelled when the server starts shutting down: open streams (logs, watches) end,
+    /// so the graceful shutdown does not wait for clients that never hang up.
+    pub streams_end: CancellationToken,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            auth: Auth::Server,
+            max_concurrent_writes: DEFAULT_MAX_CONCURRENT_WRITES,
+            max_queued_writes: DEFAULT_MAX_QUEUED_WRITES,
+            streams_end: CancellationToken::new(),
         }
     }
 }
@@ -63,14 +100,24 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// The request body limit (for its error message).
     pub max_body_bytes: usize,
+    /// See [`ServerConfig::streams_end`].
+    pub streams_end: CancellationToken,
+    /// The write queue (its depth is a metric).
+    admission: Arc<admission::Admission>,
 }
 
 /// The API's routes over an engine.
 pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
     let limit = config.max_body_bytes;
+    let admission = Arc::new(admission::Admission::new(
+        config.max_concurrent_writes,
+        config.max_queued_writes,
+    ));
     Router::new()
         .route("/api/v1/info", get(handlers::info))
         .route("/api/v1/version", get(handlers::version))
+        .route("/api/v1/userinfo", get(auth::userinfo))
+        .route("/metrics", get(metrics::metrics))
         .route(
             "/api/v1/workflows/{namespace}",
             get(handlers::list).post(handlers::create),
@@ -88,31 +135,33 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
             "/api/v1/workflows/{namespace}/{name}/resubmit",
             put(rerun::resubmit),
         )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/log",
+            get(logs::workflow_logs),
+        )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/{pod}/log",
+            get(logs::pod_logs),
+        )
+        .route(
+            "/api/v1/workflow-events/{namespace}",
+            get(events::watch_workflows),
+        )
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(AppState {
             engine,
             max_body_bytes: limit,
+            streams_end: config.streams_end.clone(),
+            admission: Arc::clone(&admission),
         })
-        // tower-http's limit replaces axum's default 2 MB one: it refuses on Content-Length
-        // before reading, and stops a streamed body at the limit.
+        // limits::limit_body replaces axum's default 2 MB limit for every route.
         .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(limit))
-        .layer(axum::middleware::map_response(
-            move |response: Response| async move { json_payload_too_large(response, limit) },
-        ))
-}
-
-/// tower-http answers 413 in plain text; clients get Argo's JSON error instead.
-fn json_payload_too_large(response: Response, limit: usize) -> Response {
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
-        return ApiError::body_too_large(limit).into_response();
-    }
-    response
+        .layer(from_fn_with_state(limit, limits::limit_body))
+        // Before the body is read: a queued write holds a connection, not its body.
+        .layer(from_fn_with_state(admission, admission::admit))
+        // Outermost: nothing, not even the body limit, runs for a caller without a token.
+        .layer(from_fn_with_state(config.auth.clone(), auth::require))
 }
 
 /// Whether the server may listen there without authentication: loopback addresses only.
@@ -160,6 +209,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(Arc::clone(&engine), &config);
+    metrics::count_phases(&engine);
+    let streams_end = config.streams_end.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams_end.cancel();
+    };
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "serving Argo Server's API");
     }
