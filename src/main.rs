@@ -1,6 +1,7 @@
 //! `cox`: the Coxswain command line. Parsing and wiring only; the work lives in the crates.
 
 mod lint;
+mod resources_cmd;
 mod run_cmd;
 mod server_cmd;
 mod step_cmd;
@@ -22,6 +23,14 @@ enum Command {
     Lint(lint::LintArgs),
     #[command(flatten)]
     Runs(run_cmd::RunCommand),
+    /// Store WorkflowTemplates, ClusterWorkflowTemplates and ConfigMaps from files.
+    Apply(resources_cmd::ApplyArgs),
+    /// WorkflowTemplates: create, list, get, delete, lint.
+    #[command(subcommand)]
+    Template(resources_cmd::TemplateCommand),
+    /// ClusterWorkflowTemplates: create, list, get, delete, lint.
+    #[command(subcommand)]
+    ClusterTemplate(resources_cmd::TemplateCommand),
     /// Serve Argo Server's REST API on this machine (runs workflows locally).
     Server(server_cmd::ServerArgs),
 }
@@ -36,6 +45,9 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::run(&args),
         Command::Runs(command) => run_cmd::run(command),
         Command::Server(args) => server_cmd::run(args),
+        Command::Apply(args) => resources_cmd::apply(args),
+        Command::Template(command) => resources_cmd::template(command, false),
+        Command::ClusterTemplate(command) => resources_cmd::template(command, true),
     };
     match result {
         Ok(code) => code,

@@ -142,6 +142,11 @@ pub(crate) fn repository(home: &Path, config: Option<&Path>) -> Result<Repositor
         .map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
+/// The engine on the local home, to read and write the store (steps run sandboxed).
+pub(crate) fn open_local_engine() -> Result<Engine> {
+    open_engine(false)
+}
+
 fn open_engine(no_sandbox: bool) -> Result<Engine> {
     let config = std::env::var_os("COX_CONFIG").map(PathBuf::from);
     open_engine_with(no_sandbox, config.as_deref())

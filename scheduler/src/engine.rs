@@ -149,6 +149,7 @@ impl Engine {
             ));
         }
         workflow.metadata.creation_timestamp = Some(now.to_rfc3339_opts(SecondsFormat::Secs, true));
+        crate::resolve::resolve(&mut workflow, &self.store).map_err(Error::Submit)?;
         let mut attempts = 0;
         let state = loop {
             let name = match (&fixed_name, &prefix) {

@@ -714,3 +714,226 @@ fn the_swagger_checker_finds_missing_and_mistyped_fields() {
         "{problems:?}"
     );
 }
+
+const LIBRARY: &str = r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
+  "metadata": {"name": "library", "labels": {"team": "data"}},
+  "spec": {"templates": [
+    {"name": "outer", "inputs": {"parameters": [{"name": "message"}]},
+     "steps": [[{"name": "inner", "template": "say",
+                 "arguments": {"parameters": [{"name": "message", "value": "{{inputs.parameters.message}}"}]}}]]},
+    {"name": "say", "inputs": {"parameters": [{"name": "message"}]},
+     "container": {"image": "alpine", "command": ["echo", "{{inputs.parameters.message}}"]}}
+  ]}}"#;
+
+const CLUSTER_LIBRARY: &str = r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "ClusterWorkflowTemplate",
+  "metadata": {"name": "shared"},
+  "spec": {"entrypoint": "hello", "arguments": {"parameters": [{"name": "who", "value": "world"}]},
+    "templates": [{"name": "hello", "container": {"image": "alpine", "command": ["echo", "{{workflow.parameters.who}}"]}}]}}"#;
+
+#[tokio::test]
+async fn templates_and_config_maps_are_stored_and_resolved_at_submission() {
+    let server = TestServer::start().await;
+    // ConfigMaps, on Kubernetes' paths.
+    let config_map = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"greeting": "hello from a configmap"}}"#;
+    let (status, created) = server
+        .call(
+            "POST",
+            "/api/v1/namespaces/argo/configmaps",
+            Some(config_map),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["metadata"]["namespace"], "argo");
+    let (status, again) = server
+        .call(
+            "POST",
+            "/api/v1/namespaces/argo/configmaps",
+            Some(config_map),
+        )
+        .await;
+    assert_eq!(status, 409, "{again}");
+    assert_error(&again, 6);
+    let (status, list) = server
+        .call("GET", "/api/v1/namespaces/argo/configmaps", None)
+        .await;
+    assert_eq!(
+        (status, list["items"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+    let (status, bad) = server
+        .call(
+            "POST",
+            "/api/v1/namespaces/argo/configmaps",
+            Some(r#"{"metadata": {"name": "x"}, "data": {"n": 1}}"#),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    assert_eq!(bad["message"], "data.n: must be a string");
+
+    // WorkflowTemplates: create, lint, get, list, update; a bad one is refused with its place.
+    let (status, template) = server
+        .call(
+            "POST",
+            "/api/v1/workflow-templates/argo",
+            Some(&format!("{{\"template\": {LIBRARY}}}")),
+        )
+        .await;
+    assert_eq!(status, 200, "{template}");
+    assert_shape("WorkflowTemplate", &template);
+    assert_eq!(template["metadata"]["namespace"], "argo");
+    let (status, list) = server
+        .call(
+            "GET",
+            "/api/v1/workflow-templates/argo?listOptions.labelSelector=team%3Ddata",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_shape("WorkflowTemplateList", &list);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+    let (status, list) = server
+        .call("GET", "/api/v1/workflow-templates/other", None)
+        .await;
+    assert_eq!((status, list["items"].clone()), (200, json!([])));
+    let broken = LIBRARY.replace("\"steps\"", "\"stepz\"");
+    let (status, bad) = server
+        .call(
+            "POST",
+            "/api/v1/workflow-templates/argo/lint",
+            Some(&format!("{{\"template\": {broken}}}")),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    assert_error(&bad, 3);
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field 'stepz'"),
+        "{bad}"
+    );
+    let (status, cluster) = server
+        .call(
+            "POST",
+            "/api/v1/cluster-workflow-templates",
+            Some(&format!("{{\"template\": {CLUSTER_LIBRARY}}}")),
+        )
+        .await;
+    assert_eq!(status, 200, "{cluster}");
+    assert_shape("ClusterWorkflowTemplate", &cluster);
+    assert!(cluster["metadata"].get("namespace").is_none(), "{cluster}");
+
+    // A workflow calling the library by templateRef, with a ConfigMap parameter.
+    let workflow = r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+      "metadata": {"name": "uses-library"},
+      "spec": {"entrypoint": "main",
+        "arguments": {"parameters": [{"name": "greeting", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "greeting"}}}]},
+        "templates": [{"name": "main", "steps": [[{"name": "call", "templateRef": {"name": "library", "template": "outer"},
+          "arguments": {"parameters": [{"name": "message", "value": "{{workflow.parameters.greeting}}"}]}}]]}]}}"#;
+    let (status, created) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo",
+            Some(&create_body(workflow)),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let finished = server
+        .await_phase("argo", "uses-library", "Succeeded")
+        .await;
+    assert_shape("Workflow", &finished);
+    let stored = &finished["status"]["storedTemplates"];
+    assert!(stored["namespaced/library/outer"].is_object(), "{finished}");
+    assert!(stored["namespaced/library/say"].is_object(), "{finished}");
+    let launches = server.executor.launches();
+    assert_eq!(launches.len(), 1);
+    assert_eq!(launches[0].spec.command, ["echo", "hello from a configmap"]);
+    let node = finished["status"]["nodes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|n| n["displayName"] == "inner")
+        .expect("inner node");
+    assert_eq!(
+        node["templateRef"],
+        json!({"name": "library", "template": "say"})
+    );
+    assert_eq!(node["templateScope"], "namespaced/library");
+
+    // Submitting from the cluster template; its parameter overridden.
+    let (status, submitted) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo/submit",
+            Some(r#"{"resourceKind": "ClusterWorkflowTemplate", "resourceName": "shared", "submitOptions": {"parameters": ["who=cox"]}}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{submitted}");
+    let name = submitted["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("shared-"), "{name}");
+    assert_eq!(
+        submitted["metadata"]["labels"]["workflows.argoproj.io/cluster-workflow-template"],
+        "shared"
+    );
+    let finished = server.await_phase("argo", &name, "Succeeded").await;
+    assert_eq!(
+        finished["status"]["storedWorkflowTemplateSpec"]["arguments"]["parameters"][0]["value"],
+        "cox"
+    );
+    let (status, missing) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo/submit",
+            Some(r#"{"resourceKind": "WorkflowTemplate", "resourceName": "nope"}"#),
+        )
+        .await;
+    assert_eq!(status, 404, "{missing}");
+    assert_eq!(
+        missing["message"],
+        "workflowtemplates.argoproj.io \"nope\" not found"
+    );
+
+    // A reference to a template the server does not have is refused at creation.
+    let dangling = workflow
+        .replace("uses-library", "dangling")
+        .replace("\"library\"", "\"absent\"");
+    let (status, refused) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo",
+            Some(&create_body(&dangling)),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+
+    // Updating the template does not change what a finished run stored; deleting works.
+    let updated = LIBRARY.replace("\"echo\"", "\"printf\"");
+    let (status, body) = server
+        .call(
+            "PUT",
+            "/api/v1/workflow-templates/argo/library",
+            Some(&format!("{{\"template\": {updated}}}")),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["metadata"]["uid"], template["metadata"]["uid"]);
+    let (_, run) = server
+        .call("GET", "/api/v1/workflows/argo/uses-library", None)
+        .await;
+    assert_eq!(
+        run["status"]["storedTemplates"]["namespaced/library/say"]["container"]["command"][0],
+        "echo"
+    );
+    for path in [
+        "/api/v1/workflow-templates/argo/library",
+        "/api/v1/cluster-workflow-templates/shared",
+        "/api/v1/namespaces/argo/configmaps/settings",
+    ] {
+        let (status, body) = server.call("DELETE", path, None).await;
+        assert_eq!((status, body), (200, json!({})), "{path}");
+        let (status, body) = server.call("GET", path, None).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_error(&body, 5);
+    }
+    server.stop().await;
+}

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use cox_config::expr::Vars;
-use cox_config::model::Workflow;
+use cox_config::model::{Template, Workflow};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -10,6 +10,34 @@ use std::collections::BTreeMap;
 use super::node::{Node, Phase, node_id};
 use super::operator::{Call, Operator, TemplateSource, parse_ts, ts};
 use super::{Action, Event};
+
+/// The workflow a run executes, parsed from its JSON text: the stored WorkflowTemplate spec
+/// replaces the submitted one when there is one, and the stored templates are parsed.
+#[derive(Debug, Clone)]
+struct Executable {
+    workflow: Workflow,
+    stored: BTreeMap<String, Template>,
+}
+
+impl Executable {
+    fn new(mut workflow: Workflow) -> Result<Executable, String> {
+        let status = workflow.status.clone().unwrap_or(Value::Null);
+        if let Some(spec) = status.get(crate::resolve::STORED_SPEC) {
+            workflow.spec = serde_json::from_value(spec.clone())
+                .map_err(|e| format!("status.{}: {e}", crate::resolve::STORED_SPEC))?;
+        }
+        let mut stored = BTreeMap::new();
+        if let Some(Value::Object(templates)) = status.get(crate::resolve::STORED_TEMPLATES) {
+            for (key, template) in templates {
+                let template = serde_json::from_value(template.clone()).map_err(|e| {
+                    format!("status.{}.{key}: {e}", crate::resolve::STORED_TEMPLATES)
+                })?;
+                stored.insert(key.clone(), template);
+            }
+        }
+        Ok(Executable { workflow, stored })
+    }
+}
 
 /// Everything known about one run. Encodable by the store (no free-form JSON inside: the
 /// workflow is kept as its JSON text and parsed again when loaded).
@@ -36,7 +64,7 @@ pub struct RunState {
     /// Asked to stop: the message, and whether exit handlers are skipped (terminate).
     pub stopped: Option<(String, bool)>,
     #[serde(skip)]
-    spec: Option<Box<Workflow>>,
+    spec: Option<Box<Executable>>,
     #[serde(skip)]
     cache: super::operator::Cache,
 }
@@ -67,7 +95,7 @@ impl RunState {
             global_parameters: Vec::new(),
             main_result: None,
             stopped: None,
-            spec: Some(Box::new(workflow)),
+            spec: Some(Box::new(Executable::new(workflow)?)),
             cache: Default::default(),
         })
     }
@@ -77,10 +105,11 @@ impl RunState {
         if self.spec.is_none() {
             let wf: Workflow = serde_json::from_str(&self.workflow_json)
                 .map_err(|e| format!("stored workflow is unreadable: {e}"))?;
-            self.spec = Some(Box::new(wf));
+            self.spec = Some(Box::new(Executable::new(wf)?));
         }
         self.spec
             .as_deref()
+            .map(|e| &e.workflow)
             .ok_or_else(|| "workflow missing".to_string())
     }
 
@@ -135,12 +164,17 @@ impl RunState {
         let Some(workflow) = self.spec.take() else {
             return Vec::new();
         };
-        let actions = self.apply_with(&workflow, event);
+        let actions = self.apply_with(&workflow.workflow, &workflow.stored, event);
         self.spec = Some(workflow);
         actions
     }
 
-    fn apply_with(&mut self, workflow: &Workflow, event: Event) -> Vec<Action> {
+    fn apply_with(
+        &mut self,
+        workflow: &Workflow,
+        stored: &BTreeMap<String, Template>,
+        event: Event,
+    ) -> Vec<Action> {
         let (now, finished_step) = match event {
             Event::Start { now } => (now, None),
             Event::StepFinished {
@@ -165,6 +199,8 @@ impl RunState {
         let running_pods = self.running_steps().len();
         let mut op = Operator {
             wf: workflow,
+            stored,
+            scope: None,
             run: &self.name.clone(),
             nodes: &mut self.nodes,
             actions: Vec::new(),
@@ -482,8 +518,27 @@ impl RunState {
                 "phase": n.phase.as_str(),
             });
             let obj = node.as_object_mut().expect("object literal");
-            if let Some(t) = &n.template_name {
-                obj.insert("templateName".into(), json!(t));
+            match n
+                .template_name
+                .as_deref()
+                .map(|t| t.splitn(3, '/').collect::<Vec<_>>())
+            {
+                // A stored template's key: Argo shows the reference and its scope.
+                Some(parts) if parts.len() == 3 => {
+                    let mut reference = json!({"name": parts[1], "template": parts[2]});
+                    if parts[0] == "cluster" {
+                        reference["clusterScope"] = json!(true);
+                    }
+                    obj.insert("templateRef".into(), reference);
+                    obj.insert(
+                        "templateScope".into(),
+                        json!(format!("{}/{}", parts[0], parts[1])),
+                    );
+                }
+                Some(parts) => {
+                    obj.insert("templateName".into(), json!(parts.join("/")));
+                }
+                None => {}
             }
             if let Some(b) = &n.boundary_id {
                 obj.insert("boundaryID".into(), json!(b));
@@ -552,6 +607,16 @@ impl RunState {
             st.insert("outputs".into(), json!({"parameters": self.global_parameters.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>()}));
         }
         if let Value::Object(map) = &mut wf {
+            // What resolution stored at submission stays in the status.
+            let submitted = map.remove("status").unwrap_or(Value::Null);
+            for key in [
+                crate::resolve::STORED_TEMPLATES,
+                crate::resolve::STORED_SPEC,
+            ] {
+                if let (Some(value), Value::Object(status)) = (submitted.get(key), &mut status) {
+                    status.insert(key.into(), value.clone());
+                }
+            }
             map.insert("status".into(), status);
         }
         wf

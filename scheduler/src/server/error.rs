@@ -20,6 +20,8 @@ pub enum GrpcCode {
     AlreadyExists = 6,
     /// 8: the request body is too large.
     ResourceExhausted = 8,
+    /// 9: the workflow is not in a state the request applies to.
+    FailedPrecondition = 9,
     /// 12: the route exists but not with this method.
     Unimplemented = 12,
     /// 13: the server failed.
@@ -80,6 +82,21 @@ impl From<Error> for ApiError {
                 GrpcCode::AlreadyExists,
                 format!("workflows.argoproj.io \"{name}\" already exists"),
             ),
+            Error::ObjectNotFound { kind, name } => (
+                StatusCode::NOT_FOUND,
+                GrpcCode::NotFound,
+                format!("{} \"{name}\" not found", resource(kind)),
+            ),
+            Error::ObjectExists { kind, name } => (
+                StatusCode::CONFLICT,
+                GrpcCode::AlreadyExists,
+                format!("{} \"{name}\" already exists", resource(kind)),
+            ),
+            Error::Lifecycle { message, .. } => (
+                StatusCode::BAD_REQUEST,
+                GrpcCode::FailedPrecondition,
+                message.clone(),
+            ),
             Error::Submit(message) => (
                 StatusCode::BAD_REQUEST,
                 GrpcCode::InvalidArgument,
@@ -105,6 +122,11 @@ impl From<Error> for ApiError {
             message,
         }
     }
+}
+
+/// Kubernetes' resource name of a stored kind, for messages.
+fn resource(kind: &str) -> &str {
+    crate::store::ObjectKind::from_kind(kind).map_or(kind, |k| k.resource())
 }
 
 impl IntoResponse for ApiError {

@@ -12,10 +12,14 @@
 //! # Layout
 //! - [`error`]: `ApiError`, answered as grpc-gateway's `{code, message, details}`.
 //! - [`workflow`]: request workflows (linted, located), run -> `Workflow` object, label selectors.
-//! - `handlers`: one function per route.
+//! - `handlers`: one function per workflow route.
+//! - `templates`: (Cluster)WorkflowTemplates, and submitting from one.
+//! - `configmaps`: ConfigMaps, on Kubernetes' paths.
 
+mod configmaps;
 pub mod error;
 mod handlers;
+mod templates;
 pub mod workflow;
 
 use std::future::Future;
@@ -75,6 +79,48 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
             get(handlers::list).post(handlers::create),
         )
         .route("/api/v1/workflows/{namespace}/lint", post(handlers::lint))
+        .route(
+            "/api/v1/workflows/{namespace}/submit",
+            post(templates::submit),
+        )
+        .route(
+            "/api/v1/workflow-templates/{namespace}",
+            get(templates::list_namespaced).post(templates::create_namespaced),
+        )
+        .route(
+            "/api/v1/workflow-templates/{namespace}/lint",
+            post(templates::lint_namespaced),
+        )
+        .route(
+            "/api/v1/workflow-templates/{namespace}/{name}",
+            get(templates::get_namespaced)
+                .put(templates::update_namespaced)
+                .delete(templates::delete_namespaced),
+        )
+        .route(
+            "/api/v1/cluster-workflow-templates",
+            get(templates::list_cluster).post(templates::create_cluster),
+        )
+        .route(
+            "/api/v1/cluster-workflow-templates/lint",
+            post(templates::lint_cluster),
+        )
+        .route(
+            "/api/v1/cluster-workflow-templates/{name}",
+            get(templates::get_cluster)
+                .put(templates::update_cluster)
+                .delete(templates::delete_cluster),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/configmaps",
+            get(configmaps::list).post(configmaps::create),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/configmaps/{name}",
+            get(configmaps::get)
+                .put(configmaps::update)
+                .delete(configmaps::delete),
+        )
         .route(
             "/api/v1/workflows/{namespace}/{name}",
             get(handlers::get).delete(handlers::delete),
