@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::machine::{Action, Event, RunState};
+use crate::machine::{Action, Event, Request, RunState};
 use crate::store::Store;
 
 /// Node message of an attempt that was running when the previous `cox` process stopped.
@@ -104,6 +104,14 @@ pub enum RunMsg {
     Stop {
         /// Skip the exit handlers.
         terminate: bool,
+    },
+    /// Suspend, resume, stop or set nodes: checked, then applied and persisted; answered with the
+    /// new state, or why the request was refused (nothing changed then).
+    Lifecycle {
+        /// What is asked.
+        request: Request,
+        /// The answer.
+        reply: RpcReplyPort<Result<RunState, String>>,
     },
     /// The current state.
     Snapshot(RpcReplyPort<RunState>),
@@ -182,6 +190,16 @@ impl Actor for RunActor {
             RunMsg::Stop { terminate } => {
                 let now = state.clock.now();
                 state.step(&myself, Event::Stop { now, terminate })
+            }
+            RunMsg::Lifecycle { request, reply } => {
+                if let Err(refused) = state.run.check(&request) {
+                    let _ = reply.send(Err(refused));
+                    return Ok(());
+                }
+                let now = state.clock.now();
+                state.step(&myself, Event::Lifecycle { now, request })?;
+                let _ = reply.send(Ok(state.run.clone()));
+                Ok(())
             }
             RunMsg::Snapshot(reply) => {
                 let _ = reply.send(state.run.clone());

@@ -937,3 +937,193 @@ async fn templates_and_config_maps_are_stored_and_resolved_at_submission() {
     }
     server.stop().await;
 }
+
+/// Create `workflow` (named `name`) in `argo` and wait until its node `node` is Running.
+async fn create_and_await_running(server: &TestServer, workflow: &str, name: &str, node: &str) {
+    let (status, created) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo",
+            Some(&create_body(workflow)),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    server
+        .await_until("argo", name, "node running", |w| {
+            node_named(w, node).is_some_and(|n| n["phase"] == "Running")
+        })
+        .await;
+}
+
+/// The node of a Workflow object with this display name.
+fn node_named<'a>(workflow: &'a Value, display: &str) -> Option<&'a Value> {
+    workflow["status"]["nodes"]
+        .as_object()?
+        .values()
+        .find(|n| n["displayName"] == display)
+}
+
+#[tokio::test]
+async fn suspend_templates_wait_for_set_and_resume() {
+    let server = TestServer::start().await;
+    let workflow = r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+      "metadata": {"name": "approval"},
+      "spec": {"entrypoint": "main", "templates": [
+        {"name": "main", "steps": [[{"name": "approve", "template": "approve"}],
+          [{"name": "release", "template": "say", "arguments": {"parameters": [{"name": "m", "value": "{{steps.approve.outputs.parameters.answer}}"}]}}]]},
+        {"name": "approve", "suspend": {}, "outputs": {"parameters": [{"name": "answer", "valueFrom": {"supplied": {}}}]}},
+        {"name": "say", "inputs": {"parameters": [{"name": "m"}]}, "container": {"image": "alpine", "command": ["echo", "{{inputs.parameters.m}}"]}}]}}"#;
+    create_and_await_running(&server, workflow, "approval", "approve").await;
+    let path = "/api/v1/workflows/argo/approval";
+    let (status, refused) = server
+        .call("PUT", &format!("{path}/resume"), Some("{}"))
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_error(&refused, 9);
+    assert_eq!(
+        refused["message"],
+        "raw output parameter 'answer' has not been set and does not have a default value"
+    );
+    let (status, refused) = server
+        .call(
+            "PUT",
+            &format!("{path}/set"),
+            Some(r#"{"nodeFieldSelector": "displayName=approve", "outputParameters": "{\"other\": \"x\"}"}"#),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    let (status, set) = server
+        .call(
+            "PUT",
+            &format!("{path}/set"),
+            Some(r#"{"nodeFieldSelector": "displayName=approve", "outputParameters": "{\"answer\": \"ship it\"}", "message": "approved by test"}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_shape("Workflow", &set);
+    let approve = node_named(&set, "approve").expect("approve node");
+    assert_eq!(approve["phase"], "Running");
+    assert_eq!(approve["message"], "approved by test");
+    let (status, resumed) = server
+        .call("PUT", &format!("{path}/resume"), Some("{}"))
+        .await;
+    assert_eq!(status, 200, "{resumed}");
+    assert_shape("Workflow", &resumed);
+    let finished = server.await_phase("argo", "approval", "Succeeded").await;
+    assert_eq!(
+        node_named(&finished, "approve").unwrap()["outputs"]["parameters"][0]["value"],
+        "ship it"
+    );
+    let launches = server.executor.launches();
+    assert_eq!(launches.len(), 1);
+    assert_eq!(launches[0].spec.command, ["echo", "ship it"]);
+    let (status, completed) = server
+        .call("PUT", &format!("{path}/suspend"), Some("{}"))
+        .await;
+    assert_eq!(status, 400, "{completed}");
+    assert_eq!(completed["message"], "cannot suspend a completed workflow");
+    let (status, missing) = server
+        .call("PUT", "/api/v1/workflows/argo/nope/resume", Some("{}"))
+        .await;
+    assert_eq!(status, 404, "{missing}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_suspended_workflow_starts_nothing_until_resumed() {
+    let server = TestServer::start().await;
+    let workflow = r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+      "metadata": {"name": "paused"},
+      "spec": {"entrypoint": "main", "templates": [
+        {"name": "main", "steps": [[{"name": "hold", "template": "hold"}], [{"name": "after", "template": "say"}]]},
+        {"name": "hold", "suspend": {}},
+        {"name": "say", "container": {"image": "alpine", "command": ["echo", "after"]}}]}}"#;
+    create_and_await_running(&server, workflow, "paused", "hold").await;
+    let path = "/api/v1/workflows/argo/paused";
+    let (status, suspended) = server.call("PUT", &format!("{path}/suspend"), None).await;
+    assert_eq!(status, 200, "{suspended}");
+    assert_eq!(suspended["spec"]["suspend"], true);
+    // Resuming only the suspend node leaves the workflow suspended: the next step waits.
+    let (status, resumed) = server
+        .call(
+            "PUT",
+            &format!("{path}/resume"),
+            Some(r#"{"nodeFieldSelector": "displayName=hold"}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{resumed}");
+    assert_eq!(node_named(&resumed, "hold").unwrap()["phase"], "Succeeded");
+    assert_eq!(resumed["spec"]["suspend"], true);
+    assert_eq!(resumed["status"]["phase"], "Running");
+    assert!(
+        node_named(&resumed, "after").is_none_or(|n| n["phase"] == "Pending"),
+        "{resumed}"
+    );
+    assert_eq!(server.executor.launch_count(), 0);
+    let (status, resumed) = server.call("PUT", &format!("{path}/resume"), None).await;
+    assert_eq!(status, 200, "{resumed}");
+    assert!(resumed["spec"].get("suspend").is_none(), "{resumed}");
+    server.await_phase("argo", "paused", "Succeeded").await;
+    assert_eq!(server.executor.launch_count(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn stop_runs_exit_handlers_and_terminate_does_not() {
+    let server = TestServer::start().await;
+    let workflow = |name: &str| {
+        format!(
+            r#"{{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+      "metadata": {{"name": "{name}"}},
+      "spec": {{"entrypoint": "main", "onExit": "cleanup", "templates": [
+        {{"name": "main", "steps": [[{{"name": "hold", "template": "hold"}}]]}},
+        {{"name": "hold", "suspend": {{}}}},
+        {{"name": "cleanup", "container": {{"image": "alpine", "command": ["echo", "cleanup"]}}}}]}}}}"#
+        )
+    };
+    for (name, verb, body, cleanups) in [
+        ("stopped", "stop", r#"{"message": "not today"}"#, 1),
+        ("terminated", "terminate", "{}", 0),
+    ] {
+        create_and_await_running(&server, &workflow(name), name, "hold").await;
+        let (status, answered) = server
+            .call(
+                "PUT",
+                &format!("/api/v1/workflows/argo/{name}/{verb}"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 200, "{answered}");
+        assert_shape("Workflow", &answered);
+        let strategy = if verb == "stop" { "Stop" } else { "Terminate" };
+        assert_eq!(answered["spec"]["shutdown"], strategy);
+        let finished = server.await_phase("argo", name, "Failed").await;
+        assert_eq!(
+            finished["status"]["message"],
+            format!("Stopped with strategy '{strategy}'")
+        );
+        if verb == "stop" {
+            assert_eq!(
+                node_named(&finished, "hold").unwrap()["message"],
+                "not today"
+            );
+        }
+        let ran = server
+            .executor
+            .launches()
+            .iter()
+            .filter(|l| l.spec.run == name)
+            .count();
+        assert_eq!(ran, cleanups, "{name}: exit handler launches");
+    }
+    let (status, done) = server
+        .call(
+            "PUT",
+            "/api/v1/workflows/argo/stopped/terminate",
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(status, 400, "{done}");
+    assert_eq!(done["message"], "cannot terminate a completed workflow");
+    server.stop().await;
+}

@@ -10,10 +10,12 @@
 //! from the root the way Argo's operator does it: each template is "executed" again and is
 //! idempotent, so what already ran is kept and only the next steps are launched.
 
+mod lifecycle;
 mod node;
 mod operator;
 mod run;
 
+pub use lifecycle::{NodeFieldSelector, Request};
 pub use node::{ArtifactRef, Node, NodeType, Outputs, Phase, node_id};
 pub use run::RunState;
 
@@ -50,6 +52,14 @@ pub enum Event {
         now: DateTime<Utc>,
         /// Terminate: skip the exit handlers.
         terminate: bool,
+    },
+    /// Suspend, resume, or set suspend nodes (see [`Request`]); a request
+    /// [`RunState::check`] refuses changes nothing.
+    Lifecycle {
+        /// The current time.
+        now: DateTime<Utc>,
+        /// What is asked.
+        request: Request,
     },
 }
 

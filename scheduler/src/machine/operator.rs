@@ -995,7 +995,8 @@ impl<'a> Operator<'a> {
     ) {
         let node = self.nodes.get(id).cloned();
         let Some(node) = node else { return };
-        if node.launched {
+        // A suspended workflow starts nothing new; what runs finishes.
+        if node.launched || self.wf.spec.suspend == Some(true) {
             return;
         }
         if self

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
+use super::lifecycle::{self, Request};
 use super::node::{Node, Phase, node_id};
 use super::operator::{Call, Operator, TemplateSource, parse_ts, ts};
 use super::{Action, Event};
@@ -14,17 +15,20 @@ use super::{Action, Event};
 /// The workflow a run executes, parsed from its JSON text: the stored WorkflowTemplate spec
 /// replaces the submitted one when there is one, and the stored templates are parsed.
 #[derive(Debug, Clone)]
-struct Executable {
-    workflow: Workflow,
-    stored: BTreeMap<String, Template>,
+pub(super) struct Executable {
+    pub(super) workflow: Workflow,
+    pub(super) stored: BTreeMap<String, Template>,
 }
 
 impl Executable {
     fn new(mut workflow: Workflow) -> Result<Executable, String> {
         let status = workflow.status.clone().unwrap_or(Value::Null);
         if let Some(spec) = status.get(crate::resolve::STORED_SPEC) {
+            // Suspending is done on the workflow's own spec, as Argo does.
+            let suspend = workflow.spec.suspend;
             workflow.spec = serde_json::from_value(spec.clone())
                 .map_err(|e| format!("status.{}: {e}", crate::resolve::STORED_SPEC))?;
+            workflow.spec.suspend = suspend;
         }
         let mut stored = BTreeMap::new();
         if let Some(Value::Object(templates)) = status.get(crate::resolve::STORED_TEMPLATES) {
@@ -150,6 +154,22 @@ impl RunState {
             .collect()
     }
 
+    /// Why a lifecycle request would be refused now (nothing changes here).
+    pub fn check(&mut self, request: &Request) -> Result<(), String> {
+        if self.is_finished() {
+            return Err(format!("cannot {} a completed workflow", request.verb()));
+        }
+        self.workflow()?;
+        let executable = self.spec.as_deref().ok_or("workflow missing")?;
+        lifecycle::plan(executable, &self.nodes, request).map(drop)
+    }
+
+    /// Whether the workflow is suspended (`spec.suspend`).
+    pub fn is_suspended(&mut self) -> bool {
+        self.workflow()
+            .is_ok_and(|workflow| workflow.spec.suspend == Some(true))
+    }
+
     /// Apply one event; returns what the actor must do (after persisting this state).
     pub fn apply(&mut self, event: Event) -> Vec<Action> {
         if self.is_finished() {
@@ -159,6 +179,22 @@ impl RunState {
             self.phase = Phase::Error;
             self.message = e;
             return vec![Action::Finished];
+        }
+        // A request that is refused (see `check`) changes nothing; the tree is reconciled anyway.
+        if let Event::Lifecycle { now, request } = &event
+            && let Some(executable) = self.spec.as_deref_mut()
+            && let Ok(plan) = lifecycle::plan(executable, &self.nodes, request)
+        {
+            lifecycle::apply(
+                plan,
+                executable,
+                &mut self.workflow_json,
+                &mut self.nodes,
+                *now,
+            );
+            if let Request::Stop { terminate, .. } = request {
+                self.mark_stopped(*terminate);
+            }
         }
         // Borrow the parsed workflow out of the state for this event instead of copying it.
         let Some(workflow) = self.spec.take() else {
@@ -182,12 +218,9 @@ impl RunState {
                 outcome,
                 now,
             } => (now, Some((node_id, outcome))),
-            Event::Timer { now } => (now, None),
+            Event::Timer { now } | Event::Lifecycle { now, .. } => (now, None),
             Event::Stop { now, terminate } => {
-                if self.stopped.is_none() {
-                    let strategy = if terminate { "Terminate" } else { "Stop" };
-                    self.stopped = Some((format!("Stopped with strategy '{strategy}'"), terminate));
-                }
+                self.mark_stopped(terminate);
                 (now, None)
             }
         };
@@ -393,6 +426,14 @@ impl RunState {
             actions.push(Action::WakeAt { at });
         }
         actions
+    }
+
+    /// Asked to stop: the first request decides the strategy.
+    fn mark_stopped(&mut self, terminate: bool) {
+        if self.stopped.is_none() {
+            let strategy = if terminate { "Terminate" } else { "Stop" };
+            self.stopped = Some((format!("Stopped with strategy '{strategy}'"), terminate));
+        }
     }
 
     fn globals(&self, wf: &Workflow, now: DateTime<Utc>) -> Vars {
@@ -605,6 +646,13 @@ impl RunState {
         }
         if !self.global_parameters.is_empty() {
             st.insert("outputs".into(), json!({"parameters": self.global_parameters.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>()}));
+        }
+        if let (Some((_, terminate)), Some(spec)) = (
+            &self.stopped,
+            wf.get_mut("spec").and_then(Value::as_object_mut),
+        ) {
+            let strategy = if *terminate { "Terminate" } else { "Stop" };
+            spec.insert("shutdown".into(), json!(strategy));
         }
         if let Value::Object(map) = &mut wf {
             // What resolution stored at submission stays in the status.

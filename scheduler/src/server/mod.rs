@@ -13,12 +13,14 @@
 //! - [`error`]: `ApiError`, answered as grpc-gateway's `{code, message, details}`.
 //! - [`workflow`]: request workflows (linted, located), run -> `Workflow` object, label selectors.
 //! - `handlers`: one function per workflow route.
+//! - `lifecycle`: suspend, resume, stop, terminate, set.
 //! - `templates`: (Cluster)WorkflowTemplates, and submitting from one.
 //! - `configmaps`: ConfigMaps, on Kubernetes' paths.
 
 mod configmaps;
 pub mod error;
 mod handlers;
+mod lifecycle;
 mod templates;
 pub mod workflow;
 
@@ -30,7 +32,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower_http::limit::RequestBodyLimitLayer;
 use tracing::{info, warn};
 
@@ -82,6 +84,26 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
         .route(
             "/api/v1/workflows/{namespace}/submit",
             post(templates::submit),
+        )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/suspend",
+            put(lifecycle::suspend),
+        )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/resume",
+            put(lifecycle::resume),
+        )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/stop",
+            put(lifecycle::stop),
+        )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/terminate",
+            put(lifecycle::terminate),
+        )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/set",
+            put(lifecycle::set),
         )
         .route(
             "/api/v1/workflow-templates/{namespace}",
