@@ -11,18 +11,18 @@ use clap::{Args, Subcommand};
 use cox_config::lint::{LintInput, lint_sources};
 use cox_scheduler::objects::{self, StoredObject};
 use cox_scheduler::store::{ObjectKind, PutMode};
-use serde_json::Value;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 
+use crate::client::Client;
 use crate::run_cmd::open_local_engine;
 
 #[derive(Args)]
 pub struct ApplyArgs {
-    /// Files of WorkflowTemplates, ClusterWorkflowTemplates and ConfigMaps (repeatable).
+    /// Files of WorkflowTemplates, ClusterWorkflowTemplates and ConfigMaps (with a server,
+    /// Workflows too: they are submitted) (repeatable).
     #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
-    /// Namespace of objects that name none.
-    #[arg(short, long)]
-    namespace: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -44,25 +44,15 @@ pub struct TemplateFiles {
     /// Template files.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Namespace (WorkflowTemplates only).
-    #[arg(short, long)]
-    namespace: Option<String>,
 }
 
 #[derive(Args)]
-pub struct TemplateList {
-    /// Namespace (WorkflowTemplates only).
-    #[arg(short, long)]
-    namespace: Option<String>,
-}
+pub struct TemplateList {}
 
 #[derive(Args)]
 pub struct TemplateName {
     /// The template's name.
     name: String,
-    /// Namespace (WorkflowTemplates only).
-    #[arg(short, long)]
-    namespace: Option<String>,
     /// Output format: json or yaml (default yaml).
     #[arg(short, long, default_value = "yaml")]
     output: String,
@@ -73,9 +63,6 @@ pub struct TemplateNames {
     /// The templates' names.
     #[arg(required = true)]
     names: Vec<String>,
-    /// Namespace (WorkflowTemplates only).
-    #[arg(short, long)]
-    namespace: Option<String>,
 }
 
 const DEFAULT_NAMESPACE: &str = cox_scheduler::resolve::DEFAULT_NAMESPACE;
@@ -135,11 +122,62 @@ pub(crate) fn stored_object(
         .map_err(|e| anyhow!("{} {name}: {e}", kind.as_str()))
 }
 
-pub fn apply(args: ApplyArgs) -> Result<ExitCode> {
+pub async fn apply(
+    remote: Option<&Client>,
+    namespace: Option<&str>,
+    args: ApplyArgs,
+) -> Result<ExitCode> {
     let documents = read_objects(&args.files)?;
+    if let Some(client) = remote {
+        for (kind, value) in documents {
+            let name = value
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if kind == "Workflow" {
+                let body = json!({"namespace": client.namespace, "workflow": value});
+                let created = client
+                    .call(Method::POST, &client.workflows(None), Some(&body))
+                    .await?;
+                let name = created
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                println!("workflows.argoproj.io/{name} created");
+                continue;
+            }
+            let object = stored_object(&kind, value, Some(&client.namespace))?;
+            let (status, answer) = client
+                .call_status(
+                    Method::POST,
+                    &collection(client, object.kind),
+                    Some(&request_body(&object)),
+                )
+                .await?;
+            let verb = if status == StatusCode::CONFLICT {
+                let path = format!("{}/{}", collection(client, object.kind), object.name);
+                client
+                    .call(Method::PUT, &path, Some(&request_body(&object)))
+                    .await?;
+                "configured"
+            } else if status.is_success() {
+                "created"
+            } else {
+                bail!(
+                    "{} {name}: server: {} (HTTP {})",
+                    object.kind.as_str(),
+                    answer["message"].as_str().unwrap_or_default(),
+                    status.as_u16()
+                );
+            };
+            println!("{}/{name} {verb}", object.kind.resource());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let objects = documents
         .into_iter()
-        .map(|(kind, value)| stored_object(&kind, value, args.namespace.as_deref()))
+        .map(|(kind, value)| stored_object(&kind, value, namespace))
         .collect::<Result<Vec<_>>>()?;
     let engine = open_local_engine()?;
     for object in objects {
@@ -158,16 +196,43 @@ pub fn apply(args: ApplyArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The server's path of a kind's objects.
+fn collection(client: &Client, kind: ObjectKind) -> String {
+    match kind {
+        ObjectKind::WorkflowTemplate => format!("/api/v1/workflow-templates/{}", client.namespace),
+        ObjectKind::ClusterWorkflowTemplate => "/api/v1/cluster-workflow-templates".into(),
+        ObjectKind::ConfigMap => format!("/api/v1/namespaces/{}/configmaps", client.namespace),
+    }
+}
+
+/// The request body that creates or replaces the object: Argo's `{"template": ...}`, or the
+/// ConfigMap itself.
+fn request_body(object: &StoredObject) -> Value {
+    match object.kind {
+        ObjectKind::ConfigMap => object.value.clone(),
+        _ => json!({"namespace": object.namespace, "template": object.value}),
+    }
+}
+
 /// `cox template ...` (`cluster`: `cox cluster-template ...`).
-pub fn template(command: TemplateCommand, cluster: bool) -> Result<ExitCode> {
+pub async fn template(
+    remote: Option<&Client>,
+    namespace: Option<&str>,
+    command: TemplateCommand,
+    cluster: bool,
+) -> Result<ExitCode> {
     let kind = if cluster {
         ObjectKind::ClusterWorkflowTemplate
     } else {
         ObjectKind::WorkflowTemplate
     };
+    let namespace = namespace.unwrap_or(DEFAULT_NAMESPACE);
+    if let Some(client) = remote {
+        return remote_template(client, kind, command).await;
+    }
     match command {
         TemplateCommand::Create(args) => {
-            let objects = template_objects(kind, &args)?;
+            let objects = template_objects(kind, &args, namespace)?;
             let engine = open_local_engine()?;
             for object in objects {
                 let name = object.name.clone();
@@ -176,12 +241,11 @@ pub fn template(command: TemplateCommand, cluster: bool) -> Result<ExitCode> {
             }
         }
         TemplateCommand::Lint(args) => {
-            let objects = template_objects(kind, &args)?;
+            let objects = template_objects(kind, &args, namespace)?;
             println!("no linting errors found in {} template(s)", objects.len());
         }
-        TemplateCommand::List(args) => {
+        TemplateCommand::List(_) => {
             let engine = open_local_engine()?;
-            let namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
             for object in objects::list(engine.store(), kind, Some(namespace))? {
                 println!(
                     "{}",
@@ -194,13 +258,11 @@ pub fn template(command: TemplateCommand, cluster: bool) -> Result<ExitCode> {
         }
         TemplateCommand::Get(args) => {
             let engine = open_local_engine()?;
-            let namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
             let object = objects::get(engine.store(), kind, namespace, &args.name)?;
             print_object(&object, &args.output)?;
         }
         TemplateCommand::Delete(args) => {
             let engine = open_local_engine()?;
-            let namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
             for name in &args.names {
                 if !engine.store().delete_object(kind, namespace, name)? {
                     bail!("{} {name}: not found", kind.as_str());
@@ -212,11 +274,70 @@ pub fn template(command: TemplateCommand, cluster: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn template_objects(kind: ObjectKind, args: &TemplateFiles) -> Result<Vec<StoredObject>> {
+async fn remote_template(
+    client: &Client,
+    kind: ObjectKind,
+    command: TemplateCommand,
+) -> Result<ExitCode> {
+    let path = collection(client, kind);
+    match command {
+        TemplateCommand::Create(args) => {
+            for object in template_objects(kind, &args, &client.namespace)? {
+                client
+                    .call(Method::POST, &path, Some(&request_body(&object)))
+                    .await?;
+                println!("{}/{} created", kind.resource(), object.name);
+            }
+        }
+        TemplateCommand::Lint(args) => {
+            let objects = template_objects(kind, &args, &client.namespace)?;
+            for object in &objects {
+                client
+                    .call(
+                        Method::POST,
+                        &format!("{path}/lint"),
+                        Some(&request_body(object)),
+                    )
+                    .await?;
+            }
+            println!("no linting errors found in {} template(s)", objects.len());
+        }
+        TemplateCommand::List(_) => {
+            let list = client.get(&path).await?;
+            for item in list["items"].as_array().into_iter().flatten() {
+                println!(
+                    "{}",
+                    item.pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                );
+            }
+        }
+        TemplateCommand::Get(args) => {
+            let object = client.get(&format!("{path}/{}", args.name)).await?;
+            print_object(&object, &args.output)?;
+        }
+        TemplateCommand::Delete(args) => {
+            for name in &args.names {
+                client
+                    .call(Method::DELETE, &format!("{path}/{name}"), None)
+                    .await?;
+                println!("{} '{name}' deleted", kind.as_str());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn template_objects(
+    kind: ObjectKind,
+    args: &TemplateFiles,
+    namespace: &str,
+) -> Result<Vec<StoredObject>> {
     let objects: Vec<StoredObject> = read_objects(&args.files)?
         .into_iter()
         .filter(|(found, _)| found == kind.as_str())
-        .map(|(found, value)| stored_object(&found, value, args.namespace.as_deref()))
+        .map(|(found, value)| stored_object(&found, value, Some(namespace)))
         .collect::<Result<_>>()?;
     if objects.is_empty() {
         bail!("no {} in the files given", kind.as_str());

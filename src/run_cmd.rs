@@ -17,6 +17,9 @@ use cox_config::lint::{LintInput, lint_sources};
 use cox_config::model::{AnyString, Manifest, Parameter, Workflow};
 use cox_scheduler::machine::{Node, NodeType, Phase, RunState};
 use cox_scheduler::{Engine, EngineConfig};
+
+use crate::client::Client;
+use crate::remote_cmd;
 use cox_worker::repo_config::{CoxConfigFile, RepositoryConfig};
 use cox_worker::step::Executor;
 use cox_worker::{LocalExecutor, LocalExecutorConfig};
@@ -41,56 +44,56 @@ pub enum RunCommand {
 #[derive(Args)]
 pub struct RunArgs {
     /// The workflow file (its Workflow document, or its only document).
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Set a workflow parameter, `NAME=VALUE` (repeatable).
     #[arg(short = 'p', long = "parameter", value_name = "NAME=VALUE")]
-    parameters: Vec<String>,
+    pub(crate) parameters: Vec<String>,
     /// A YAML or JSON file of parameters, `name: value`.
     #[arg(long, value_name = "FILE")]
-    parameter_file: Option<PathBuf>,
+    pub(crate) parameter_file: Option<PathBuf>,
     /// Start with this template instead of `spec.entrypoint`.
     #[arg(long)]
-    entrypoint: Option<String>,
+    pub(crate) entrypoint: Option<String>,
     /// Output format of the final result.
     #[arg(short, long, value_enum)]
-    output: Option<Output>,
+    pub(crate) output: Option<Output>,
     /// Run steps as plain host processes, without the bubblewrap sandbox.
     #[arg(long)]
-    no_sandbox: bool,
+    pub(crate) no_sandbox: bool,
     /// The cox configuration file (YAML): `artifactRepository` (local or s3); see
     /// docs/artifacts.md.
     #[arg(long, value_name = "FILE", env = "COX_CONFIG")]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 }
 
 #[derive(Args)]
 pub struct GetArgs {
     /// The run's name.
-    name: String,
+    pub(crate) name: String,
     /// Output format.
     #[arg(short, long, value_enum)]
-    output: Option<Output>,
+    pub(crate) output: Option<Output>,
 }
 
 #[derive(Args)]
 pub struct LogsArgs {
     /// The run's name.
-    name: String,
+    pub(crate) name: String,
     /// Only this node (id, name or display name).
-    node: Option<String>,
+    pub(crate) node: Option<String>,
     /// Keep following logs that are still being written.
     #[arg(short, long)]
-    follow: bool,
+    pub(crate) follow: bool,
 }
 
 #[derive(Args)]
 pub struct DeleteArgs {
     /// The run's name.
-    name: String,
+    pub(crate) name: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Output {
+pub(crate) enum Output {
     /// The Workflow object as JSON.
     Json,
     /// The Workflow object as YAML.
@@ -99,10 +102,13 @@ enum Output {
     Wide,
 }
 
-/// Run one of the subcommands on a fresh runtime.
-pub fn run(command: RunCommand) -> Result<ExitCode> {
+/// Run one of the subcommands on a fresh runtime: against the server when there is one.
+pub fn run(command: RunCommand, remote: Option<Client>) -> Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        if let Some(client) = remote {
+            return remote_cmd::runs(&client, command).await;
+        }
         match command {
             RunCommand::Run(args) => run_workflow(args).await,
             RunCommand::Get(args) => get(args).await,
@@ -162,12 +168,26 @@ fn open_engine_with(no_sandbox: bool, config_file: Option<&Path>) -> Result<Engi
 
 async fn run_workflow(args: RunArgs) -> Result<ExitCode> {
     let workflow = read_workflow(&args)?;
-    if !args.no_sandbox
-        && let Err(e) = cox_worker::check_sandbox().await
-    {
+    run_local(
+        workflow,
+        args.no_sandbox,
+        args.config.as_deref(),
+        args.output,
+    )
+    .await
+}
+
+/// Run a workflow here to its end, showing progress; exit 0 only if it succeeded.
+pub(crate) async fn run_local(
+    workflow: Workflow,
+    no_sandbox: bool,
+    config: Option<&Path>,
+    output: Option<Output>,
+) -> Result<ExitCode> {
+    if !no_sandbox && let Err(e) = cox_worker::check_sandbox().await {
         bail!("the step sandbox is not available: {e}; install bubblewrap or pass --no-sandbox");
     }
-    let engine = std::sync::Arc::new(open_engine_with(args.no_sandbox, args.config.as_deref())?);
+    let engine = std::sync::Arc::new(open_engine_with(no_sandbox, config)?);
     let name = engine.submit(workflow).await?;
     // Ctrl-C stops the run as `argo stop` does (exit handlers run); a second one terminates it.
     let interrupts = {
@@ -190,7 +210,7 @@ async fn run_workflow(args: RunArgs) -> Result<ExitCode> {
     }
     let state = engine.await_completion(&name).await?;
     interrupts.abort();
-    print_result(&state, args.output)?;
+    print_result(&state, output)?;
     Ok(if state.phase() == Phase::Succeeded {
         ExitCode::SUCCESS
     } else {
@@ -200,9 +220,24 @@ async fn run_workflow(args: RunArgs) -> Result<ExitCode> {
 
 /// Lint the file (refusing it on errors), pick its Workflow, apply the command line.
 fn read_workflow(args: &RunArgs) -> Result<Workflow> {
-    let source = args.file.display().to_string();
-    let text =
-        std::fs::read_to_string(&args.file).with_context(|| format!("{source}: cannot read"))?;
+    workflow_from_file(
+        &args.file,
+        &args.parameters,
+        args.parameter_file.as_deref(),
+        args.entrypoint.as_deref(),
+    )
+}
+
+/// A workflow file's Workflow, linted, with `-p NAME=VALUE`, `--parameter-file` and
+/// `--entrypoint` applied.
+pub(crate) fn workflow_from_file(
+    file: &Path,
+    parameters: &[String],
+    parameter_file: Option<&Path>,
+    entrypoint: Option<&str>,
+) -> Result<Workflow> {
+    let source = file.display().to_string();
+    let text = std::fs::read_to_string(file).with_context(|| format!("{source}: cannot read"))?;
     let report = lint_sources(&[LintInput {
         source: source.clone(),
         text: text.clone(),
@@ -231,11 +266,12 @@ fn read_workflow(args: &RunArgs) -> Result<Workflow> {
         0 => bail!("{source}: no Workflow document to run"),
         n => bail!("{source}: {n} Workflow documents; cox run takes a file with one"),
     };
+    let given = parameters;
     let mut parameters: Vec<(String, String)> = Vec::new();
-    if let Some(path) = &args.parameter_file {
+    if let Some(path) = parameter_file {
         parameters.extend(read_parameter_file(path)?);
     }
-    for p in &args.parameters {
+    for p in given {
         let (name, value) = p
             .split_once('=')
             .ok_or_else(|| anyhow!("-p {p}: expected NAME=VALUE"))?;
@@ -258,8 +294,8 @@ fn read_workflow(args: &RunArgs) -> Result<Workflow> {
             None => arguments.parameters.push(Parameter::new(name, value)),
         }
     }
-    if let Some(entrypoint) = &args.entrypoint {
-        workflow.spec.entrypoint = Some(entrypoint.clone());
+    if let Some(entrypoint) = entrypoint {
+        workflow.spec.entrypoint = Some(entrypoint.to_string());
     }
     Ok(workflow)
 }
@@ -351,7 +387,7 @@ fn live_tree(state: &RunState, now: DateTime<Utc>) -> String {
     out
 }
 
-fn print_result(state: &RunState, output: Option<Output>) -> Result<()> {
+pub(crate) fn print_result(state: &RunState, output: Option<Output>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match output {
         Some(Output::Json) => writeln!(
@@ -530,7 +566,7 @@ fn node_duration(node: &Node, now: DateTime<Utc>) -> String {
 }
 
 /// `45s`, `2m 5s`, `1h 0m`, as `argo get` prints durations.
-fn human_duration(seconds: i64) -> String {
+pub(crate) fn human_duration(seconds: i64) -> String {
     match seconds {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m {}s", s / 60, s % 60),

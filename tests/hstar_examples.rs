@@ -8,7 +8,8 @@
 //! `memoize-simple.yaml` needs memoization, which has not landed: it is not run here.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -54,12 +55,18 @@ fn hstar(argo: &Path) -> Vec<(String, String)> {
 }
 
 fn cox(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cox"))
-        .env("COX_HOME", home)
-        .env_remove("COX_SERVER")
-        .args(args)
-        .output()
-        .expect("run cox")
+    cox_at(home, None, args)
+}
+
+/// `cox ARGS` on `home`, talking to `server` when given.
+fn cox_at(home: &Path, server: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cox"));
+    command.env("COX_HOME", home).args(args);
+    match server {
+        Some(server) => command.env("COX_SERVER", server),
+        None => command.env_remove("COX_SERVER"),
+    };
+    command.output().expect("run cox")
 }
 
 /// A fresh home with the prerequisites stored.
@@ -105,4 +112,168 @@ fn hstar_examples_reach_their_expected_phase() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A `cox server` on a free loopback port over `home`, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(home: &Path) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_cox"))
+            .env("COX_HOME", home)
+            .env_remove("COX_SERVER")
+            .args(["server", "--addr", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cox server");
+        let server = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "cox server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The workflow, read through the server.
+fn workflow(home: &Path, server: &str, name: &str) -> Value {
+    let output = cox_at(home, Some(server), &["get", name, "-o", "json"]);
+    assert!(
+        output.status.success(),
+        "cox get {name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("workflow JSON")
+}
+
+/// Display names of the suspend nodes waiting for a resume.
+fn waiting(workflow: &Value) -> Vec<String> {
+    workflow["status"]["nodes"]
+        .as_object()
+        .into_iter()
+        .flat_map(|nodes| nodes.values())
+        .filter(|n| n["type"] == "Suspend" && n["phase"] == "Running")
+        .filter_map(|n| n["displayName"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn suspended_examples_finish_once_resumed() {
+    let Some(argo) = argo() else { return };
+    let home = prepared_home(&argo);
+    let server = Server::start(home.path());
+    let url = server.url.as_str();
+    // What each example's suspend nodes are given before they are resumed.
+    let supplied: [(&str, &[(&str, &str)]); 3] = [
+        ("examples/suspend-template.yaml", &[]),
+        (
+            "examples/suspend-template-outputs.yaml",
+            &[("approve", "message=released by the test")],
+        ),
+        (
+            "examples/intermediate-parameters.yaml",
+            &[("approval", "approve=YES")],
+        ),
+    ];
+    let expected = hstar(&argo);
+    for (path, values) in supplied {
+        let want = &expected
+            .iter()
+            .find(|(p, _)| p == path)
+            .unwrap_or_else(|| panic!("{path} is not an H* example"))
+            .1;
+        let file = argo.join(path).display().to_string();
+        let submitted = cox_at(home.path(), Some(url), &["submit", &file]);
+        assert!(
+            submitted.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&submitted.stderr)
+        );
+        let name = String::from_utf8_lossy(&submitted.stdout)
+            .trim()
+            .to_string();
+        // Resume whatever suspend node waits, until the workflow ends (suspend-template has
+        // a manual approval and then a 20 s delay, which a resume also ends).
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let finished = loop {
+            let current = workflow(home.path(), url, &name);
+            if matches!(
+                current["status"]["phase"].as_str(),
+                Some("Succeeded" | "Failed" | "Error")
+            ) {
+                break current;
+            }
+            for node in waiting(&current) {
+                for (display, parameter) in values.iter().filter(|(d, _)| *d == node) {
+                    let set = cox_at(
+                        home.path(),
+                        Some(url),
+                        &[
+                            "node",
+                            "set",
+                            &name,
+                            "--node-field-selector",
+                            &format!("displayName={display}"),
+                            "--output-parameter",
+                            parameter,
+                        ],
+                    );
+                    assert!(
+                        set.status.success(),
+                        "{path}: node set: {}",
+                        String::from_utf8_lossy(&set.stderr)
+                    );
+                }
+                let resumed = cox_at(home.path(), Some(url), &["resume", &name]);
+                assert!(
+                    resumed.status.success(),
+                    "{path}: resume: {}",
+                    String::from_utf8_lossy(&resumed.stderr)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path}: never finished: {current}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(
+            finished["status"]["phase"],
+            want.as_str(),
+            "{path}: {finished}"
+        );
+        let waited = cox_at(home.path(), Some(url), &["wait", &name]);
+        assert!(waited.status.success(), "{path}: cox wait");
+        eprintln!("{path}: {want}");
+    }
+    let outputs = workflow(home.path(), url, "suspend-outputs");
+    let release = outputs["status"]["nodes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|n| n["displayName"] == "release")
+        .expect("release node");
+    assert_eq!(
+        release["inputs"]["parameters"][0]["value"],
+        "released by the test"
+    );
 }
