@@ -90,14 +90,18 @@ pub(crate) fn read_objects(files: &[PathBuf]) -> Result<Vec<(String, Value)>> {
     let mut out = Vec::new();
     for input in &inputs {
         let loaded = cox_config::load::load(&input.source, &input.text);
+        // In the file's order, as kubectl applies them.
+        let mut documents: Vec<(usize, String, Value)> = Vec::new();
         for document in &loaded.documents {
             let value = serde_json::to_value(&document.manifest)
                 .map_err(|e| anyhow!("{}: {e}", input.source))?;
-            out.push((document.manifest.kind().to_string(), value));
+            documents.push((document.index, document.manifest.kind().to_string(), value));
         }
         for other in loaded.others {
-            out.push((other.kind, other.value));
+            documents.push((other.index, other.kind, other.value));
         }
+        documents.sort_by_key(|(index, _, _)| *index);
+        out.extend(documents.into_iter().map(|(_, kind, value)| (kind, value)));
     }
     Ok(out)
 }

@@ -7,9 +7,13 @@
 //!
 //! `memoize-simple.yaml` needs memoization, which has not landed: it is not run here.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
+
+use support::{Server, cox_at};
 
 use serde_json::Value;
 
@@ -58,17 +62,6 @@ fn cox(home: &Path, args: &[&str]) -> Output {
     cox_at(home, None, args)
 }
 
-/// `cox ARGS` on `home`, talking to `server` when given.
-fn cox_at(home: &Path, server: Option<&str>, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cox"));
-    command.env("COX_HOME", home).args(args);
-    match server {
-        Some(server) => command.env("COX_SERVER", server),
-        None => command.env_remove("COX_SERVER"),
-    };
-    command.output().expect("run cox")
-}
-
 /// A fresh home with the prerequisites stored.
 fn prepared_home(argo: &Path) -> tempfile::TempDir {
     let home = tempfile::tempdir().expect("temp dir");
@@ -112,46 +105,6 @@ fn hstar_examples_reach_their_expected_phase() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
-}
-
-/// A `cox server` on a free loopback port over `home`, killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(home: &Path) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_cox"))
-            .env("COX_HOME", home)
-            .env_remove("COX_SERVER")
-            .args(["server", "--addr", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start cox server");
-        let server = Server {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "cox server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The workflow, read through the server.

@@ -6,6 +6,8 @@
 //!   succeeds; with one, only the matching suspend nodes do. A suspend node's output
 //!   parameters `valueFrom.supplied` must have a value by then (set, or `valueFrom.default`).
 //! - Set: phase, message and supplied output parameters of the matching active suspend nodes.
+//! - Stop: with a message or selector, the matching suspend nodes fail with it; a suspended
+//!   workflow is resumed, so that its exit handlers can run.
 
 use cox_config::model::Template;
 use serde_json::Value;
@@ -307,8 +309,9 @@ pub(super) fn plan(
                     failed = plan.nodes;
                 }
             }
+            // A stopped workflow is no longer suspended: its exit handlers run.
             Ok(Plan {
-                suspend: None,
+                suspend: Some(false),
                 nodes: failed,
             })
         }

@@ -592,3 +592,47 @@ fn node_field_selectors_match_like_argo() {
         "nodeFieldSelector: unknown field 'color'"
     );
 }
+
+#[test]
+fn stopping_a_suspended_workflow_fails_its_suspend_nodes_and_runs_the_exit_handler() {
+    let yaml = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: x}}\nspec:\n  entrypoint: main\n  onExit: bye\n  templates:\n  - name: main\n    steps:\n    - - {{name: hold, template: hold}}\n  - name: hold\n    suspend: {{}}\n  - name: bye\n    container: {{image: busybox, command: [echo, bye]}}\n{ECHO}"
+    );
+    let mut state = RunState::new(workflow(&yaml), t0()).expect("state");
+    state.apply(Event::Start { now: t0() });
+    state.apply(Event::Lifecycle {
+        now: t0(),
+        request: Request::Suspend,
+    });
+    let stop = Request::Stop {
+        terminate: false,
+        message: Some("not today".into()),
+        node_field_selector: None,
+    };
+    state.check(&stop).expect("stop is accepted");
+    let actions = state.apply(Event::Lifecycle {
+        now: t0(),
+        request: stop,
+    });
+    let launched = launches(&actions);
+    assert_eq!(launched.len(), 1, "the exit handler runs: {actions:?}");
+    assert_eq!(launched[0].command, ["echo", "bye"]);
+    assert!(!state.is_suspended());
+    let hold = state
+        .nodes
+        .values()
+        .find(|n| n.display_name == "hold")
+        .unwrap();
+    assert_eq!(
+        (hold.phase, hold.message.as_str()),
+        (Phase::Failed, "not today")
+    );
+    let actions = state.apply(Event::StepFinished {
+        node_id: launched[0].node_id.clone(),
+        outcome: ok("bye"),
+        now: t0(),
+    });
+    assert!(actions.contains(&Action::Finished));
+    assert_eq!(state.phase(), Phase::Failed);
+    assert_eq!(state.message, "Stopped with strategy 'Stop'");
+}
