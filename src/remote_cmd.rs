@@ -100,6 +100,7 @@ pub async fn runs(client: &Client, command: RunCommand) -> Result<ExitCode> {
                 &args.parameters,
                 args.parameter_file.as_deref(),
                 args.entrypoint.as_deref(),
+                None,
             )?;
             let created = create(client, &workflow).await?;
             let name = name_of(&created)?;
@@ -180,21 +181,46 @@ pub async fn submit(remote: Option<&Client>, args: SubmitArgs) -> Result<ExitCod
     if args.from.is_some() && !args.files.is_empty() {
         bail!("submit takes workflow files or --from, not both");
     }
-    let workflows = match &args.from {
-        Some(from) => vec![from_template(from, &args)?],
-        None if args.files.is_empty() => bail!("submit: no workflow file (or --from) given"),
-        None => args
-            .files
-            .iter()
-            .map(|file| {
-                run_cmd::workflow_from_file(
-                    file,
-                    &args.parameters,
-                    args.parameter_file.as_deref(),
-                    args.entrypoint.as_deref(),
-                )
-            })
-            .collect::<Result<Vec<_>>>()?,
+    if args.from.is_none() && args.files.is_empty() {
+        bail!("submit: no workflow file (or --from) given");
+    }
+    // Without a server the workflows run here (see `run_cmd::local_workflows`); a server
+    // lints what it is sent.
+    let (target, workflows) = match remote {
+        Some(client) => {
+            let workflows = match &args.from {
+                Some(from) => vec![from_template(from, &args)?],
+                None => args
+                    .files
+                    .iter()
+                    .map(|file| {
+                        run_cmd::workflow_from_file(
+                            file,
+                            &args.parameters,
+                            args.parameter_file.as_deref(),
+                            args.entrypoint.as_deref(),
+                            None,
+                        )
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            };
+            (Target::Server(client), workflows)
+        }
+        None => {
+            let (engine, mut workflows) = run_cmd::local_workflows(
+                &args.files,
+                &args.parameters,
+                args.parameter_file.as_deref(),
+                args.entrypoint.as_deref(),
+                args.no_sandbox,
+                None,
+            )
+            .await?;
+            if let Some(from) = &args.from {
+                workflows.push(from_template(from, &args)?);
+            }
+            (Target::Here(engine), workflows)
+        }
     };
     let output = match args.output.as_deref() {
         None | Some("name" | "wide") => None,
@@ -202,16 +228,19 @@ pub async fn submit(remote: Option<&Client>, args: SubmitArgs) -> Result<ExitCod
         Some("yaml") => Some(Output::Yaml),
         Some(other) => bail!("-o {other}: expected name, json or yaml"),
     };
-    let Some(client) = remote else {
+    let client = match target {
+        Target::Server(client) => client,
         // No server: the workflow runs here, so submitting waits for it.
-        let mut code = ExitCode::SUCCESS;
-        for workflow in workflows {
-            let ended = run_cmd::run_local(workflow, args.no_sandbox, None, output).await?;
-            if ended != ExitCode::SUCCESS {
-                code = ended;
+        Target::Here(engine) => {
+            let mut code = ExitCode::SUCCESS;
+            for workflow in workflows {
+                let ended = run_cmd::run_local(&engine, workflow, output).await?;
+                if ended != ExitCode::SUCCESS {
+                    code = ended;
+                }
             }
+            return Ok(code);
         }
-        return Ok(code);
     };
     let mut code = ExitCode::SUCCESS;
     for workflow in workflows {
@@ -241,6 +270,12 @@ pub async fn submit(remote: Option<&Client>, args: SubmitArgs) -> Result<ExitCod
         }
     }
     Ok(code)
+}
+
+/// Where `submit` sends workflows.
+enum Target<'c> {
+    Server(&'c Client),
+    Here(std::sync::Arc<cox_scheduler::Engine>),
 }
 
 /// The Workflow Argo's `submit --from` makes: the template by reference, with parameters.

@@ -13,8 +13,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
-use cox_config::lint::{LintInput, lint_sources};
+use cox_config::lint::lint_loaded;
 use cox_config::model::{AnyString, Manifest, Parameter, Workflow};
+use cox_config::validate::Registry;
 use cox_scheduler::machine::{Node, NodeType, Phase, RunState};
 use cox_scheduler::{Engine, EngineConfig};
 
@@ -167,27 +168,67 @@ fn open_engine_with(no_sandbox: bool, config_file: Option<&Path>) -> Result<Engi
 }
 
 async fn run_workflow(args: RunArgs) -> Result<ExitCode> {
-    let workflow = read_workflow(&args)?;
-    run_local(
-        workflow,
+    let (engine, mut workflows) = local_workflows(
+        std::slice::from_ref(&args.file),
+        &args.parameters,
+        args.parameter_file.as_deref(),
+        args.entrypoint.as_deref(),
         args.no_sandbox,
         args.config.as_deref(),
-        args.output,
     )
-    .await
+    .await?;
+    let workflow = workflows.pop().ok_or_else(|| anyhow!("no workflow"))?;
+    run_local(&engine, workflow, args.output).await
+}
+
+/// Workflow files to run here, and the engine to run them: each file is linted before the
+/// home is touched, then again against the templates the home stores.
+pub(crate) async fn local_workflows(
+    files: &[PathBuf],
+    parameters: &[String],
+    parameter_file: Option<&Path>,
+    entrypoint: Option<&str>,
+    no_sandbox: bool,
+    config: Option<&Path>,
+) -> Result<(std::sync::Arc<Engine>, Vec<Workflow>)> {
+    let read = |stored: Option<&[Manifest]>| {
+        files
+            .iter()
+            .map(|file| workflow_from_file(file, parameters, parameter_file, entrypoint, stored))
+            .collect::<Result<Vec<_>>>()
+    };
+    read(None)?;
+    let engine = open_runner(no_sandbox, config).await?;
+    let stored = stored_templates(&engine)?;
+    let workflows = read(Some(&stored))?;
+    Ok((engine, workflows))
+}
+
+/// The engine that runs workflows here (the sandbox checked first, unless refused).
+pub(crate) async fn open_runner(
+    no_sandbox: bool,
+    config: Option<&Path>,
+) -> Result<std::sync::Arc<Engine>> {
+    if !no_sandbox && let Err(e) = cox_worker::check_sandbox().await {
+        bail!("the step sandbox is not available: {e}; install bubblewrap or pass --no-sandbox");
+    }
+    Ok(std::sync::Arc::new(open_engine_with(no_sandbox, config)?))
+}
+
+/// The templates stored in the local home (default namespace), for lint.
+pub(crate) fn stored_templates(engine: &Engine) -> Result<Vec<Manifest>> {
+    Ok(cox_scheduler::objects::template_manifests(
+        engine.store(),
+        cox_scheduler::resolve::DEFAULT_NAMESPACE,
+    )?)
 }
 
 /// Run a workflow here to its end, showing progress; exit 0 only if it succeeded.
 pub(crate) async fn run_local(
+    engine: &std::sync::Arc<Engine>,
     workflow: Workflow,
-    no_sandbox: bool,
-    config: Option<&Path>,
     output: Option<Output>,
 ) -> Result<ExitCode> {
-    if !no_sandbox && let Err(e) = cox_worker::check_sandbox().await {
-        bail!("the step sandbox is not available: {e}; install bubblewrap or pass --no-sandbox");
-    }
-    let engine = std::sync::Arc::new(open_engine_with(no_sandbox, config)?);
     let name = engine.submit(workflow).await?;
     // Ctrl-C stops the run as `argo stop` does (exit handlers run); a second one terminates it.
     let interrupts = {
@@ -218,30 +259,28 @@ pub(crate) async fn run_local(
     })
 }
 
-/// Lint the file (refusing it on errors), pick its Workflow, apply the command line.
-fn read_workflow(args: &RunArgs) -> Result<Workflow> {
-    workflow_from_file(
-        &args.file,
-        &args.parameters,
-        args.parameter_file.as_deref(),
-        args.entrypoint.as_deref(),
-    )
-}
-
-/// A workflow file's Workflow, linted, with `-p NAME=VALUE`, `--parameter-file` and
-/// `--entrypoint` applied.
+/// A workflow file's Workflow, linted (references checked against `stored` templates when
+/// given, as a store that holds every template), with `-p NAME=VALUE`, `--parameter-file`
+/// and `--entrypoint` applied.
 pub(crate) fn workflow_from_file(
     file: &Path,
     parameters: &[String],
     parameter_file: Option<&Path>,
     entrypoint: Option<&str>,
+    stored: Option<&[Manifest]>,
 ) -> Result<Workflow> {
     let source = file.display().to_string();
     let text = std::fs::read_to_string(file).with_context(|| format!("{source}: cannot read"))?;
-    let report = lint_sources(&[LintInput {
-        source: source.clone(),
-        text: text.clone(),
-    }]);
+    let loaded = cox_config::load::load(&source, &text);
+    let mut registry = Registry::default();
+    registry.complete = stored.is_some();
+    for manifest in stored.unwrap_or_default() {
+        registry.add(manifest);
+    }
+    for document in &loaded.documents {
+        registry.add(&document.manifest);
+    }
+    let report = lint_loaded(std::slice::from_ref(&loaded), &registry);
     if report.error_count() > 0 {
         let mut message = String::new();
         for d in report.diagnostics.iter().filter(|d| d.is_error()) {
@@ -252,7 +291,7 @@ pub(crate) fn workflow_from_file(
             report.error_count()
         );
     }
-    let loaded = cox_config::load::load(&source, &text);
+    drop(registry);
     let mut workflows: Vec<Workflow> = loaded
         .documents
         .into_iter()

@@ -3,7 +3,7 @@
 //! API share this.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use cox_config::model::{ClusterWorkflowTemplate, WorkflowTemplate};
+use cox_config::model::{ClusterWorkflowTemplate, Manifest, WorkflowTemplate};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
@@ -121,6 +121,22 @@ impl StoredObject {
         store.put_object(self.kind, &self.namespace, &self.name, &text, mode)?;
         Ok(self.value)
     }
+}
+
+/// The stored WorkflowTemplates of `namespace` and every ClusterWorkflowTemplate, typed, for
+/// lint to check `templateRef`/`workflowTemplateRef` against.
+pub fn template_manifests(store: &Store, namespace: &str) -> Result<Vec<Manifest>> {
+    let mut out = Vec::new();
+    for (kind, namespace) in [
+        (ObjectKind::WorkflowTemplate, Some(namespace)),
+        (ObjectKind::ClusterWorkflowTemplate, None),
+    ] {
+        for text in store.list_objects(kind, namespace)? {
+            let loaded = cox_config::load::load("stored", &text);
+            out.extend(loaded.documents.into_iter().map(|d| d.manifest));
+        }
+    }
+    Ok(out)
 }
 
 /// A stored object by name, parsed.

@@ -46,21 +46,12 @@ struct TemplateRequest<'a> {
     create_options: Option<CreateOptions>,
 }
 
-/// The stored WorkflowTemplates of `namespace` and every ClusterWorkflowTemplate, typed, for
-/// lint to check references against.
+/// The templates lint checks references against (see [`objects::template_manifests`]).
 pub(super) fn stored_manifests(state: &AppState, namespace: &str) -> ApiResult<Vec<Manifest>> {
-    let store = state.engine.store();
-    let mut out = Vec::new();
-    for (kind, namespace) in [
-        (ObjectKind::WorkflowTemplate, Some(namespace)),
-        (ObjectKind::ClusterWorkflowTemplate, None),
-    ] {
-        for text in store.list_objects(kind, namespace)? {
-            let loaded = cox_config::load::load("stored", &text);
-            out.extend(loaded.documents.into_iter().map(|d| d.manifest));
-        }
-    }
-    Ok(out)
+    Ok(objects::template_manifests(
+        state.engine.store(),
+        namespace,
+    )?)
 }
 
 /// Lint the request's template and check it as a stored object of `kind`.
