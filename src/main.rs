@@ -1,8 +1,11 @@
 //! `cox`: the Coxswain command line. Parsing and wiring only; the work lives in the crates.
 
 mod cache_cmd;
+mod client;
 mod lint;
+mod remote_cmd;
 mod rerun_cmd;
+mod resources_cmd;
 mod run_cmd;
 mod server_cmd;
 mod step_cmd;
@@ -14,6 +17,12 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "cox", version, about, propagate_version = true)]
 struct Cli {
+    /// Talk to this server (`http://host:port`) instead of the local store.
+    #[arg(long, global = true, env = "COX_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// Namespace of workflows, templates and ConfigMaps (default `default`).
+    #[arg(short = 'n', long, global = true)]
+    namespace: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,6 +33,31 @@ enum Command {
     Lint(lint::LintArgs),
     #[command(flatten)]
     Runs(run_cmd::RunCommand),
+    /// Submit workflows (from files or a stored template); without a server they run here.
+    Submit(remote_cmd::SubmitArgs),
+    /// Suspend workflows: running steps finish, no new step starts.
+    Suspend(remote_cmd::LifecycleArgs),
+    /// Resume suspended workflows (or only their matching suspend nodes).
+    Resume(remote_cmd::LifecycleArgs),
+    /// Stop workflows: running steps are stopped, exit handlers run.
+    Stop(remote_cmd::LifecycleArgs),
+    /// Terminate workflows: like stop, without exit handlers.
+    Terminate(remote_cmd::LifecycleArgs),
+    /// Act on nodes of a workflow.
+    #[command(subcommand)]
+    Node(remote_cmd::NodeCommand),
+    /// Wait for workflows to end; exit 0 only if all succeeded.
+    Wait(remote_cmd::WaitArgs),
+    /// Follow a workflow to its end, printing node changes.
+    Watch(remote_cmd::WaitArgs),
+    /// Store WorkflowTemplates, ClusterWorkflowTemplates and ConfigMaps from files.
+    Apply(resources_cmd::ApplyArgs),
+    /// WorkflowTemplates: create, list, get, delete, lint.
+    #[command(subcommand)]
+    Template(resources_cmd::TemplateCommand),
+    /// ClusterWorkflowTemplates: create, list, get, delete, lint.
+    #[command(subcommand)]
+    ClusterTemplate(resources_cmd::TemplateCommand),
     /// Serve Argo Server's REST API on this machine (runs workflows locally).
     Server(server_cmd::ServerArgs),
     /// Run a failed workflow again in place: what failed (and, with --restart-successful,
@@ -43,19 +77,78 @@ fn main() -> ExitCode {
         return code;
     }
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Lint(args) => lint::run(&args),
-        Command::Runs(command) => run_cmd::run(command),
-        Command::Server(args) => server_cmd::run(args),
-        Command::Cache(command) => cache_cmd::run(command),
-        Command::Retry(args) => rerun_cmd::retry(args),
-        Command::Resubmit(args) => rerun_cmd::resubmit(args),
-    };
+    let result = dispatch(cli);
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("cox: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let namespace = cli.namespace.as_deref();
+    let remote = cli
+        .server
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|server| client::Client::new(server, namespace))
+        .transpose()?;
+    let on_runtime = |work: std::pin::Pin<
+        Box<dyn std::future::Future<Output = anyhow::Result<ExitCode>> + '_>,
+    >| {
+        tokio::runtime::Runtime::new()
+            .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
+            .block_on(work)
+    };
+    match cli.command {
+        Command::Lint(args) => lint::run(&args),
+        Command::Runs(command) => run_cmd::run(command, remote),
+        Command::Server(args) => server_cmd::run(args),
+        Command::Submit(args) => on_runtime(Box::pin(remote_cmd::submit(remote.as_ref(), args))),
+        Command::Suspend(args) => on_runtime(Box::pin(remote_cmd::lifecycle(
+            remote.as_ref(),
+            "suspend",
+            args,
+        ))),
+        Command::Resume(args) => on_runtime(Box::pin(remote_cmd::lifecycle(
+            remote.as_ref(),
+            "resume",
+            args,
+        ))),
+        Command::Stop(args) => on_runtime(Box::pin(remote_cmd::lifecycle(
+            remote.as_ref(),
+            "stop",
+            args,
+        ))),
+        Command::Terminate(args) => on_runtime(Box::pin(remote_cmd::lifecycle(
+            remote.as_ref(),
+            "terminate",
+            args,
+        ))),
+        Command::Node(command) => on_runtime(Box::pin(remote_cmd::node(remote.as_ref(), command))),
+        Command::Wait(args) => on_runtime(Box::pin(remote_cmd::wait(remote.as_ref(), args, false))),
+        Command::Watch(args) => on_runtime(Box::pin(remote_cmd::wait(remote.as_ref(), args, true))),
+        Command::Apply(args) => on_runtime(Box::pin(resources_cmd::apply(
+            remote.as_ref(),
+            namespace,
+            args,
+        ))),
+        Command::Template(command) => on_runtime(Box::pin(resources_cmd::template(
+            remote.as_ref(),
+            namespace,
+            command,
+            false,
+        ))),
+        Command::ClusterTemplate(command) => on_runtime(Box::pin(resources_cmd::template(
+            remote.as_ref(),
+            namespace,
+            command,
+            true,
+        ))),
+        Command::Cache(command) => cache_cmd::run(command),
+        Command::Retry(args) => rerun_cmd::retry(remote.as_ref(), args),
+        Command::Resubmit(args) => rerun_cmd::resubmit(remote.as_ref(), args),
     }
 }

@@ -1,14 +1,18 @@
 //! `cox retry` and `cox resubmit`: a failed run again, in place or as a new run, as
-//! `argo retry` and `argo resubmit` do; here, like `cox run`, the run is followed until it
-//! ends (exit 0 only if it succeeded).
+//! `argo retry` and `argo resubmit` do. Here, or on the server (`--server`); either way the
+//! run is followed until it ends, like `cox run` (exit 0 only if it succeeded).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
 use clap::Args;
-use cox_scheduler::machine::{NodeSelector, RetryOptions};
+use cox_scheduler::machine::{NodeFieldSelector, RetryOptions};
+use serde_json::{Value, json};
 
-use crate::run_cmd::{RunFlags, follow, parse_parameters};
+use crate::client::Client;
+use crate::remote_cmd::{exit_code, print_workflow};
+use crate::run_cmd::{Output, follow, open_runner, parse_parameters};
 
 /// What both commands share.
 #[derive(Args)]
@@ -18,8 +22,15 @@ pub struct Common {
     /// Set a workflow parameter, `NAME=VALUE` (repeatable).
     #[arg(short = 'p', long = "parameter", value_name = "NAME=VALUE")]
     parameters: Vec<String>,
-    #[command(flatten)]
-    run: RunFlags,
+    /// Output format of the final result.
+    #[arg(short, long, value_enum)]
+    output: Option<Output>,
+    /// Here: run steps as plain host processes, without the bubblewrap sandbox.
+    #[arg(long)]
+    no_sandbox: bool,
+    /// Here: the cox configuration file (see `cox run --help`).
+    #[arg(long, value_name = "FILE", env = "COX_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 /// `cox retry NAME`.
@@ -46,34 +57,60 @@ pub struct ResubmitArgs {
 }
 
 /// Retries a failed run in place, then follows it.
-pub fn retry(args: RetryArgs) -> Result<ExitCode> {
-    let options = RetryOptions {
-        restart_successful: args.restart_successful,
-        node_selector: args
-            .node_field_selector
-            .as_deref()
-            .map(NodeSelector::parse)
-            .transpose()
-            .map_err(|e| anyhow!(e))?,
-        parameters: parse_parameters(&args.common.parameters)?,
-    };
+pub fn retry(remote: Option<&Client>, args: RetryArgs) -> Result<ExitCode> {
     let c = args.common;
+    let parameters = parse_parameters(&c.parameters)?;
+    let selector = args
+        .node_field_selector
+        .as_deref()
+        .map(NodeFieldSelector::parse)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
     runtime()?.block_on(async move {
-        let engine = c.run.engine().await?;
+        if let Some(client) = remote {
+            let body = json!({
+                "restartSuccessful": args.restart_successful,
+                "nodeFieldSelector": args.node_field_selector.unwrap_or_default(),
+                "parameters": c.parameters,
+            });
+            client.lifecycle(&c.name, "retry", body).await?;
+            return follow_remote(client, &c.name, c.output).await;
+        }
+        let options = RetryOptions {
+            restart_successful: args.restart_successful,
+            node_selector: selector,
+            parameters,
+        };
+        let engine = open_runner(c.no_sandbox, c.config.as_deref()).await?;
         engine.retry(&c.name, &options).await?;
-        follow(engine, &c.name, c.run.output).await
+        follow(engine, &c.name, c.output).await
     })
 }
 
 /// Resubmits a run as a new one, then follows it.
-pub fn resubmit(args: ResubmitArgs) -> Result<ExitCode> {
+pub fn resubmit(remote: Option<&Client>, args: ResubmitArgs) -> Result<ExitCode> {
     let c = args.common;
     let parameters = parse_parameters(&c.parameters)?;
     runtime()?.block_on(async move {
-        let engine = c.run.engine().await?;
+        if let Some(client) = remote {
+            let body = json!({"memoized": args.memoized, "parameters": c.parameters});
+            let new = client.lifecycle(&c.name, "resubmit", body).await?;
+            let name = new["metadata"]["name"]
+                .as_str()
+                .ok_or_else(|| anyhow!("the server answered a workflow without a name"))?;
+            return follow_remote(client, name, c.output).await;
+        }
+        let engine = open_runner(c.no_sandbox, c.config.as_deref()).await?;
         let name = engine.resubmit(&c.name, args.memoized, &parameters).await?;
-        follow(engine, &name, c.run.output).await
+        follow(engine, &name, c.output).await
     })
+}
+
+/// Follows a run on the server to its end; prints it.
+async fn follow_remote(client: &Client, name: &str, output: Option<Output>) -> Result<ExitCode> {
+    let workflow: Value = client.follow(name, |_| {}).await?;
+    print_workflow(&workflow, output)?;
+    Ok(exit_code(&workflow))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

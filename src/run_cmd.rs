@@ -13,10 +13,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
-use cox_config::lint::{LintInput, lint_sources};
+use cox_config::lint::lint_loaded;
 use cox_config::model::{Manifest, Workflow};
+use cox_config::validate::Registry;
 use cox_scheduler::machine::{Node, NodeType, Phase, RunState};
 use cox_scheduler::{Engine, EngineConfig};
+
+use crate::client::Client;
+use crate::remote_cmd;
 use cox_worker::repo_config::{CoxConfigFile, RepositoryConfig};
 use cox_worker::step::Executor;
 use cox_worker::{LocalExecutor, LocalExecutorConfig};
@@ -41,76 +45,52 @@ pub enum RunCommand {
 #[derive(Args)]
 pub struct RunArgs {
     /// The workflow file (its Workflow document, or its only document).
-    file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Set a workflow parameter, `NAME=VALUE` (repeatable).
     #[arg(short = 'p', long = "parameter", value_name = "NAME=VALUE")]
-    parameters: Vec<String>,
+    pub(crate) parameters: Vec<String>,
     /// A YAML or JSON file of parameters, `name: value`.
     #[arg(long, value_name = "FILE")]
-    parameter_file: Option<PathBuf>,
+    pub(crate) parameter_file: Option<PathBuf>,
     /// Start with this template instead of `spec.entrypoint`.
     #[arg(long)]
-    entrypoint: Option<String>,
-    #[command(flatten)]
-    run: RunFlags,
-}
-
-/// How a run is carried out here and shown (`cox run`, `retry`, `resubmit`).
-#[derive(Args)]
-pub(crate) struct RunFlags {
+    pub(crate) entrypoint: Option<String>,
     /// Output format of the final result.
     #[arg(short, long, value_enum)]
-    pub output: Option<Output>,
+    pub(crate) output: Option<Output>,
     /// Run steps as plain host processes, without the bubblewrap sandbox.
     #[arg(long)]
-    pub no_sandbox: bool,
+    pub(crate) no_sandbox: bool,
     /// The cox configuration file (YAML): `artifactRepository` (local or s3); see
     /// docs/artifacts.md.
     #[arg(long, value_name = "FILE", env = "COX_CONFIG")]
-    pub config: Option<PathBuf>,
-}
-
-impl RunFlags {
-    /// An engine that runs steps: the sandbox checked first unless `--no-sandbox`.
-    pub(crate) async fn engine(&self) -> Result<std::sync::Arc<Engine>> {
-        if !self.no_sandbox
-            && let Err(e) = cox_worker::check_sandbox().await
-        {
-            bail!(
-                "the step sandbox is not available: {e}; install bubblewrap or pass --no-sandbox"
-            );
-        }
-        Ok(std::sync::Arc::new(open_engine_with(
-            self.no_sandbox,
-            self.config.as_deref(),
-        )?))
-    }
+    pub(crate) config: Option<PathBuf>,
 }
 
 #[derive(Args)]
 pub struct GetArgs {
     /// The run's name.
-    name: String,
+    pub(crate) name: String,
     /// Output format.
     #[arg(short, long, value_enum)]
-    output: Option<Output>,
+    pub(crate) output: Option<Output>,
 }
 
 #[derive(Args)]
 pub struct LogsArgs {
     /// The run's name.
-    name: String,
+    pub(crate) name: String,
     /// Only this node (id, name or display name).
-    node: Option<String>,
+    pub(crate) node: Option<String>,
     /// Keep following logs that are still being written.
     #[arg(short, long)]
-    follow: bool,
+    pub(crate) follow: bool,
 }
 
 #[derive(Args)]
 pub struct DeleteArgs {
     /// The run's name.
-    name: String,
+    pub(crate) name: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,10 +103,13 @@ pub(crate) enum Output {
     Wide,
 }
 
-/// Run one of the subcommands on a fresh runtime.
-pub fn run(command: RunCommand) -> Result<ExitCode> {
+/// Run one of the subcommands on a fresh runtime: against the server when there is one.
+pub fn run(command: RunCommand, remote: Option<Client>) -> Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        if let Some(client) = remote {
+            return remote_cmd::runs(&client, command).await;
+        }
         match command {
             RunCommand::Run(args) => run_workflow(args).await,
             RunCommand::Get(args) => get(args).await,
@@ -166,6 +149,11 @@ pub(crate) fn repository(home: &Path, config: Option<&Path>) -> Result<Repositor
         .map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
+/// The engine on the local home, to read and write the store (steps run sandboxed).
+pub(crate) fn open_local_engine() -> Result<Engine> {
+    open_engine(false)
+}
+
 fn open_engine(no_sandbox: bool) -> Result<Engine> {
     let config = std::env::var_os("COX_CONFIG").map(PathBuf::from);
     open_engine_with(no_sandbox, config.as_deref())
@@ -180,10 +168,69 @@ fn open_engine_with(no_sandbox: bool, config_file: Option<&Path>) -> Result<Engi
 }
 
 async fn run_workflow(args: RunArgs) -> Result<ExitCode> {
-    let workflow = read_workflow(&args)?;
-    let engine = args.run.engine().await?;
+    let (engine, mut workflows) = local_workflows(
+        std::slice::from_ref(&args.file),
+        &args.parameters,
+        args.parameter_file.as_deref(),
+        args.entrypoint.as_deref(),
+        args.no_sandbox,
+        args.config.as_deref(),
+    )
+    .await?;
+    let workflow = workflows.pop().ok_or_else(|| anyhow!("no workflow"))?;
+    run_local(&engine, workflow, args.output).await
+}
+
+/// Workflow files to run here, and the engine to run them: each file is linted before the
+/// home is touched, then again against the templates the home stores.
+pub(crate) async fn local_workflows(
+    files: &[PathBuf],
+    parameters: &[String],
+    parameter_file: Option<&Path>,
+    entrypoint: Option<&str>,
+    no_sandbox: bool,
+    config: Option<&Path>,
+) -> Result<(std::sync::Arc<Engine>, Vec<Workflow>)> {
+    let read = |stored: Option<&[Manifest]>| {
+        files
+            .iter()
+            .map(|file| workflow_from_file(file, parameters, parameter_file, entrypoint, stored))
+            .collect::<Result<Vec<_>>>()
+    };
+    read(None)?;
+    let engine = open_runner(no_sandbox, config).await?;
+    let stored = stored_templates(&engine)?;
+    let workflows = read(Some(&stored))?;
+    Ok((engine, workflows))
+}
+
+/// The engine that runs workflows here (the sandbox checked first, unless refused).
+pub(crate) async fn open_runner(
+    no_sandbox: bool,
+    config: Option<&Path>,
+) -> Result<std::sync::Arc<Engine>> {
+    if !no_sandbox && let Err(e) = cox_worker::check_sandbox().await {
+        bail!("the step sandbox is not available: {e}; install bubblewrap or pass --no-sandbox");
+    }
+    Ok(std::sync::Arc::new(open_engine_with(no_sandbox, config)?))
+}
+
+/// The templates stored in the local home (default namespace), for lint.
+pub(crate) fn stored_templates(engine: &Engine) -> Result<Vec<Manifest>> {
+    Ok(cox_scheduler::objects::template_manifests(
+        engine.store(),
+        cox_scheduler::resolve::DEFAULT_NAMESPACE,
+    )?)
+}
+
+/// Run a workflow here to its end, showing progress; exit 0 only if it succeeded.
+pub(crate) async fn run_local(
+    engine: &std::sync::Arc<Engine>,
+    workflow: Workflow,
+    output: Option<Output>,
+) -> Result<ExitCode> {
     let name = engine.submit(workflow).await?;
-    follow(engine, &name, args.run.output).await
+    follow(engine.clone(), &name, output).await
 }
 
 /// Shows run `name` of `engine` until it ends, then its result; exit 0 only if it succeeded.
@@ -221,15 +268,28 @@ pub(crate) async fn follow(
     })
 }
 
-/// Lint the file (refusing it on errors), pick its Workflow, apply the command line.
-fn read_workflow(args: &RunArgs) -> Result<Workflow> {
-    let source = args.file.display().to_string();
-    let text =
-        std::fs::read_to_string(&args.file).with_context(|| format!("{source}: cannot read"))?;
-    let report = lint_sources(&[LintInput {
-        source: source.clone(),
-        text: text.clone(),
-    }]);
+/// A workflow file's Workflow, linted (references checked against `stored` templates when
+/// given, as a store that holds every template), with `-p NAME=VALUE`, `--parameter-file`
+/// and `--entrypoint` applied.
+pub(crate) fn workflow_from_file(
+    file: &Path,
+    parameters: &[String],
+    parameter_file: Option<&Path>,
+    entrypoint: Option<&str>,
+    stored: Option<&[Manifest]>,
+) -> Result<Workflow> {
+    let source = file.display().to_string();
+    let text = std::fs::read_to_string(file).with_context(|| format!("{source}: cannot read"))?;
+    let loaded = cox_config::load::load(&source, &text);
+    let mut registry = Registry::default();
+    registry.complete = stored.is_some();
+    for manifest in stored.unwrap_or_default() {
+        registry.add(manifest);
+    }
+    for document in &loaded.documents {
+        registry.add(&document.manifest);
+    }
+    let report = lint_loaded(std::slice::from_ref(&loaded), &registry);
     if report.error_count() > 0 {
         let mut message = String::new();
         for d in report.diagnostics.iter().filter(|d| d.is_error()) {
@@ -240,7 +300,7 @@ fn read_workflow(args: &RunArgs) -> Result<Workflow> {
             report.error_count()
         );
     }
-    let loaded = cox_config::load::load(&source, &text);
+    drop(registry);
     let mut workflows: Vec<Workflow> = loaded
         .documents
         .into_iter()
@@ -254,11 +314,12 @@ fn read_workflow(args: &RunArgs) -> Result<Workflow> {
         0 => bail!("{source}: no Workflow document to run"),
         n => bail!("{source}: {n} Workflow documents; cox run takes a file with one"),
     };
+    let given = parameters;
     let mut parameters: Vec<(String, String)> = Vec::new();
-    if let Some(path) = &args.parameter_file {
+    if let Some(path) = parameter_file {
         parameters.extend(read_parameter_file(path)?);
     }
-    parameters.extend(parse_parameters(&args.parameters)?);
+    parameters.extend(parse_parameters(given)?);
     let arguments = workflow.spec.arguments.get_or_insert_default();
     for (name, value) in parameters {
         // A value outside the parameter's enum is refused before anything runs, as Argo does.
@@ -266,8 +327,8 @@ fn read_workflow(args: &RunArgs) -> Result<Workflow> {
             .set_parameter(&name, &value)
             .map_err(|e| anyhow!(e))?;
     }
-    if let Some(entrypoint) = &args.entrypoint {
-        workflow.spec.entrypoint = Some(entrypoint.clone());
+    if let Some(entrypoint) = entrypoint {
+        workflow.spec.entrypoint = Some(entrypoint.to_string());
     }
     Ok(workflow)
 }
@@ -370,7 +431,7 @@ fn live_tree(state: &RunState, now: DateTime<Utc>) -> String {
     out
 }
 
-fn print_result(state: &RunState, output: Option<Output>) -> Result<()> {
+pub(crate) fn print_result(state: &RunState, output: Option<Output>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match output {
         Some(Output::Json) => writeln!(
@@ -549,7 +610,7 @@ fn node_duration(node: &Node, now: DateTime<Utc>) -> String {
 }
 
 /// `45s`, `2m 5s`, `1h 0m`, as `argo get` prints durations.
-fn human_duration(seconds: i64) -> String {
+pub(crate) fn human_duration(seconds: i64) -> String {
     match seconds {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m {}s", s / 60, s % 60),

@@ -52,6 +52,7 @@ impl Home {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("COX_HOME", self.home())
             .env_remove("XDG_DATA_HOME")
+            .env_remove("COX_SERVER")
             .args(args)
             .output()
             .expect("run cox")

@@ -200,6 +200,7 @@ fn run_passing(sandbox: bool, key_files: bool) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cox"));
     cmd.env("COX_HOME", &home)
         .env_remove("XDG_DATA_HOME")
+        .env_remove("COX_SERVER")
         .env_remove("COX_CONFIG")
         .args(["run", "wf.yaml", "-o", "json", "--config"])
         .arg(&config)

@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::machine::{Action, Event, RunState};
+use crate::machine::{Action, Event, Request, RunState};
 use crate::store::Store;
 
 /// Node message of an attempt that was running when the previous `cox` process stopped.
@@ -113,6 +113,14 @@ pub enum RunMsg {
     },
     /// Persist the events applied since the last commit, then perform their actions.
     Commit,
+    /// Suspend, resume, stop or set nodes: checked, then applied and persisted; answered with the
+    /// new state, or why the request was refused (nothing changed then).
+    Lifecycle {
+        /// What is asked.
+        request: Request,
+        /// The answer.
+        reply: RpcReplyPort<Result<RunState, String>>,
+    },
     /// The current state.
     Snapshot(RpcReplyPort<RunState>),
     /// The final state, answered when the run finishes.
@@ -193,7 +201,21 @@ impl Actor for RunActor {
                 let now = state.clock.now();
                 state.step(&myself, Event::Stop { now, terminate })
             }
+            // Already done when something needed the state persisted at once.
+            RunMsg::Commit if !state.commit_queued => Ok(()),
             RunMsg::Commit => state.commit(&myself),
+            RunMsg::Lifecycle { request, reply } => {
+                if let Err(refused) = state.run.check(&request) {
+                    let _ = reply.send(Err(refused));
+                    return Ok(());
+                }
+                let now = state.clock.now();
+                state.step(&myself, Event::Lifecycle { now, request })?;
+                // The answer is the persisted state.
+                state.commit(&myself)?;
+                let _ = reply.send(Ok(state.run.clone()));
+                Ok(())
+            }
             RunMsg::Snapshot(reply) => {
                 // Never show a state the store does not hold yet.
                 if state.commit_queued {

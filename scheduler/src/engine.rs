@@ -24,7 +24,7 @@ use tracing::info;
 use crate::actor::{ActionHook, Clock, RunActor, RunActorArgs, RunMsg, SystemClock};
 use crate::cache::{MemoizingExecutor, StepCache};
 use crate::error::{Error, Result};
-use crate::machine::{RetryOptions, RunState};
+use crate::machine::{Request, RetryOptions, RunState};
 use crate::store::{RunSummary, Store};
 
 /// Argo's (Kubernetes') alphabet for generated name suffixes: no vowels, no look-alikes.
@@ -186,6 +186,7 @@ impl Engine {
             ));
         }
         workflow.metadata.creation_timestamp = Some(now.to_rfc3339_opts(SecondsFormat::Secs, true));
+        crate::resolve::resolve(&mut workflow, &self.store).map_err(Error::Submit)?;
         let mut attempts = 0;
         let state = loop {
             let name = match (&fixed_name, &prefix) {
@@ -377,6 +378,40 @@ impl Engine {
                 run: name.to_string(),
                 message: format!("cannot stop: {e}"),
             })
+    }
+
+    /// The live actor of a run; a stored run that is not live has finished (`verb` says what
+    /// cannot be done to it then).
+    fn live_actor(&self, name: &str, verb: &str) -> Result<ActorRef<RunMsg>> {
+        if let Some(actor) = self.lock_live().get(name).map(|live| live.actor.clone()) {
+            return Ok(actor);
+        }
+        match self.get(name)? {
+            Some(state) if state.is_finished() => Err(Error::Lifecycle {
+                run: name.to_string(),
+                message: format!("cannot {verb} a completed workflow"),
+            }),
+            Some(_) => Err(Error::Actor {
+                run: name.to_string(),
+                message: "not running in this process".into(),
+            }),
+            None => Err(Error::RunNotFound(name.to_string())),
+        }
+    }
+
+    /// Suspend, resume, stop or set nodes of a live run (see [`Request`]); the new state
+    /// once persisted, or [`Error::Lifecycle`] with why the request was refused.
+    pub async fn request(&self, name: &str, request: Request) -> Result<RunState> {
+        let actor = self.live_actor(name, request.verb())?;
+        let answer = ractor::call_t!(actor, |reply| RunMsg::Lifecycle { request, reply }, 5_000)
+            .map_err(|e| Error::Actor {
+                run: name.to_string(),
+                message: format!("no answer: {e}"),
+            })?;
+        answer.map_err(|message| Error::Lifecycle {
+            run: name.to_string(),
+            message,
+        })
     }
 
     /// Submit and wait for the end: the final state.

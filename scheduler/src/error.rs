@@ -84,6 +84,30 @@ pub enum Error {
     /// A run with this name already exists.
     #[error("run {0}: already exists")]
     RunExists(String),
+    /// No stored object of this kind has this name.
+    #[error("{kind} {name}: not found")]
+    ObjectNotFound {
+        /// The kind (`WorkflowTemplate`, `ClusterWorkflowTemplate`, `ConfigMap`).
+        kind: &'static str,
+        /// The object's name.
+        name: String,
+    },
+    /// A stored object of this kind already has this name.
+    #[error("{kind} {name}: already exists")]
+    ObjectExists {
+        /// The kind.
+        kind: &'static str,
+        /// The object's name.
+        name: String,
+    },
+    /// A lifecycle request (suspend, resume, stop, set) does not apply to the run as it is.
+    #[error("run {run}: {message}")]
+    Lifecycle {
+        /// The run's name.
+        run: String,
+        /// Why it was refused.
+        message: String,
+    },
     /// The workflow cannot be submitted (no name, cannot be encoded).
     #[error("cannot submit workflow: {0}")]
     Submit(String),

@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`machine`]: a run's pure state machine (`apply(event) -> actions`), Argo's semantics.
 //! - [`codec`]: the store's binary encoding (bincode 2, with a format version byte).
+//! - [`objects`]: WorkflowTemplates, ClusterWorkflowTemplates and ConfigMaps: checked, stored.
+//! - [`resolve`]: template references and ConfigMap parameters, resolved at submission.
 //! - [`store`]: the durable store of runs (sled), flushed on every write, one process at a time.
 //! - [`actor`]: the run actor: apply, persist, then perform the actions (launch, cancel, timers).
 //! - [`engine`]: the local engine: home directory, store, submit, await, get/list/delete.
@@ -16,6 +18,8 @@ pub mod codec;
 pub mod engine;
 pub mod error;
 pub mod machine;
+pub mod objects;
+pub mod resolve;
 pub mod server;
 pub mod store;
 #[cfg(feature = "testsuite")]

@@ -7,6 +7,8 @@
 //!   nodes costs a few small writes per event, not the whole run.
 //! - `runs_by_created`: creation time (big-endian milliseconds) followed by the name -> name,
 //!   so `list` is in submission order without decoding every run.
+//! - `workflow_templates`, `configmaps`: namespace, a zero byte, name -> the object as JSON
+//!   text; `cluster_workflow_templates`: name -> the object (see [`ObjectKind`]).
 //!
 //! Every write is flushed before it returns: the run actor persists a state before it
 //! performs the actions that state produced, so after a crash the store is never behind
@@ -36,6 +38,73 @@ const RUN: &str = "run state";
 /// How often a waiting open tries the lock again.
 const LOCK_RETRY: Duration = Duration::from_millis(100);
 
+/// The kinds of objects kept beside runs, one tree each. Objects are stored as their JSON
+/// text (encoded like every record), as the API received them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// Argo `WorkflowTemplate` (namespaced).
+    WorkflowTemplate,
+    /// Argo `ClusterWorkflowTemplate` (not namespaced).
+    ClusterWorkflowTemplate,
+    /// Kubernetes `ConfigMap` (namespaced).
+    ConfigMap,
+}
+
+impl ObjectKind {
+    /// The kind's name, as in `kind:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::WorkflowTemplate => "WorkflowTemplate",
+            ObjectKind::ClusterWorkflowTemplate => "ClusterWorkflowTemplate",
+            ObjectKind::ConfigMap => "ConfigMap",
+        }
+    }
+
+    /// The Kubernetes resource name, as Kubernetes' messages say it.
+    pub fn resource(self) -> &'static str {
+        match self {
+            ObjectKind::WorkflowTemplate => "workflowtemplates.argoproj.io",
+            ObjectKind::ClusterWorkflowTemplate => "clusterworkflowtemplates.argoproj.io",
+            ObjectKind::ConfigMap => "configmaps",
+        }
+    }
+
+    /// Whether objects of this kind live in a namespace.
+    pub fn is_namespaced(self) -> bool {
+        !matches!(self, ObjectKind::ClusterWorkflowTemplate)
+    }
+
+    fn tree(self) -> &'static str {
+        match self {
+            ObjectKind::WorkflowTemplate => "workflow_templates",
+            ObjectKind::ClusterWorkflowTemplate => "cluster_workflow_templates",
+            ObjectKind::ConfigMap => "configmaps",
+        }
+    }
+
+    /// The kind of a manifest's `kind:`, if it is one kept here.
+    pub fn from_kind(kind: &str) -> Option<ObjectKind> {
+        [
+            ObjectKind::WorkflowTemplate,
+            ObjectKind::ClusterWorkflowTemplate,
+            ObjectKind::ConfigMap,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)
+    }
+}
+
+/// How [`Store::put_object`] treats an object that already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutMode {
+    /// Only a new object: an existing one is [`Error::ObjectExists`].
+    Create,
+    /// Only an existing object: a missing one is [`Error::ObjectNotFound`].
+    Update,
+    /// Either (`cox apply`).
+    CreateOrUpdate,
+}
+
 /// One line of `cox list`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSummary {
@@ -61,6 +130,8 @@ pub struct Store {
     runs: sled::Tree,
     by_created: sled::Tree,
     nodes: sled::Tree,
+    /// One tree per [`ObjectKind`] (see [`Store::objects`]).
+    objects: [sled::Tree; 3],
     /// Per run, a hash of each node as last written, to write only what changed.
     written: std::sync::Arc<std::sync::Mutex<HashMap<String, HashMap<String, u64>>>>,
 }
@@ -109,7 +180,16 @@ impl Store {
         let runs = db.open_tree(RUNS).map_err(store_error)?;
         let by_created = db.open_tree(RUNS_BY_CREATED).map_err(store_error)?;
         let nodes = db.open_tree(NODES).map_err(store_error)?;
+        let objects = [
+            db.open_tree(ObjectKind::WorkflowTemplate.tree())
+                .map_err(store_error)?,
+            db.open_tree(ObjectKind::ClusterWorkflowTemplate.tree())
+                .map_err(store_error)?,
+            db.open_tree(ObjectKind::ConfigMap.tree())
+                .map_err(store_error)?,
+        ];
         Ok(Store {
+            objects,
             path: path.to_path_buf(),
             db,
             runs,
@@ -317,6 +397,107 @@ impl Store {
         }
     }
 
+    fn objects(&self, kind: ObjectKind) -> &sled::Tree {
+        &self.objects[match kind {
+            ObjectKind::WorkflowTemplate => 0,
+            ObjectKind::ClusterWorkflowTemplate => 1,
+            ObjectKind::ConfigMap => 2,
+        }]
+    }
+
+    /// Store an object (its JSON text) under its namespace and name; flushed. The namespace
+    /// is ignored for kinds that have none.
+    pub fn put_object(
+        &self,
+        kind: ObjectKind,
+        namespace: &str,
+        name: &str,
+        json: &str,
+        mode: PutMode,
+    ) -> Result<()> {
+        let tree = self.objects(kind);
+        let key = object_key(kind, namespace, name);
+        let bytes = codec::encode(kind.as_str(), &json.to_string())?;
+        match mode {
+            PutMode::Create => {
+                let swapped = tree
+                    .compare_and_swap(&key, None as Option<&[u8]>, Some(bytes))
+                    .map_err(|e| self.error(e))?;
+                if swapped.is_err() {
+                    return Err(Error::ObjectExists {
+                        kind: kind.as_str(),
+                        name: name.to_string(),
+                    });
+                }
+            }
+            PutMode::Update => {
+                // Replace only what is there: a concurrent delete wins over this update.
+                let mut current = tree.get(&key).map_err(|e| self.error(e))?;
+                loop {
+                    let Some(old) = current else {
+                        return Err(Error::ObjectNotFound {
+                            kind: kind.as_str(),
+                            name: name.to_string(),
+                        });
+                    };
+                    match tree
+                        .compare_and_swap(&key, Some(old), Some(bytes.clone()))
+                        .map_err(|e| self.error(e))?
+                    {
+                        Ok(()) => break,
+                        Err(conflict) => current = conflict.current,
+                    }
+                }
+            }
+            PutMode::CreateOrUpdate => {
+                tree.insert(key, bytes).map_err(|e| self.error(e))?;
+            }
+        }
+        self.flush()
+    }
+
+    /// A stored object's JSON text.
+    pub fn get_object(
+        &self,
+        kind: ObjectKind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<String>> {
+        let key = object_key(kind, namespace, name);
+        let Some(bytes) = self.objects(kind).get(&key).map_err(|e| self.error(e))? else {
+            return Ok(None);
+        };
+        decode_object(kind, &key, &bytes).map(Some)
+    }
+
+    /// The objects of a kind in a namespace (every namespace when `None`; the namespace is
+    /// ignored for kinds that have none), by name.
+    pub fn list_objects(&self, kind: ObjectKind, namespace: Option<&str>) -> Result<Vec<String>> {
+        let tree = self.objects(kind);
+        let entries = match namespace.filter(|_| kind.is_namespaced()) {
+            Some(namespace) => tree.scan_prefix(node_prefix(namespace)),
+            None => tree.iter(),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let (key, bytes) = entry.map_err(|e| self.error(e))?;
+            out.push(decode_object(kind, &key, &bytes)?);
+        }
+        Ok(out)
+    }
+
+    /// Remove an object; whether it existed. Flushed.
+    pub fn delete_object(&self, kind: ObjectKind, namespace: &str, name: &str) -> Result<bool> {
+        let key = object_key(kind, namespace, name);
+        let existed = self
+            .objects(kind)
+            .remove(key)
+            .map_err(|e| self.error(e))?
+            .is_some();
+        self.flush()?;
+        Ok(existed)
+    }
+
     /// Flush every tree to disk.
     pub(crate) fn flush(&self) -> Result<()> {
         self.db.flush().map(drop).map_err(|e| self.error(e))
@@ -342,6 +523,25 @@ fn decode_run(name: &str, bytes: &[u8]) -> Result<RunState> {
         key: format!("{RUNS}/{name}"),
         source: Box::new(e),
     })
+}
+
+fn decode_object(kind: ObjectKind, key: &[u8], bytes: &[u8]) -> Result<String> {
+    codec::decode(kind.as_str(), bytes).map_err(|e| Error::Record {
+        key: format!(
+            "{}/{}",
+            kind.tree(),
+            String::from_utf8_lossy(key).replace('\0', "/")
+        ),
+        source: Box::new(e),
+    })
+}
+
+fn object_key(kind: ObjectKind, namespace: &str, name: &str) -> Vec<u8> {
+    if kind.is_namespaced() {
+        node_key(namespace, name)
+    } else {
+        name.as_bytes().to_vec()
+    }
 }
 
 fn open_error(path: &Path, source: sled::Error) -> Error {

@@ -1,7 +1,7 @@
 //! Retry and resubmit through the engine (Argo's `retry` and `resubmit --memoized`), with a
 //! fake executor that counts launches and a real store.
 
-use cox_scheduler::machine::{NodeSelector, Phase, RESUBMITTED_FROM, RetryOptions, RunState};
+use cox_scheduler::machine::{NodeFieldSelector, Phase, RESUBMITTED_FROM, RetryOptions, RunState};
 use cox_scheduler::testsuite::{Match, SchedulerTest, Scripted, failed, succeeded};
 use serde_json::Value;
 
@@ -190,7 +190,7 @@ async fn retry_restarts_selected_successful_nodes() {
     let old = failed_chain(&test).await;
     let options = RetryOptions {
         restart_successful: true,
-        node_selector: Some(NodeSelector::parse("displayName=A").expect("selector")),
+        node_selector: Some(NodeFieldSelector::parse("displayName=A").expect("selector")),
         parameters: Vec::new(),
     };
     test.engine()
@@ -200,8 +200,8 @@ async fn retry_restarts_selected_successful_nodes() {
     let state = test.await_completion(&old.name).await;
     assert_eq!(state.phase(), Phase::Succeeded, "{}", state.message);
     assert_eq!(test.executor.launch_count_of("a"), 2, "A was selected");
-    assert!(NodeSelector::parse("color=red").is_err());
-    assert!(NodeSelector::parse("displayName").is_err());
+    assert!(NodeFieldSelector::parse("color=red").is_err());
+    assert!(NodeFieldSelector::parse("displayName").is_err());
 }
 
 #[tokio::test]

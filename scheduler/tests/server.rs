@@ -4,7 +4,7 @@
 
 use cox_scheduler::server::{self, ServerConfig};
 use cox_scheduler::testsuite::{Match, Scripted};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -467,12 +467,425 @@ async fn retry_and_resubmit_a_failed_workflow() {
         body["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("unknown field \"colour\""),
+            .contains("unknown field 'colour'"),
         "{body}"
     );
     let (status, _) = server
         .call("PUT", "/api/v1/workflows/default/nope/resubmit", Some("{}"))
         .await;
     assert_eq!(status, 404);
+    server.stop().await;
+}
+
+const LIBRARY: &str = r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
+  "metadata": {"name": "library", "labels": {"team": "data"}},
+  "spec": {"templates": [
+    {"name": "outer", "inputs": {"parameters": [{"name": "message"}]},
+     "steps": [[{"name": "inner", "template": "say",
+                 "arguments": {"parameters": [{"name": "message", "value": "{{inputs.parameters.message}}"}]}}]]},
+    {"name": "say", "inputs": {"parameters": [{"name": "message"}]},
+     "container": {"image": "alpine", "command": ["echo", "{{inputs.parameters.message}}"]}}
+  ]}}"#;
+
+const CLUSTER_LIBRARY: &str = r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "ClusterWorkflowTemplate",
+  "metadata": {"name": "shared"},
+  "spec": {"entrypoint": "hello", "arguments": {"parameters": [{"name": "who", "value": "world"}]},
+    "templates": [{"name": "hello", "container": {"image": "alpine", "command": ["echo", "{{workflow.parameters.who}}"]}}]}}"#;
+
+#[tokio::test]
+async fn templates_and_config_maps_are_stored_and_resolved_at_submission() {
+    let server = TestServer::start().await;
+    // ConfigMaps, on Kubernetes' paths.
+    let config_map = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"greeting": "hello from a configmap"}}"#;
+    let (status, created) = server
+        .call(
+            "POST",
+            "/api/v1/namespaces/argo/configmaps",
+            Some(config_map),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["metadata"]["namespace"], "argo");
+    let (status, again) = server
+        .call(
+            "POST",
+            "/api/v1/namespaces/argo/configmaps",
+            Some(config_map),
+        )
+        .await;
+    assert_eq!(status, 409, "{again}");
+    assert_error(&again, 6);
+    let (status, list) = server
+        .call("GET", "/api/v1/namespaces/argo/configmaps", None)
+        .await;
+    assert_eq!(
+        (status, list["items"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+    let (status, bad) = server
+        .call(
+            "POST",
+            "/api/v1/namespaces/argo/configmaps",
+            Some(r#"{"metadata": {"name": "x"}, "data": {"n": 1}}"#),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    assert_eq!(bad["message"], "data.n: must be a string");
+
+    // WorkflowTemplates: create, lint, get, list, update; a bad one is refused with its place.
+    let (status, template) = server
+        .call(
+            "POST",
+            "/api/v1/workflow-templates/argo",
+            Some(&format!("{{\"template\": {LIBRARY}}}")),
+        )
+        .await;
+    assert_eq!(status, 200, "{template}");
+    assert_shape("WorkflowTemplate", &template);
+    assert_eq!(template["metadata"]["namespace"], "argo");
+    let (status, list) = server
+        .call(
+            "GET",
+            "/api/v1/workflow-templates/argo?listOptions.labelSelector=team%3Ddata",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_shape("WorkflowTemplateList", &list);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+    let (status, list) = server
+        .call("GET", "/api/v1/workflow-templates/other", None)
+        .await;
+    assert_eq!((status, list["items"].clone()), (200, json!([])));
+    let broken = LIBRARY.replace("\"steps\"", "\"stepz\"");
+    let (status, bad) = server
+        .call(
+            "POST",
+            "/api/v1/workflow-templates/argo/lint",
+            Some(&format!("{{\"template\": {broken}}}")),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    assert_error(&bad, 3);
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field 'stepz'"),
+        "{bad}"
+    );
+    let (status, cluster) = server
+        .call(
+            "POST",
+            "/api/v1/cluster-workflow-templates",
+            Some(&format!("{{\"template\": {CLUSTER_LIBRARY}}}")),
+        )
+        .await;
+    assert_eq!(status, 200, "{cluster}");
+    assert_shape("ClusterWorkflowTemplate", &cluster);
+    assert!(cluster["metadata"].get("namespace").is_none(), "{cluster}");
+
+    // A workflow calling the library by templateRef, with a ConfigMap parameter.
+    let workflow = r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+      "metadata": {"name": "uses-library"},
+      "spec": {"entrypoint": "main",
+        "arguments": {"parameters": [{"name": "greeting", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "greeting"}}}]},
+        "templates": [{"name": "main", "steps": [[{"name": "call", "templateRef": {"name": "library", "template": "outer"},
+          "arguments": {"parameters": [{"name": "message", "value": "{{workflow.parameters.greeting}}"}]}}]]}]}}"#;
+    let (status, created) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo",
+            Some(&create_body(workflow)),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let finished = server
+        .await_phase("argo", "uses-library", "Succeeded")
+        .await;
+    assert_shape("Workflow", &finished);
+    let stored = &finished["status"]["storedTemplates"];
+    assert!(stored["namespaced/library/outer"].is_object(), "{finished}");
+    assert!(stored["namespaced/library/say"].is_object(), "{finished}");
+    let launches = server.executor.launches();
+    assert_eq!(launches.len(), 1);
+    assert_eq!(launches[0].spec.command, ["echo", "hello from a configmap"]);
+    let node = finished["status"]["nodes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|n| n["displayName"] == "inner")
+        .expect("inner node");
+    assert_eq!(
+        node["templateRef"],
+        json!({"name": "library", "template": "say"})
+    );
+    assert_eq!(node["templateScope"], "namespaced/library");
+
+    // Submitting from the cluster template; its parameter overridden.
+    let (status, submitted) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo/submit",
+            Some(r#"{"resourceKind": "ClusterWorkflowTemplate", "resourceName": "shared", "submitOptions": {"parameters": ["who=cox"]}}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{submitted}");
+    let name = submitted["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("shared-"), "{name}");
+    assert_eq!(
+        submitted["metadata"]["labels"]["workflows.argoproj.io/cluster-workflow-template"],
+        "shared"
+    );
+    let finished = server.await_phase("argo", &name, "Succeeded").await;
+    assert_eq!(
+        finished["status"]["storedWorkflowTemplateSpec"]["arguments"]["parameters"][0]["value"],
+        "cox"
+    );
+    let (status, missing) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo/submit",
+            Some(r#"{"resourceKind": "WorkflowTemplate", "resourceName": "nope"}"#),
+        )
+        .await;
+    assert_eq!(status, 404, "{missing}");
+    assert_eq!(
+        missing["message"],
+        "workflowtemplates.argoproj.io \"nope\" not found"
+    );
+
+    // A reference to a template the server does not have is refused at creation.
+    let dangling = workflow
+        .replace("uses-library", "dangling")
+        .replace("\"library\"", "\"absent\"");
+    let (status, refused) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo",
+            Some(&create_body(&dangling)),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+
+    // Updating the template does not change what a finished run stored; deleting works.
+    let updated = LIBRARY.replace("\"echo\"", "\"printf\"");
+    let (status, body) = server
+        .call(
+            "PUT",
+            "/api/v1/workflow-templates/argo/library",
+            Some(&format!("{{\"template\": {updated}}}")),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["metadata"]["uid"], template["metadata"]["uid"]);
+    let (_, run) = server
+        .call("GET", "/api/v1/workflows/argo/uses-library", None)
+        .await;
+    assert_eq!(
+        run["status"]["storedTemplates"]["namespaced/library/say"]["container"]["command"][0],
+        "echo"
+    );
+    for path in [
+        "/api/v1/workflow-templates/argo/library",
+        "/api/v1/cluster-workflow-templates/shared",
+        "/api/v1/namespaces/argo/configmaps/settings",
+    ] {
+        let (status, body) = server.call("DELETE", path, None).await;
+        assert_eq!((status, body), (200, json!({})), "{path}");
+        let (status, body) = server.call("GET", path, None).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_error(&body, 5);
+    }
+    server.stop().await;
+}
+
+/// Create `workflow` (named `name`) in `argo` and wait until its node `node` is Running.
+async fn create_and_await_running(server: &TestServer, workflow: &str, name: &str, node: &str) {
+    let (status, created) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo",
+            Some(&create_body(workflow)),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    server
+        .await_until("argo", name, "node running", |w| {
+            node_named(w, node).is_some_and(|n| n["phase"] == "Running")
+        })
+        .await;
+}
+
+/// The node of a Workflow object with this display name.
+fn node_named<'a>(workflow: &'a Value, display: &str) -> Option<&'a Value> {
+    workflow["status"]["nodes"]
+        .as_object()?
+        .values()
+        .find(|n| n["displayName"] == display)
+}
+
+#[tokio::test]
+async fn suspend_templates_wait_for_set_and_resume() {
+    let server = TestServer::start().await;
+    let workflow = r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+      "metadata": {"name": "approval"},
+      "spec": {"entrypoint": "main", "templates": [
+        {"name": "main", "steps": [[{"name": "approve", "template": "approve"}],
+          [{"name": "release", "template": "say", "arguments": {"parameters": [{"name": "m", "value": "{{steps.approve.outputs.parameters.answer}}"}]}}]]},
+        {"name": "approve", "suspend": {}, "outputs": {"parameters": [{"name": "answer", "valueFrom": {"supplied": {}}}]}},
+        {"name": "say", "inputs": {"parameters": [{"name": "m"}]}, "container": {"image": "alpine", "command": ["echo", "{{inputs.parameters.m}}"]}}]}}"#;
+    create_and_await_running(&server, workflow, "approval", "approve").await;
+    let path = "/api/v1/workflows/argo/approval";
+    let (status, refused) = server
+        .call("PUT", &format!("{path}/resume"), Some("{}"))
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_error(&refused, 9);
+    assert_eq!(
+        refused["message"],
+        "raw output parameter 'answer' has not been set and does not have a default value"
+    );
+    let (status, refused) = server
+        .call(
+            "PUT",
+            &format!("{path}/set"),
+            Some(r#"{"nodeFieldSelector": "displayName=approve", "outputParameters": "{\"other\": \"x\"}"}"#),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    let (status, set) = server
+        .call(
+            "PUT",
+            &format!("{path}/set"),
+            Some(r#"{"nodeFieldSelector": "displayName=approve", "outputParameters": "{\"answer\": \"ship it\"}", "message": "approved by test"}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_shape("Workflow", &set);
+    let approve = node_named(&set, "approve").expect("approve node");
+    assert_eq!(approve["phase"], "Running");
+    assert_eq!(approve["message"], "approved by test");
+    let (status, resumed) = server
+        .call("PUT", &format!("{path}/resume"), Some("{}"))
+        .await;
+    assert_eq!(status, 200, "{resumed}");
+    assert_shape("Workflow", &resumed);
+    let finished = server.await_phase("argo", "approval", "Succeeded").await;
+    assert_eq!(
+        node_named(&finished, "approve").unwrap()["outputs"]["parameters"][0]["value"],
+        "ship it"
+    );
+    let launches = server.executor.launches();
+    assert_eq!(launches.len(), 1);
+    assert_eq!(launches[0].spec.command, ["echo", "ship it"]);
+    let (status, completed) = server
+        .call("PUT", &format!("{path}/suspend"), Some("{}"))
+        .await;
+    assert_eq!(status, 400, "{completed}");
+    assert_eq!(completed["message"], "cannot suspend a completed workflow");
+    let (status, missing) = server
+        .call("PUT", "/api/v1/workflows/argo/nope/resume", Some("{}"))
+        .await;
+    assert_eq!(status, 404, "{missing}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_suspended_workflow_starts_nothing_until_resumed() {
+    let server = TestServer::start().await;
+    let workflow = r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+      "metadata": {"name": "paused"},
+      "spec": {"entrypoint": "main", "templates": [
+        {"name": "main", "steps": [[{"name": "hold", "template": "hold"}], [{"name": "after", "template": "say"}]]},
+        {"name": "hold", "suspend": {}},
+        {"name": "say", "container": {"image": "alpine", "command": ["echo", "after"]}}]}}"#;
+    create_and_await_running(&server, workflow, "paused", "hold").await;
+    let path = "/api/v1/workflows/argo/paused";
+    let (status, suspended) = server.call("PUT", &format!("{path}/suspend"), None).await;
+    assert_eq!(status, 200, "{suspended}");
+    assert_eq!(suspended["spec"]["suspend"], true);
+    // Resuming only the suspend node leaves the workflow suspended: the next step waits.
+    let (status, resumed) = server
+        .call(
+            "PUT",
+            &format!("{path}/resume"),
+            Some(r#"{"nodeFieldSelector": "displayName=hold"}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{resumed}");
+    assert_eq!(node_named(&resumed, "hold").unwrap()["phase"], "Succeeded");
+    assert_eq!(resumed["spec"]["suspend"], true);
+    assert_eq!(resumed["status"]["phase"], "Running");
+    assert!(
+        node_named(&resumed, "after").is_none_or(|n| n["phase"] == "Pending"),
+        "{resumed}"
+    );
+    assert_eq!(server.executor.launch_count(), 0);
+    let (status, resumed) = server.call("PUT", &format!("{path}/resume"), None).await;
+    assert_eq!(status, 200, "{resumed}");
+    assert!(resumed["spec"].get("suspend").is_none(), "{resumed}");
+    server.await_phase("argo", "paused", "Succeeded").await;
+    assert_eq!(server.executor.launch_count(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn stop_runs_exit_handlers_and_terminate_does_not() {
+    let server = TestServer::start().await;
+    let workflow = |name: &str| {
+        format!(
+            r#"{{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+      "metadata": {{"name": "{name}"}},
+      "spec": {{"entrypoint": "main", "onExit": "cleanup", "templates": [
+        {{"name": "main", "steps": [[{{"name": "hold", "template": "hold"}}]]}},
+        {{"name": "hold", "suspend": {{}}}},
+        {{"name": "cleanup", "container": {{"image": "alpine", "command": ["echo", "cleanup"]}}}}]}}}}"#
+        )
+    };
+    for (name, verb, body, cleanups) in [
+        ("stopped", "stop", r#"{"message": "not today"}"#, 1),
+        ("terminated", "terminate", "{}", 0),
+    ] {
+        create_and_await_running(&server, &workflow(name), name, "hold").await;
+        let (status, answered) = server
+            .call(
+                "PUT",
+                &format!("/api/v1/workflows/argo/{name}/{verb}"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 200, "{answered}");
+        assert_shape("Workflow", &answered);
+        let strategy = if verb == "stop" { "Stop" } else { "Terminate" };
+        assert_eq!(answered["spec"]["shutdown"], strategy);
+        let finished = server.await_phase("argo", name, "Failed").await;
+        assert_eq!(
+            finished["status"]["message"],
+            format!("Stopped with strategy '{strategy}'")
+        );
+        if verb == "stop" {
+            assert_eq!(
+                node_named(&finished, "hold").unwrap()["message"],
+                "not today"
+            );
+        }
+        let ran = server
+            .executor
+            .launches()
+            .iter()
+            .filter(|l| l.spec.run == name)
+            .count();
+        assert_eq!(ran, cleanups, "{name}: exit handler launches");
+    }
+    let (status, done) = server
+        .call(
+            "PUT",
+            "/api/v1/workflows/argo/stopped/terminate",
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(status, 400, "{done}");
+    assert_eq!(done["message"], "cannot terminate a completed workflow");
     server.stop().await;
 }

@@ -40,7 +40,7 @@
 //!
 //! | match | entrypoint | aliases |
 //! | --- | --- | --- |
-//! | `argoproj/argosay:v2` | `@cox argosay` | |
+//! | `argoproj/argosay:v2` | `@cox argosay` (also for `command: [/argosay]`) | |
 //! | `docker/whalesay*` | `cowsay` | `cowsay` -> `echo` (the message is printed, without the whale) |
 //! | `busybox*`, `alpine*`, `ubuntu*`, `debian*`, `bash*` | `sh` | |
 //! | `python*` | `python3` | `python` -> `python3` |
@@ -69,6 +69,14 @@ pub struct ImageEntry {
     /// Command name -> host program.
     #[serde(default)]
     pub aliases: BTreeMap<String, String>,
+    /// The path of the image's own entrypoint (`/argosay`): a template `command` naming it
+    /// runs `entrypoint` instead.
+    #[serde(
+        default,
+        rename = "ownEntrypoint",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub own_entrypoint: Option<String>,
 }
 
 impl ImageEntry {
@@ -80,6 +88,7 @@ impl ImageEntry {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            own_entrypoint: None,
         }
     }
 
@@ -157,7 +166,10 @@ impl ImageTable {
     pub fn builtin() -> Self {
         let sh = ["sh"];
         let mut images = vec![
-            ImageEntry::new("argoproj/argosay:v2", &[COX_PLACEHOLDER, "argosay"], &[]),
+            ImageEntry {
+                own_entrypoint: Some("/argosay".into()),
+                ..ImageEntry::new("argoproj/argosay:v2", &[COX_PLACEHOLDER, "argosay"], &[])
+            },
             ImageEntry::new("docker/whalesay*", &["cowsay"], &[("cowsay", "echo")]),
         ];
         for p in ["busybox*", "alpine*", "ubuntu*", "debian*", "bash*"] {
@@ -242,7 +254,21 @@ impl ImageTable {
                 }
             }
         } else {
-            command.to_vec()
+            match entry {
+                // `command: [/argosay]` names the image's own entrypoint, which is the
+                // entry's entrypoint here.
+                Some(e)
+                    if e.own_entrypoint.is_some()
+                        && command.first() == e.own_entrypoint.as_ref() =>
+                {
+                    e.entrypoint
+                        .iter()
+                        .chain(command.iter().skip(1))
+                        .cloned()
+                        .collect()
+                }
+                _ => command.to_vec(),
+            }
         };
         if argv.first().is_some_and(|a| a == COX_PLACEHOLDER) {
             argv[0] = cox_binary.display().to_string();
@@ -304,6 +330,15 @@ mod tests {
             ["@cox", "argosay"]
         );
         assert!(t.lookup("argoproj/argosay:v1").is_none());
+        let own = t
+            .resolve(
+                "argoproj/argosay:v2",
+                &["/argosay".into()],
+                &["echo".into(), "hi".into()],
+                Path::new("/bin/cox"),
+            )
+            .unwrap();
+        assert_eq!(own.argv, ["/bin/cox", "argosay", "echo", "hi"]);
         assert!(t.lookup("quay.io/foo").is_none());
     }
 

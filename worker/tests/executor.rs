@@ -421,6 +421,7 @@ async fn image_table(sandbox: bool) {
             pattern: "acme/*".into(),
             entrypoint: vec!["greet".into()],
             aliases: [("greet".to_string(), "echo".to_string())].into(),
+            own_entrypoint: None,
         },
     );
     let s2 = setup_with(sandbox, table);

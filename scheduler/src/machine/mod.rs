@@ -10,13 +10,15 @@
 //! from the root the way Argo's operator does it: each template is "executed" again and is
 //! idempotent, so what already ran is kept and only the next steps are launched.
 
+mod lifecycle;
 pub(crate) mod node;
 mod operator;
 mod rerun;
 mod run;
 
+pub use lifecycle::{NodeFieldSelector, Request};
 pub use node::{ArtifactRef, MemoizationStatus, Node, NodeType, Outputs, Phase, node_id};
-pub use rerun::{NodeSelector, RESUBMITTED_FROM, RetryOptions};
+pub use rerun::{RESUBMITTED_FROM, RetryOptions};
 pub use run::RunState;
 
 use chrono::{DateTime, Utc};
@@ -52,6 +54,14 @@ pub enum Event {
         now: DateTime<Utc>,
         /// Terminate: skip the exit handlers.
         terminate: bool,
+    },
+    /// Suspend, resume, or set suspend nodes (see [`Request`]); a request
+    /// [`RunState::check`] refuses changes nothing.
+    Lifecycle {
+        /// The current time.
+        now: DateTime<Utc>,
+        /// What is asked.
+        request: Request,
     },
 }
 

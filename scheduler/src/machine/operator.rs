@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use cox_config::expr::{self, Unresolved, Vars, depends};
 use cox_config::model::{
-    Arguments, Artifact, DagTask, IntOrString, Parameter, Template, TemplateKind, Workflow,
+    Arguments, Artifact, DagTask, IntOrString, Parameter, Template, TemplateKind, TemplateRef,
+    Workflow,
 };
 use cox_worker::step::{
     ArchiveKind, ArtifactSource, InputArtifact, Memoize, OutputArtifact, OutputParameter, StepSpec,
@@ -48,6 +49,11 @@ pub(crate) const DEADLINE_MESSAGE: &str = "Step exceeded its deadline";
 
 pub(crate) struct Operator<'a> {
     pub wf: &'a Workflow,
+    /// Templates of (Cluster)WorkflowTemplates, by stored key (`namespaced/<wftmpl>/<name>`).
+    pub stored: &'a BTreeMap<String, Template>,
+    /// The stored scope (`namespaced/<wftmpl>`) of the template being executed: plain
+    /// template names called from it are its WorkflowTemplate's.
+    pub scope: Option<String>,
     pub run: &'a str,
     pub nodes: &'a mut BTreeMap<String, Node>,
     pub actions: Vec<Action>,
@@ -291,12 +297,17 @@ fn archive_from_name(name: &str) -> ArchiveKind {
 struct CallSite<'t> {
     template: Option<&'t str>,
     inline: Option<&'t Template>,
-    template_ref: bool,
+    template_ref: Option<&'t TemplateRef>,
     arguments: Option<&'t Arguments>,
 }
 
 impl<'a> Operator<'a> {
+    /// A template by name, or by stored key for templates of (Cluster)WorkflowTemplates
+    /// (template names have no `/`, stored keys do).
     fn template(&self, name: &str) -> Option<&'a Template> {
+        if name.contains('/') {
+            return self.stored.get(name);
+        }
         self.wf
             .spec
             .templates
@@ -482,7 +493,11 @@ impl<'a> Operator<'a> {
             },
             TemplateSource::Inline(t) => t.as_ref(),
         };
-        let template_name = template.name.clone().unwrap_or_else(|| display.to_string());
+        // Nodes of stored templates keep the stored key, so later lookups find the template.
+        let template_name = match &call.template {
+            TemplateSource::Named(key) if key.contains('/') => key.clone(),
+            _ => template.name.clone().unwrap_or_else(|| display.to_string()),
+        };
         let template = self.with_defaults(template);
         let template: &Template = &template;
 
@@ -610,6 +625,12 @@ impl<'a> Operator<'a> {
             return id;
         }
 
+        // Plain names called from a stored template are its WorkflowTemplate's; an inline
+        // template keeps the scope it is written in.
+        let outer_scope = self.scope.clone();
+        if let TemplateSource::Named(key) = &call.template {
+            self.scope = key.rsplit_once('/').map(|(scope, _)| scope.to_string());
+        }
         if has_retry {
             self.execute_retry(
                 &id,
@@ -633,6 +654,7 @@ impl<'a> Operator<'a> {
                 0,
             );
         }
+        self.scope = outer_scope;
         id
     }
 
@@ -977,7 +999,8 @@ impl<'a> Operator<'a> {
     ) {
         let node = self.nodes.get(id).cloned();
         let Some(node) = node else { return };
-        if node.launched {
+        // A suspended workflow starts nothing new; what runs finishes.
+        if node.launched || self.wf.spec.suspend == Some(true) {
             return;
         }
         if self
@@ -1512,10 +1535,19 @@ impl<'a> Operator<'a> {
         nodes_in_scope: &HashMap<String, String>,
         inputs_artifacts: &[(String, ArtifactInput)],
     ) -> Result<Call, String> {
-        let template = match (site.template, site.inline) {
-            (Some(t), _) => TemplateSource::Named(expr::substitute(t, vars, Unresolved::Error).map_err(|e| e.to_string())?),
-            (None, Some(t)) => TemplateSource::Inline(Box::new(t.clone())),
-            (None, None) if site.template_ref => return Err("templateRef needs a stored WorkflowTemplate, which the local engine does not have yet".into()),
+        let template = match (site.template, site.inline, site.template_ref) {
+            (_, _, Some(reference)) => {
+                TemplateSource::Named(crate::resolve::stored_key(reference)?)
+            }
+            (Some(t), _, _) => {
+                let t = expr::substitute(t, vars, Unresolved::Error).map_err(|e| e.to_string())?;
+                // Called from a stored template: the name is one of its WorkflowTemplate's.
+                TemplateSource::Named(match &self.scope {
+                    Some(scope) => format!("{scope}/{t}"),
+                    None => t,
+                })
+            }
+            (None, Some(t), _) => TemplateSource::Inline(Box::new(t.clone())),
             _ => return Err("step has no template".into()),
         };
         let mut parameters = Vec::new();
@@ -1692,7 +1724,7 @@ impl<'a> Operator<'a> {
                 let site = CallSite {
                     template: step.template.as_deref(),
                     inline: step.inline.as_deref(),
-                    template_ref: step.template_ref.is_some(),
+                    template_ref: step.template_ref.as_ref(),
                     arguments: step.arguments.as_ref(),
                 };
                 if !self.nodes.contains_key(&node_id(self.run, &step_name)) && !self.has_slot(id) {
@@ -2013,7 +2045,7 @@ impl<'a> Operator<'a> {
         let site = CallSite {
             template: Some(template),
             inline: None,
-            template_ref: false,
+            template_ref: None,
             arguments,
         };
         let hook_id = match self.call_for(&site, &hook_vars, &scope, &[]) {
@@ -2296,7 +2328,7 @@ impl<'a> Operator<'a> {
                 let site = CallSite {
                     template: task.template.as_deref(),
                     inline: task.inline.as_deref(),
-                    template_ref: task.template_ref.is_some(),
+                    template_ref: task.template_ref.as_ref(),
                     arguments: task.arguments.as_ref(),
                 };
                 let before = self.nodes.contains_key(&tid);

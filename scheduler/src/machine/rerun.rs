@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use cox_config::model::Workflow;
 
+use super::lifecycle::NodeFieldSelector;
 use super::node::{Node, NodeType, Phase, node_id};
 use super::operator::ts;
 use super::run::RunState;
@@ -35,71 +36,9 @@ pub struct RetryOptions {
     /// Also restart the succeeded nodes the selector matches.
     pub restart_successful: bool,
     /// Argo's `nodeFieldSelector`.
-    pub node_selector: Option<NodeSelector>,
+    pub node_selector: Option<NodeFieldSelector>,
     /// Workflow parameters to set (`-p NAME=VALUE`).
     pub parameters: Vec<(String, String)>,
-}
-
-/// Argo's node field selector: `field=value` or `field!=value` terms, comma-separated, all
-/// of which must hold. Fields: `id`, `name`, `displayName`, `templateName`, `phase`, `type`,
-/// `inputs.parameters.<NAME>.value`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeSelector {
-    terms: Vec<(String, bool, String)>,
-}
-
-impl NodeSelector {
-    /// Parses a selector; an empty one matches every node.
-    pub fn parse(text: &str) -> Result<NodeSelector, String> {
-        let mut terms = Vec::new();
-        for term in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            let (field, equal, value) = if let Some((f, v)) = term.split_once("!=") {
-                (f, false, v)
-            } else if let Some((f, v)) = term.split_once('=') {
-                (f.trim_end_matches('='), true, v)
-            } else {
-                return Err(format!(
-                    "node field selector {text:?}: {term:?} is not FIELD=VALUE or FIELD!=VALUE"
-                ));
-            };
-            let field = field.trim();
-            let known = matches!(
-                field,
-                "id" | "name" | "displayName" | "templateName" | "phase" | "type"
-            ) || (field.starts_with("inputs.parameters.") && field.ends_with(".value"));
-            if !known {
-                return Err(format!(
-                    "node field selector {text:?}: unknown field {field:?} (id, name, displayName, templateName, phase, type, inputs.parameters.NAME.value)"
-                ));
-            }
-            terms.push((field.to_string(), equal, value.trim().to_string()));
-        }
-        Ok(NodeSelector { terms })
-    }
-
-    /// Whether `node` satisfies every term.
-    pub fn matches(&self, node: &Node) -> bool {
-        self.terms.iter().all(|(field, equal, value)| {
-            let actual = match field.as_str() {
-                "id" => Some(node.id.clone()),
-                "name" => Some(node.name.clone()),
-                "displayName" => Some(node.display_name.clone()),
-                "templateName" => node.template_name.clone(),
-                "phase" => Some(node.phase.as_str().to_string()),
-                "type" => Some(node.node_type.as_str().to_string()),
-                other => other
-                    .strip_prefix("inputs.parameters.")
-                    .and_then(|rest| rest.strip_suffix(".value"))
-                    .and_then(|name| {
-                        node.inputs
-                            .iter()
-                            .find(|(n, _)| n == name)
-                            .map(|(_, v)| v.clone())
-                    }),
-            };
-            (actual.as_deref() == Some(value.as_str())) == *equal
-        })
-    }
 }
 
 fn is_group(t: NodeType) -> bool {

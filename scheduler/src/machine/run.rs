@@ -2,14 +2,46 @@
 
 use chrono::{DateTime, Utc};
 use cox_config::expr::Vars;
-use cox_config::model::Workflow;
+use cox_config::model::{Template, Workflow};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
+use super::lifecycle::{self, Request};
 use super::node::{Node, Phase, node_id};
 use super::operator::{Call, Operator, TemplateSource, parse_ts, ts};
 use super::{Action, Event};
+
+/// The workflow a run executes, parsed from its JSON text: the stored WorkflowTemplate spec
+/// replaces the submitted one when there is one, and the stored templates are parsed.
+#[derive(Debug, Clone)]
+pub(super) struct Executable {
+    pub(super) workflow: Workflow,
+    pub(super) stored: BTreeMap<String, Template>,
+}
+
+impl Executable {
+    fn new(mut workflow: Workflow) -> Result<Executable, String> {
+        let status = workflow.status.clone().unwrap_or(Value::Null);
+        if let Some(spec) = status.get(crate::resolve::STORED_SPEC) {
+            // Suspending is done on the workflow's own spec, as Argo does.
+            let suspend = workflow.spec.suspend;
+            workflow.spec = serde_json::from_value(spec.clone())
+                .map_err(|e| format!("status.{}: {e}", crate::resolve::STORED_SPEC))?;
+            workflow.spec.suspend = suspend;
+        }
+        let mut stored = BTreeMap::new();
+        if let Some(Value::Object(templates)) = status.get(crate::resolve::STORED_TEMPLATES) {
+            for (key, template) in templates {
+                let template = serde_json::from_value(template.clone()).map_err(|e| {
+                    format!("status.{}.{key}: {e}", crate::resolve::STORED_TEMPLATES)
+                })?;
+                stored.insert(key.clone(), template);
+            }
+        }
+        Ok(Executable { workflow, stored })
+    }
+}
 
 /// Everything known about one run. Encodable by the store (no free-form JSON inside: the
 /// workflow is kept as its JSON text and parsed again when loaded).
@@ -36,7 +68,7 @@ pub struct RunState {
     /// Asked to stop: the message, and whether exit handlers are skipped (terminate).
     pub stopped: Option<(String, bool)>,
     #[serde(skip)]
-    spec: Option<Box<Workflow>>,
+    spec: Option<Box<Executable>>,
     #[serde(skip)]
     cache: super::operator::Cache,
 }
@@ -67,7 +99,7 @@ impl RunState {
             global_parameters: Vec::new(),
             main_result: None,
             stopped: None,
-            spec: Some(Box::new(workflow)),
+            spec: Some(Box::new(Executable::new(workflow)?)),
             cache: Default::default(),
         })
     }
@@ -77,10 +109,11 @@ impl RunState {
         if self.spec.is_none() {
             let wf: Workflow = serde_json::from_str(&self.workflow_json)
                 .map_err(|e| format!("stored workflow is unreadable: {e}"))?;
-            self.spec = Some(Box::new(wf));
+            self.spec = Some(Box::new(Executable::new(wf)?));
         }
         self.spec
             .as_deref()
+            .map(|e| &e.workflow)
             .ok_or_else(|| "workflow missing".to_string())
     }
 
@@ -135,6 +168,22 @@ impl RunState {
             .collect()
     }
 
+    /// Why a lifecycle request would be refused now (nothing changes here).
+    pub fn check(&mut self, request: &Request) -> Result<(), String> {
+        if self.is_finished() {
+            return Err(format!("cannot {} a completed workflow", request.verb()));
+        }
+        self.workflow()?;
+        let executable = self.spec.as_deref().ok_or("workflow missing")?;
+        lifecycle::plan(executable, &self.nodes, request).map(drop)
+    }
+
+    /// Whether the workflow is suspended (`spec.suspend`).
+    pub fn is_suspended(&mut self) -> bool {
+        self.workflow()
+            .is_ok_and(|workflow| workflow.spec.suspend == Some(true))
+    }
+
     /// Apply one event; returns what the actor must do (after persisting this state).
     pub fn apply(&mut self, event: Event) -> Vec<Action> {
         if self.is_finished() {
@@ -145,16 +194,37 @@ impl RunState {
             self.message = e;
             return vec![Action::Finished];
         }
+        // A request that is refused (see `check`) changes nothing; the tree is reconciled anyway.
+        if let Event::Lifecycle { now, request } = &event
+            && let Some(executable) = self.spec.as_deref_mut()
+            && let Ok(plan) = lifecycle::plan(executable, &self.nodes, request)
+        {
+            lifecycle::apply(
+                plan,
+                executable,
+                &mut self.workflow_json,
+                &mut self.nodes,
+                *now,
+            );
+            if let Request::Stop { terminate, .. } = request {
+                self.mark_stopped(*terminate);
+            }
+        }
         // Borrow the parsed workflow out of the state for this event instead of copying it.
         let Some(workflow) = self.spec.take() else {
             return Vec::new();
         };
-        let actions = self.apply_with(&workflow, event);
+        let actions = self.apply_with(&workflow.workflow, &workflow.stored, event);
         self.spec = Some(workflow);
         actions
     }
 
-    fn apply_with(&mut self, workflow: &Workflow, event: Event) -> Vec<Action> {
+    fn apply_with(
+        &mut self,
+        workflow: &Workflow,
+        stored: &BTreeMap<String, Template>,
+        event: Event,
+    ) -> Vec<Action> {
         let (now, finished_step) = match event {
             Event::Start { now } => (now, None),
             Event::StepFinished {
@@ -162,12 +232,9 @@ impl RunState {
                 outcome,
                 now,
             } => (now, Some((node_id, outcome))),
-            Event::Timer { now } => (now, None),
+            Event::Timer { now } | Event::Lifecycle { now, .. } => (now, None),
             Event::Stop { now, terminate } => {
-                if self.stopped.is_none() {
-                    let strategy = if terminate { "Terminate" } else { "Stop" };
-                    self.stopped = Some((format!("Stopped with strategy '{strategy}'"), terminate));
-                }
+                self.mark_stopped(terminate);
                 (now, None)
             }
         };
@@ -179,6 +246,8 @@ impl RunState {
         let running_pods = self.running_steps().len();
         let mut op = Operator {
             wf: workflow,
+            stored,
+            scope: None,
             run: &self.name.clone(),
             nodes: &mut self.nodes,
             actions: Vec::new(),
@@ -373,6 +442,14 @@ impl RunState {
         actions
     }
 
+    /// Asked to stop: the first request decides the strategy.
+    fn mark_stopped(&mut self, terminate: bool) {
+        if self.stopped.is_none() {
+            let strategy = if terminate { "Terminate" } else { "Stop" };
+            self.stopped = Some((format!("Stopped with strategy '{strategy}'"), terminate));
+        }
+    }
+
     fn globals(&self, wf: &Workflow, now: DateTime<Utc>) -> Vars {
         let mut vars = Vars::new().with_now(now);
         vars.insert("workflow.name", Value::String(self.name.clone()));
@@ -496,8 +573,27 @@ impl RunState {
                 "phase": n.phase.as_str(),
             });
             let obj = node.as_object_mut().expect("object literal");
-            if let Some(t) = &n.template_name {
-                obj.insert("templateName".into(), json!(t));
+            match n
+                .template_name
+                .as_deref()
+                .map(|t| t.splitn(3, '/').collect::<Vec<_>>())
+            {
+                // A stored template's key: Argo shows the reference and its scope.
+                Some(parts) if parts.len() == 3 => {
+                    let mut reference = json!({"name": parts[1], "template": parts[2]});
+                    if parts[0] == "cluster" {
+                        reference["clusterScope"] = json!(true);
+                    }
+                    obj.insert("templateRef".into(), reference);
+                    obj.insert(
+                        "templateScope".into(),
+                        json!(format!("{}/{}", parts[0], parts[1])),
+                    );
+                }
+                Some(parts) => {
+                    obj.insert("templateName".into(), json!(parts.join("/")));
+                }
+                None => {}
             }
             if let Some(b) = &n.boundary_id {
                 obj.insert("boundaryID".into(), json!(b));
@@ -578,7 +674,24 @@ impl RunState {
         if !self.global_parameters.is_empty() {
             st.insert("outputs".into(), json!({"parameters": self.global_parameters.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>()}));
         }
+        if let (Some((_, terminate)), Some(spec)) = (
+            &self.stopped,
+            wf.get_mut("spec").and_then(Value::as_object_mut),
+        ) {
+            let strategy = if *terminate { "Terminate" } else { "Stop" };
+            spec.insert("shutdown".into(), json!(strategy));
+        }
         if let Value::Object(map) = &mut wf {
+            // What resolution stored at submission stays in the status.
+            let submitted = map.remove("status").unwrap_or(Value::Null);
+            for key in [
+                crate::resolve::STORED_TEMPLATES,
+                crate::resolve::STORED_SPEC,
+            ] {
+                if let (Some(value), Value::Object(status)) = (submitted.get(key), &mut status) {
+                    status.insert(key.into(), value.clone());
+                }
+            }
             map.insert("status".into(), status);
         }
         wf

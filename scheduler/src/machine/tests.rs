@@ -385,3 +385,258 @@ fn stop_cancels_running_steps_and_runs_exit_handlers_terminate_does_not() {
         assert_eq!(state.message, message);
     }
 }
+
+fn t0() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc
+        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("time")
+}
+
+fn launches(actions: &[Action]) -> Vec<cox_worker::step::StepSpec> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Launch(spec) => Some((**spec).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn resume(selector: Option<&str>) -> Request {
+    Request::Resume {
+        node_field_selector: selector.map(str::to_string),
+    }
+}
+
+const APPROVAL: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: approve, template: approve}\n    - - {name: release, template: echo, arguments: {parameters: [{name: m, value: \"{{steps.approve.outputs.parameters.message}}\"}]}}\n  - name: approve\n    suspend: {}\n    outputs:\n      parameters:\n      - name: message\n        valueFrom: {supplied: {}}\n      - name: level\n        valueFrom: {supplied: {}, default: low}\n";
+
+#[test]
+fn a_suspend_template_waits_for_a_resume_with_its_supplied_outputs() {
+    let yaml = format!("{APPROVAL}{ECHO}");
+    let mut state = RunState::new(workflow(&yaml), t0()).expect("state");
+    let actions = state.apply(Event::Start { now: t0() });
+    assert!(launches(&actions).is_empty(), "{actions:?}");
+    assert!(!actions.iter().any(|a| matches!(a, Action::WakeAt { .. })));
+    assert_eq!(node_phase(&state, "approve"), Some("Running"));
+
+    // Nothing supplied and no default: the resume is refused and changes nothing.
+    let err = state.check(&resume(None)).unwrap_err();
+    assert_eq!(
+        err,
+        "raw output parameter 'message' has not been set and does not have a default value"
+    );
+    let set = |selector: &str, outputs: &[(&str, &str)]| Request::Set {
+        node_field_selector: selector.into(),
+        phase: None,
+        message: None,
+        output_parameters: outputs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    assert_eq!(
+        state
+            .check(&set("displayName=approve", &[("other", "x")]))
+            .unwrap_err(),
+        "node 'wf[0].approve' does not have an output parameter 'other'"
+    );
+    assert_eq!(
+        state.check(&set("displayName=nope", &[])).unwrap_err(),
+        "currently, set only targets suspend nodes: no suspend nodes matching nodeFieldSelector: displayName=nope"
+    );
+    assert!(state.check(&set("bogus=1", &[])).is_err());
+
+    let request = set("displayName=approve", &[("message", "ship it")]);
+    state.check(&request).expect("set is accepted");
+    let actions = state.apply(Event::Lifecycle { now: t0(), request });
+    assert!(launches(&actions).is_empty());
+    assert_eq!(node_phase(&state, "approve"), Some("Running"));
+
+    state.check(&resume(None)).expect("resume is accepted");
+    let now = t0() + Duration::seconds(5);
+    let actions = state.apply(Event::Lifecycle {
+        now,
+        request: resume(None),
+    });
+    let launched = launches(&actions);
+    assert_eq!(launched.len(), 1, "{actions:?}");
+    assert_eq!(launched[0].args, ["ship it"]);
+    let approve = state.workflow_json()["status"]["nodes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|n| n["displayName"] == "approve")
+        .cloned()
+        .unwrap();
+    assert_eq!(approve["phase"], "Succeeded");
+    assert_eq!(
+        approve["outputs"]["parameters"],
+        serde_json::json!([{"name": "message", "value": "ship it"}, {"name": "level", "value": "low"}])
+    );
+    let actions = state.apply(Event::StepFinished {
+        node_id: launched[0].node_id.clone(),
+        outcome: ok("ship it"),
+        now,
+    });
+    assert!(actions.contains(&Action::Finished));
+    assert_eq!(state.phase(), Phase::Succeeded);
+    assert_eq!(
+        state.check(&Request::Suspend).unwrap_err(),
+        "cannot suspend a completed workflow"
+    );
+}
+
+#[test]
+fn a_suspended_workflow_lets_running_steps_finish_and_starts_nothing_until_resumed() {
+    let yaml = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: x}}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {{name: a, template: echo, arguments: {{parameters: [{{name: m, value: one}}]}}}}\n    - - {{name: b, template: echo, arguments: {{parameters: [{{name: m, value: two}}]}}}}\n{ECHO}"
+    );
+    let mut state = RunState::new(workflow(&yaml), t0()).expect("state");
+    let first = launches(&state.apply(Event::Start { now: t0() }));
+    assert_eq!(first.len(), 1);
+    state.check(&Request::Suspend).expect("suspend");
+    let actions = state.apply(Event::Lifecycle {
+        now: t0(),
+        request: Request::Suspend,
+    });
+    assert!(actions.is_empty(), "{actions:?}");
+    assert!(state.is_suspended());
+    assert_eq!(state.workflow_json()["spec"]["suspend"], true);
+    // The running step is not cancelled; when it ends, the next one does not start.
+    let actions = state.apply(Event::StepFinished {
+        node_id: first[0].node_id.clone(),
+        outcome: ok("one"),
+        now: t0(),
+    });
+    assert!(launches(&actions).is_empty(), "{actions:?}");
+    assert_eq!(node_phase(&state, "a"), Some("Succeeded"));
+    assert_eq!(state.phase(), Phase::Running);
+    // The suspension survives a reload from the store's JSON.
+    let mut reloaded = state.header();
+    reloaded.nodes = state.nodes.clone();
+    assert!(reloaded.is_suspended());
+    let actions = reloaded.apply(Event::Lifecycle {
+        now: t0(),
+        request: resume(None),
+    });
+    let second = launches(&actions);
+    assert_eq!(second.len(), 1, "{actions:?}");
+    assert_eq!(second[0].args, ["two"]);
+    assert!(!reloaded.is_suspended());
+    assert!(reloaded.workflow_json()["spec"].get("suspend").is_none());
+}
+
+#[test]
+fn resume_with_a_selector_resumes_only_the_matching_suspend_nodes() {
+    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    steps:\n    - - {name: one, template: wait}\n      - {name: two, template: wait}\n  - name: wait\n    suspend: {}\n";
+    let mut state = RunState::new(workflow(yaml), t0()).expect("state");
+    state.apply(Event::Start { now: t0() });
+    assert!(state.check(&resume(Some("displayName=three"))).is_err());
+    state.apply(Event::Lifecycle {
+        now: t0(),
+        request: resume(Some("displayName=one")),
+    });
+    assert_eq!(node_phase(&state, "one"), Some("Succeeded"));
+    assert_eq!(node_phase(&state, "two"), Some("Running"));
+    let actions = state.apply(Event::Lifecycle {
+        now: t0(),
+        request: Request::Set {
+            node_field_selector: "displayName=two".into(),
+            phase: Some(Phase::Failed),
+            message: Some("rejected".into()),
+            output_parameters: Vec::new(),
+        },
+    });
+    assert!(actions.contains(&Action::Finished), "{actions:?}");
+    assert_eq!(state.phase(), Phase::Failed);
+    let two = state
+        .nodes
+        .values()
+        .find(|n| n.display_name == "two")
+        .unwrap();
+    assert_eq!(two.message, "rejected");
+}
+
+#[test]
+fn node_field_selectors_match_like_argo() {
+    let selector = NodeFieldSelector::parse("displayName=approve,phase!=Failed").unwrap();
+    let mut node = Node {
+        id: "x-1".into(),
+        name: "x[0].approve".into(),
+        display_name: "approve".into(),
+        node_type: NodeType::Suspend,
+        template_name: Some("namespaced/lib/approve".into()),
+        phase: Phase::Running,
+        boundary_id: None,
+        children: Vec::new(),
+        inputs: vec![("who".into(), "me".into())],
+        outputs: Default::default(),
+        message: String::new(),
+        started_at: None,
+        finished_at: None,
+        attempt: 0,
+        resume_at: None,
+        launched: false,
+        exit_hook: None,
+        memoization: None,
+    };
+    assert!(selector.matches(&node));
+    assert!(
+        NodeFieldSelector::parse(
+            "templateRef.name=lib,templateName=approve,inputs.parameters.who.value=me"
+        )
+        .unwrap()
+        .matches(&node)
+    );
+    node.phase = Phase::Failed;
+    assert!(!selector.matches(&node));
+    assert_eq!(
+        NodeFieldSelector::parse("color=red").unwrap_err(),
+        "nodeFieldSelector: unknown field 'color'"
+    );
+}
+
+#[test]
+fn stopping_a_suspended_workflow_fails_its_suspend_nodes_and_runs_the_exit_handler() {
+    let yaml = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: x}}\nspec:\n  entrypoint: main\n  onExit: bye\n  templates:\n  - name: main\n    steps:\n    - - {{name: hold, template: hold}}\n  - name: hold\n    suspend: {{}}\n  - name: bye\n    container: {{image: busybox, command: [echo, bye]}}\n{ECHO}"
+    );
+    let mut state = RunState::new(workflow(&yaml), t0()).expect("state");
+    state.apply(Event::Start { now: t0() });
+    state.apply(Event::Lifecycle {
+        now: t0(),
+        request: Request::Suspend,
+    });
+    let stop = Request::Stop {
+        terminate: false,
+        message: Some("not today".into()),
+        node_field_selector: None,
+    };
+    state.check(&stop).expect("stop is accepted");
+    let actions = state.apply(Event::Lifecycle {
+        now: t0(),
+        request: stop,
+    });
+    let launched = launches(&actions);
+    assert_eq!(launched.len(), 1, "the exit handler runs: {actions:?}");
+    assert_eq!(launched[0].command, ["echo", "bye"]);
+    assert!(!state.is_suspended());
+    let hold = state
+        .nodes
+        .values()
+        .find(|n| n.display_name == "hold")
+        .unwrap();
+    assert_eq!(
+        (hold.phase, hold.message.as_str()),
+        (Phase::Failed, "not today")
+    );
+    let actions = state.apply(Event::StepFinished {
+        node_id: launched[0].node_id.clone(),
+        outcome: ok("bye"),
+        now: t0(),
+    });
+    assert!(actions.contains(&Action::Finished));
+    assert_eq!(state.phase(), Phase::Failed);
+    assert_eq!(state.message, "Stopped with strategy 'Stop'");
+}

@@ -20,6 +20,8 @@ pub enum GrpcCode {
     AlreadyExists = 6,
     /// 8: the request body is too large.
     ResourceExhausted = 8,
+    /// 9: the workflow is not in a state the request applies to.
+    FailedPrecondition = 9,
     /// 12: the route exists but not with this method.
     Unimplemented = 12,
     /// 13: the server failed.
@@ -82,6 +84,21 @@ impl From<Error> for ApiError {
                 GrpcCode::AlreadyExists,
                 format!("workflows.argoproj.io \"{name}\" already exists"),
             ),
+            Error::ObjectNotFound { kind, name } => (
+                StatusCode::NOT_FOUND,
+                GrpcCode::NotFound,
+                format!("{} \"{name}\" not found", resource(kind)),
+            ),
+            Error::ObjectExists { kind, name } => (
+                StatusCode::CONFLICT,
+                GrpcCode::AlreadyExists,
+                format!("{} \"{name}\" already exists", resource(kind)),
+            ),
+            Error::Lifecycle { message, .. } => (
+                StatusCode::BAD_REQUEST,
+                GrpcCode::FailedPrecondition,
+                message.clone(),
+            ),
             Error::Submit(message) => (
                 StatusCode::BAD_REQUEST,
                 GrpcCode::InvalidArgument,
@@ -111,6 +128,11 @@ impl From<Error> for ApiError {
 
 /// Seconds a client is asked to wait before retrying a request refused as unavailable.
 pub const RETRY_AFTER_SECONDS: &str = "1";
+
+/// Kubernetes' resource name of a stored kind, for messages.
+fn resource(kind: &str) -> &str {
+    crate::store::ObjectKind::from_kind(kind).map_or(kind, |k| k.resource())
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

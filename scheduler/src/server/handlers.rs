@@ -12,8 +12,10 @@ use serde_json::{Value, json};
 use tracing::info;
 
 use super::error::{ApiError, ApiResult};
+use super::templates::stored_manifests;
 use super::workflow::{LabelSelector, namespace_of, new_uid, parse_workflow, workflow_object};
 use super::{AppState, watch_until_finished};
+use cox_config::model::Workflow;
 
 /// `WorkflowCreateRequest` and `WorkflowLintRequest` (the lint request has only the first two
 /// fields). The workflow is kept as text so lint errors can point into the body.
@@ -28,11 +30,12 @@ struct WorkflowRequest<'a> {
     create_options: Option<CreateOptions>,
 }
 
+/// `CreateOptions`: only `dryRun` is honoured.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-struct CreateOptions {
+pub(super) struct CreateOptions {
     #[serde(default)]
-    dry_run: Vec<String>,
+    pub dry_run: Vec<String>,
 }
 
 /// The body as UTF-8 text; a body over the limit was refused before it was read in full.
@@ -52,7 +55,8 @@ pub(super) fn body_text(body: &Result<Bytes, BytesRejection>, limit: usize) -> A
     std::str::from_utf8(bytes).map_err(|e| ApiError::invalid(format!("body: not UTF-8: {e}")))
 }
 
-fn parse_request(text: &str) -> ApiResult<WorkflowRequest<'_>> {
+/// A JSON request body, typed; errors lead with the position.
+pub(super) fn parse_body<'a, T: Deserialize<'a>>(text: &'a str) -> ApiResult<T> {
     serde_json::from_str(text).map_err(|e| {
         // serde_json ends its messages with " at line L column C"; the position leads here.
         let message = e.to_string();
@@ -72,13 +76,24 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let text = body_text(&body, state.max_body_bytes)?;
-    let request = parse_request(text)?;
-    let mut workflow = parse_workflow(text, request.workflow)?;
+    let request: WorkflowRequest = parse_body(text)?;
+    let stored = stored_manifests(&state, &namespace)?;
+    let mut workflow = parse_workflow(text, request.workflow, &stored)?;
     workflow.metadata.namespace = Some(namespace.clone());
     let dry_run = request.server_dry_run
         || request
             .create_options
             .is_some_and(|options| !options.dry_run.is_empty());
+    submit_workflow(&state, workflow, dry_run).await
+}
+
+/// Submit a checked workflow (namespace set), or only answer it on a dry run.
+pub(super) async fn submit_workflow(
+    state: &AppState,
+    mut workflow: Workflow,
+    dry_run: bool,
+) -> ApiResult<Json<Value>> {
+    let namespace = workflow.metadata.namespace.clone().unwrap_or_default();
     if dry_run {
         let mut object = serde_json::to_value(&workflow)
             .map_err(|e| ApiError::invalid(format!("workflow: {e}")))?;
@@ -105,9 +120,10 @@ pub async fn lint(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let text = body_text(&body, state.max_body_bytes)?;
-    let request = parse_request(text)?;
+    let request: WorkflowRequest = parse_body(text)?;
     let raw = request.workflow;
-    parse_workflow(text, raw)?;
+    let stored = stored_manifests(&state, &namespace)?;
+    parse_workflow(text, raw, &stored)?;
     let mut object: Value = raw
         .map(|raw| serde_json::from_str(raw.get()))
         .transpose()

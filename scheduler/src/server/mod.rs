@@ -20,20 +20,27 @@
 //! - `limits`: the request body limit in front of every route.
 //! - `logs`: step logs, whole or followed, as Argo's `WorkflowLogs` stream.
 //! - `metrics`: `/metrics`, Prometheus' text format under Argo's metric names.
+//! - `rerun`: retry and resubmit.
 //! - `streaming`: streamed answers framed as grpc-gateway's (or as server-sent events).
 //! - [`workflow`]: request workflows (linted, located), run -> `Workflow` object, label selectors.
-//! - `handlers`: one function per route.
+//! - `handlers`: one function per workflow route.
+//! - `lifecycle`: suspend, resume, stop, terminate, set.
+//! - `templates`: (Cluster)WorkflowTemplates, and submitting from one.
+//! - `configmaps`: ConfigMaps, on Kubernetes' paths.
 
 mod admission;
 pub mod auth;
+mod configmaps;
 pub mod error;
 mod events;
 mod handlers;
+mod lifecycle;
 mod limits;
 mod logs;
 mod metrics;
 mod rerun;
 mod streaming;
+mod templates;
 pub mod workflow;
 
 use std::future::Future;
@@ -123,6 +130,68 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
             get(handlers::list).post(handlers::create),
         )
         .route("/api/v1/workflows/{namespace}/lint", post(handlers::lint))
+        .route(
+            "/api/v1/workflows/{namespace}/submit",
+            post(templates::submit),
+        )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/suspend",
+            put(lifecycle::suspend),
+        )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/resume",
+            put(lifecycle::resume),
+        )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/stop",
+            put(lifecycle::stop),
+        )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/terminate",
+            put(lifecycle::terminate),
+        )
+        .route(
+            "/api/v1/workflows/{namespace}/{name}/set",
+            put(lifecycle::set),
+        )
+        .route(
+            "/api/v1/workflow-templates/{namespace}",
+            get(templates::list_namespaced).post(templates::create_namespaced),
+        )
+        .route(
+            "/api/v1/workflow-templates/{namespace}/lint",
+            post(templates::lint_namespaced),
+        )
+        .route(
+            "/api/v1/workflow-templates/{namespace}/{name}",
+            get(templates::get_namespaced)
+                .put(templates::update_namespaced)
+                .delete(templates::delete_namespaced),
+        )
+        .route(
+            "/api/v1/cluster-workflow-templates",
+            get(templates::list_cluster).post(templates::create_cluster),
+        )
+        .route(
+            "/api/v1/cluster-workflow-templates/lint",
+            post(templates::lint_cluster),
+        )
+        .route(
+            "/api/v1/cluster-workflow-templates/{name}",
+            get(templates::get_cluster)
+                .put(templates::update_cluster)
+                .delete(templates::delete_cluster),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/configmaps",
+            get(configmaps::list).post(configmaps::create),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/configmaps/{name}",
+            get(configmaps::get)
+                .put(configmaps::update)
+                .delete(configmaps::delete),
+        )
         .route(
             "/api/v1/workflows/{namespace}/{name}",
             get(handlers::get).delete(handlers::delete),

@@ -9,11 +9,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use tracing::info;
 
-use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::handlers::body_text;
 use super::workflow::{namespace_of, workflow_object};
-use crate::machine::{NodeSelector, RetryOptions};
+use super::{AppState, watch_until_finished};
+use crate::machine::{NodeFieldSelector, RetryOptions};
 
 /// `WorkflowRetryRequest` (name and namespace come from the path).
 #[derive(Deserialize, Default)]
@@ -92,7 +92,7 @@ pub async fn retry(
     existing(&state, &namespace, &name)?;
     let selector = Some(request.node_field_selector.as_str())
         .filter(|s| !s.is_empty())
-        .map(NodeSelector::parse)
+        .map(NodeFieldSelector::parse)
         .transpose()
         .map_err(ApiError::invalid)?;
     let options = RetryOptions {
@@ -101,6 +101,7 @@ pub async fn retry(
         parameters: parameters(&request.parameters)?,
     };
     state.engine.retry(&name, &options).await?;
+    watch_until_finished(&state.engine, &name);
     info!(run = %name, namespace = %namespace, "retried");
     object(&state, &name)
 }
@@ -117,6 +118,7 @@ pub async fn resubmit(
         .engine
         .resubmit(&name, request.memoized, &parameters(&request.parameters)?)
         .await?;
+    watch_until_finished(&state.engine, &new);
     info!(run = %new, from = %name, namespace = %namespace, "resubmitted");
     object(&state, &new)
 }

@@ -24,16 +24,39 @@ pub const COMPLETED_LABEL: &str = "workflows.argoproj.io/completed";
 /// Source name given to the linter; never shown (messages carry no file name).
 const SOURCE: &str = "workflow";
 
-/// The request's `workflow` field, typed and linted. Errors carry each problem's field path
-/// and its `line:column` in the request body.
-pub fn parse_workflow(body: &str, raw: Option<&RawValue>) -> ApiResult<Workflow> {
-    let raw = raw.ok_or_else(|| ApiError::invalid("workflow: required"))?;
+/// The request's `workflow` field, typed and linted against `stored` templates (the
+/// server's, so a reference to a template it does not have is an error). Errors carry each
+/// problem's field path and its `line:column` in the request body.
+pub fn parse_workflow(
+    body: &str,
+    raw: Option<&RawValue>,
+    stored: &[Manifest],
+) -> ApiResult<Workflow> {
+    match parse_manifest(body, raw, "workflow", stored)? {
+        Manifest::Workflow(w) => Ok(w),
+        _ => Err(ApiError::invalid("workflow.kind: must be Workflow")),
+    }
+}
+
+/// A request's object field (`workflow`, `template`), typed and linted as
+/// [`parse_workflow`] does.
+pub fn parse_manifest(
+    body: &str,
+    raw: Option<&RawValue>,
+    field: &str,
+    stored: &[Manifest],
+) -> ApiResult<Manifest> {
+    let raw = raw.ok_or_else(|| ApiError::invalid(format!("{field}: required")))?;
     let text = raw.get();
     // The raw value borrows from the body, so its offset places it in the request.
     let offset = (text.as_ptr() as usize).saturating_sub(body.as_ptr() as usize);
     let start = position(body, offset.min(body.len()));
     let loaded = cox_config::load::load(SOURCE, text);
     let mut registry = Registry::default();
+    registry.complete = true;
+    for manifest in stored {
+        registry.add(manifest);
+    }
     for document in &loaded.documents {
         registry.add(&document.manifest);
     }
@@ -62,11 +85,9 @@ pub fn parse_workflow(body: &str, raw: Option<&RawValue>) -> ApiResult<Workflow>
     loaded
         .documents
         .into_iter()
-        .find_map(|d| match d.manifest {
-            Manifest::Workflow(w) => Some(w),
-            _ => None,
-        })
-        .ok_or_else(|| ApiError::invalid("workflow.kind: must be Workflow"))
+        .next()
+        .map(|d| d.manifest)
+        .ok_or_else(|| ApiError::invalid(format!("{field}: not an Argo object")))
 }
 
 /// 1-based line and column (in characters) of a byte offset.
