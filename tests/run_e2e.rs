@@ -760,7 +760,6 @@ fn artifacts_between_steps() {
 }
 
 #[test]
-#[ignore = "known limit: the sandbox keeps existing host directories read-only, so an input artifact under /usr/local cannot be placed (README)"]
 fn input_artifact_in_an_existing_host_directory() {
     let home = Home::new();
     let run = home.run("artifact-host-dir.yaml", &[]);

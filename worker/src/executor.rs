@@ -28,10 +28,14 @@
 //!   repository; with [`LocalExecutorConfig::s3`] the wrapper talks to the bucket over the
 //!   host's network);
 //! - the spec's volumes;
-//! - a private, empty directory at the first missing ancestor of each artifact or output
-//!   parameter path whose directory does not exist on the host (`/argo/inputs/x` works
-//!   although the host has no `/argo`). A path under an existing host directory other than
-//!   `/tmp`, the working directory or a volume is read-only, as the host root is.
+//! - the directory of each artifact or output parameter path, or its deepest ancestor that
+//!   exists on the host (`/` for `/result.txt` or `/argo/inputs/x`, `/mnt` for
+//!   `/mnt/out/x`, `/usr/local`), opened: a private tmpfs showing the host's entries
+//!   again, read-only ([`ProcessSpec::open_dirs`]), so the step can create what a
+//!   container's writable root would let it. When a path lies right in `/` and the
+//!   template names no `workingDir`, the step runs in `/`, as in a container whose image
+//!   sets no working directory (Argo's examples write `result.txt` relative to it and
+//!   declare `/result.txt`).
 //!
 //! Without the sandbox the wrapper runs as `cox __step <host step dir>/spec.json ...` in
 //! `work/`; paths in the spec are host paths (`/tmp/out.txt` is the host's `/tmp`), and
@@ -332,8 +336,13 @@ impl LocalExecutor {
                 });
             }
             let workdir = process.effective_workdir();
-            for dir in private_dirs(spec, &workdir) {
-                process.mounts.push(Mount::Tmpfs { target: dir });
+            process.open_dirs = private_dirs(spec, &workdir);
+            // A path right in `/` (`/result.txt`) is usually written relative to the
+            // working directory, which is `/` in a container whose image sets none.
+            if spec.working_dir.is_none()
+                && artifact_paths(spec).any(|p| Path::new(p).parent() == Some(Path::new("/")))
+            {
+                process.workdir = Some(PathBuf::from("/"));
             }
         }
         Ok(process)
@@ -362,44 +371,53 @@ fn path_safe(id: &str) -> String {
     }
 }
 
-/// Directories to give the step privately so that artifact and parameter paths under
-/// directories missing on the host can be written: the first missing ancestor of each
-/// path's directory, unless it lies under `/tmp`, the working directory, a volume or
-/// `/.cox`.
+/// Existing host directories to open (see [`ProcessSpec::open_dirs`]) so that the step's
+/// artifact and parameter paths can be written, as in a container's writable root: for
+/// each path's directory, unless it lies under `/tmp`, the working directory, a volume or
+/// `/.cox`, its deepest ancestor that exists on the host (the directory itself when it
+/// exists). Missing directories below it are made by the wrapper or the program, in the
+/// private copy.
 fn private_dirs(spec: &StepSpec, workdir: &Path) -> Vec<PathBuf> {
-    let paths = spec
-        .input_artifacts
-        .iter()
-        .map(|a| a.path.as_str())
-        .chain(spec.output_parameters.iter().map(|p| p.path.as_str()))
-        .chain(spec.output_artifacts.iter().map(|a| a.path.as_str()));
     let mut covered: Vec<PathBuf> = vec![
         PathBuf::from("/tmp"),
         workdir.to_path_buf(),
         PathBuf::from("/.cox"),
     ];
     covered.extend(spec.volumes.iter().map(|v| PathBuf::from(&v.target)));
-    let mut out: Vec<PathBuf> = Vec::new();
-    for path in paths {
+    let mut open: Vec<PathBuf> = Vec::new();
+    for path in artifact_paths(spec) {
         let path = Path::new(path);
         if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
             continue;
         }
         let Some(dir) = path.parent() else { continue };
-        if covered.iter().chain(out.iter()).any(|c| dir.starts_with(c)) {
+        if covered.iter().any(|c| dir.starts_with(c))
+            || ["/proc", "/dev"].iter().any(|p| dir.starts_with(p))
+        {
             continue;
         }
         let mut cur = PathBuf::from("/");
         for comp in dir.components().skip(1) {
-            cur.push(comp);
-            if std::fs::symlink_metadata(&cur).is_err() {
-                out.retain(|o| !o.starts_with(&cur));
-                out.push(cur);
+            let next = cur.join(comp);
+            if !std::fs::symlink_metadata(&next).is_ok_and(|m| m.is_dir()) {
                 break;
             }
+            cur = next;
+        }
+        if !open.contains(&cur) {
+            open.push(cur);
         }
     }
-    out
+    open
+}
+
+/// The input artifact, output parameter and output artifact paths of a step.
+fn artifact_paths(spec: &StepSpec) -> impl Iterator<Item = &str> {
+    spec.input_artifacts
+        .iter()
+        .map(|a| a.path.as_str())
+        .chain(spec.output_parameters.iter().map(|p| p.path.as_str()))
+        .chain(spec.output_artifacts.iter().map(|a| a.path.as_str()))
 }
 
 impl Executor for LocalExecutor {
