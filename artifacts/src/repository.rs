@@ -78,6 +78,9 @@ pub struct TransferOptions {
     pub unpack_limits: UnpackLimits,
     /// Where archives are packed before upload; the system temp dir when `None`.
     pub staging_dir: Option<PathBuf>,
+    /// Paths never saved as part of a saved directory, with everything below them (the
+    /// in-step wrapper's own files when a step saves its `/tmp`).
+    pub skip: Vec<PathBuf>,
 }
 
 impl Default for TransferOptions {
@@ -88,6 +91,7 @@ impl Default for TransferOptions {
             max_concurrent_parts: 4,
             unpack_limits: UnpackLimits::default(),
             staging_dir: None,
+            skip: Vec::new(),
         }
     }
 }
@@ -513,8 +517,9 @@ impl ArtifactRepository {
                 let tmp = self.staging_file()?;
                 let out = tmp.reopen().map_err(|e| Error::io(tmp.path(), e))?;
                 let (s, o) = (src.to_path_buf(), tmp.path().to_path_buf());
+                let skip = self.options.skip.clone();
                 blocking("packing tar.gz", move || {
-                    archive::pack_tar_gz(&s, compression_level, out, &o)
+                    archive::pack_tar_gz(&s, compression_level, out, &o, &skip)
                 })
                 .await?;
                 self.save_file(tmp.path(), key).await
@@ -523,7 +528,8 @@ impl ArtifactRepository {
                 let tmp = self.staging_file()?;
                 let out = tmp.reopen().map_err(|e| Error::io(tmp.path(), e))?;
                 let (s, o) = (src.to_path_buf(), tmp.path().to_path_buf());
-                blocking("packing zip", move || archive::pack_zip(&s, out, &o)).await?;
+                let skip = self.options.skip.clone();
+                blocking("packing zip", move || archive::pack_zip(&s, out, &o, &skip)).await?;
                 self.save_file(tmp.path(), key).await
             }
         }
@@ -544,7 +550,8 @@ impl ArtifactRepository {
 
     async fn save_dir_objects(&self, dir: &Path, key: &str) -> Result<SavedArtifact> {
         let d = dir.to_path_buf();
-        let files = blocking("listing directory", move || list_files(&d)).await?;
+        let skip = self.options.skip.clone();
+        let files = blocking("listing directory", move || list_files(&d, &skip)).await?;
         let mut manifest = Vec::with_capacity(files.len());
         let mut total = 0u64;
         for (rel, abs) in files {
@@ -613,6 +620,46 @@ impl ArtifactRepository {
                 Ok(())
             }
         }
+    }
+
+    /// Loads an object known by its key alone (Argo's key-only and explicit locations) into
+    /// `dest_path`: a gzip'd tar or a zip, told by its first bytes, is unpacked safely;
+    /// anything else becomes the file `dest_path`. Without an object at `key`, the objects
+    /// under `key/` become the directory `dest_path`.
+    pub async fn load_detect(&self, key: &str, dest_path: &Path) -> Result<()> {
+        unpack::check_dest_free(dest_path)?;
+        let path = self.path(key)?;
+        match self.store.head(&path).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => {
+                return self.load_dir_objects(key, dest_path, None).await;
+            }
+            Err(e) => return Err(Error::storage(key, e)),
+        }
+        let tmp = temp_file_next_to(dest_path, "cox-download")?;
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::io(tmp.path(), e))?;
+        self.download(&path, key, file, tmp.path(), None).await?;
+        let mut magic = [0u8; 4];
+        let n = {
+            use std::io::Read;
+            let mut f = std::fs::File::open(tmp.path()).map_err(|e| Error::io(tmp.path(), e))?;
+            f.read(&mut magic).map_err(|e| Error::io(tmp.path(), e))?
+        };
+        let limits = self.options.unpack_limits;
+        let (a, d) = (tmp.path().to_path_buf(), dest_path.to_path_buf());
+        if magic[..n].starts_with(&[0x1f, 0x8b]) {
+            blocking("unpacking", move || unpack::unpack_tar_gz(&a, &d, &limits)).await?;
+        } else if magic[..n] == *b"PK\x03\x04" {
+            blocking("unpacking", move || unpack::unpack_zip(&a, &d, &limits)).await?;
+        } else {
+            set_mode(tmp.path(), 0o644)?;
+            tmp.persist(dest_path)
+                .map_err(|e| Error::io(dest_path, e.error))?;
+        }
+        Ok(())
     }
 
     async fn load_dir_objects(
@@ -823,13 +870,16 @@ where
 
 /// Regular files under `dir` (following symlinks to files, skipping other links and special
 /// files), as (`a/b` relative key, absolute path), sorted.
-fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+fn list_files(dir: &Path, skip: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), String::new())];
     while let Some((d, rel)) = stack.pop() {
         for child in std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
             let child = child.map_err(|e| Error::io(&d, e))?;
             let path = child.path();
+            if skip.contains(&path) {
+                continue;
+            }
             let name = child
                 .file_name()
                 .to_str()

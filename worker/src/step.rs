@@ -53,6 +53,9 @@ pub struct InputArtifact {
     pub source: ArtifactSource,
     /// File mode to set, if given.
     pub mode: Option<u32>,
+    /// Argo's `subPath`: only this relative path inside the artifact is placed.
+    #[serde(default)]
+    pub sub_path: Option<String>,
 }
 
 /// The origin of an input artifact's bytes.
@@ -71,6 +74,11 @@ pub enum ArtifactSource {
         /// Hex SHA-256 recorded when saved.
         sha256: Option<String>,
     },
+    /// An object named by its key alone (an explicit `s3:` location, Argo's key-only
+    /// artifacts): no size or digest is known; a gzip'd tar or a zip (told by its first
+    /// bytes) is unpacked, anything else placed as is; a key with no object but objects
+    /// under `key/` is a directory.
+    Key(String),
     /// An HTTP(S) URL to download.
     Http(String),
     /// Optional and absent: nothing is placed.

@@ -40,7 +40,9 @@ use cox_artifacts::{Archive, ArtifactRepository, Expected};
 
 use crate::images::ImageTable;
 use crate::repo_config::S3Repository;
-use crate::step::{ArchiveKind, ArtifactSource, SavedArtifact, StepOutcome, StepPhase, StepSpec};
+use crate::step::{
+    ArchiveKind, ArtifactSource, InputArtifact, SavedArtifact, StepOutcome, StepPhase, StepSpec,
+};
 
 /// The spec file in the step directory.
 pub const SPEC_FILE: &str = "spec.json";
@@ -182,7 +184,7 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
     };
     let step_dir = args.step_dir();
     let repo = match repo {
-        Ok(r) => r,
+        Ok(r) => skip_own_files(r, &step_dir),
         Err(e) => return fail(e),
     };
     if let Err(e) = stage_inputs(&spec, &repo).await {
@@ -286,6 +288,21 @@ fn open_repository(args: &WrapperArgs) -> Result<ArtifactRepository, String> {
         .map_err(|e| format!("cannot open artifact repository {}: {e}", dir.display()))
 }
 
+/// A saved directory (a step saving its `/tmp`) never takes the wrapper's own files: the
+/// step directory and, sandboxed, the `/tmp/.cox` that holds it and the `cox` binary.
+fn skip_own_files(repo: ArtifactRepository, step_dir: &Path) -> ArtifactRepository {
+    let step_dir = std::path::absolute(step_dir).unwrap_or_else(|_| step_dir.to_path_buf());
+    let mut options = repo.options().clone();
+    if let Some(parent) = step_dir
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == ".cox"))
+    {
+        options.skip.push(parent.to_path_buf());
+    }
+    options.skip.push(step_dir);
+    repo.with_options(options)
+}
+
 fn archive_of(kind: ArchiveKind) -> Archive {
     match kind {
         ArchiveKind::TarGz => Archive::default(),
@@ -306,9 +323,66 @@ async fn stage_inputs(spec: &StepSpec, repo: &ArtifactRepository) -> Result<(), 
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| what(&e))?;
         }
+        match &input.sub_path {
+            Some(sub) => place_sub_path(input, repo, path, sub).await,
+            None => place(input, repo, path).await,
+        }
+        .map_err(|e| what(&e))?;
+        if let Some(mode) = input.mode {
+            set_mode(path, mode).map_err(|e| what(&e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Places `subPath` of the artifact: the whole artifact goes to a private directory next
+/// to `path`, then the part asked for is moved to `path`.
+async fn place_sub_path(
+    input: &InputArtifact,
+    repo: &ArtifactRepository,
+    path: &Path,
+    sub: &str,
+) -> Result<(), String> {
+    let rel = Path::new(sub.trim_start_matches("./"));
+    if rel.as_os_str().is_empty()
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(format!(
+            "subPath {sub:?} must be a relative path without `..`"
+        ));
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let staging = tempfile::Builder::new()
+        .prefix(".cox-subpath-")
+        .tempdir_in(parent)
+        .map_err(|e| format!("cannot create a directory in {}: {e}", parent.display()))?;
+    let whole = staging.path().join("artifact");
+    place(input, repo, &whole).await?;
+    let part = whole.join(rel);
+    std::fs::symlink_metadata(&part)
+        .map_err(|_| format!("subPath {sub:?} is not in the artifact"))?;
+    std::fs::rename(&part, path).map_err(|e| format!("cannot place subPath {sub:?}: {e}"))
+}
+
+/// Places the artifact's bytes at `path`.
+async fn place(
+    input: &InputArtifact,
+    repo: &ArtifactRepository,
+    path: &Path,
+) -> Result<(), String> {
+    {
         match &input.source {
             ArtifactSource::Absent => {}
-            ArtifactSource::Raw(text) => std::fs::write(path, text).map_err(|e| what(&e))?,
+            ArtifactSource::Raw(text) => std::fs::write(path, text).map_err(|e| e.to_string())?,
+            ArtifactSource::Key(key) => repo
+                .load_detect(key, path)
+                .await
+                .map_err(|e| e.to_string())?,
             ArtifactSource::Stored {
                 key,
                 archive,
@@ -321,16 +395,11 @@ async fn stage_inputs(spec: &StepSpec, repo: &ArtifactRepository) -> Result<(), 
                 };
                 repo.load_path(key, path, archive_of(*archive), expected)
                     .await
-                    .map_err(|e| what(&e))?;
+                    .map_err(|e| e.to_string())?;
             }
             ArtifactSource::Http(url) => {
-                return Err(what(&format!(
-                    "http artifacts are not supported yet ({url})"
-                )));
+                return Err(format!("http artifacts are not supported yet ({url})"));
             }
-        }
-        if let Some(mode) = input.mode {
-            set_mode(path, mode).map_err(|e| what(&e))?;
         }
     }
     Ok(())

@@ -298,6 +298,7 @@ async fn artifacts_round_trip(sandbox: bool) {
                 sha256: Some(a.sha256.clone()),
             },
             mode: None,
+            sub_path: None,
         })
         .collect();
     inputs.push(InputArtifact {
@@ -310,12 +311,14 @@ async fn artifacts_round_trip(sandbox: bool) {
         },
         source: ArtifactSource::Raw("echo raw-ran".into()),
         mode: Some(0o755),
+        sub_path: None,
     });
     inputs.push(InputArtifact {
         name: "absent".into(),
         path: s.path("in/absent"),
         source: ArtifactSource::Absent,
         mode: None,
+        sub_path: None,
     });
     let raw = inputs[5].path.clone();
     let check = format!(
@@ -361,6 +364,7 @@ async fn artifacts_round_trip(sandbox: bool) {
         path: s.path("web"),
         source: ArtifactSource::Http("https://example.invalid/x".into()),
         mode: None,
+        sub_path: None,
     }];
     let o5 = s.run(sp).await;
     assert_eq!(o5.phase, StepPhase::Error);
@@ -466,6 +470,7 @@ async fn argosay(sandbox: bool) {
         path: s.path("argosay/in"),
         source: ArtifactSource::Raw(text.into()),
         mode: None,
+        sub_path: None,
     };
     let inp = s.path("argosay/in");
     let mut sp = spec("cat", img, &[], &["cat", &inp]);

@@ -31,6 +31,9 @@ pub struct RunState {
     pub nodes: BTreeMap<String, Node>,
     /// Global outputs (`globalName`): parameters.
     pub global_parameters: Vec<(String, String)>,
+    /// Global outputs (`globalName`): artifacts, named by their global name.
+    #[serde(default)]
+    pub global_artifacts: Vec<super::node::ArtifactRef>,
     /// The main part ended: its phase and message, kept while the exit handler runs.
     pub main_result: Option<(Phase, String)>,
     /// Asked to stop: the message, and whether exit handlers are skipped (terminate).
@@ -65,6 +68,7 @@ impl RunState {
             finished_at: None,
             nodes: BTreeMap::new(),
             global_parameters: Vec::new(),
+            global_artifacts: Vec::new(),
             main_result: None,
             stopped: None,
             spec: Some(Box::new(workflow)),
@@ -95,6 +99,7 @@ impl RunState {
             finished_at: self.finished_at.clone(),
             nodes: BTreeMap::new(),
             global_parameters: self.global_parameters.clone(),
+            global_artifacts: self.global_artifacts.clone(),
             main_result: self.main_result.clone(),
             stopped: self.stopped.clone(),
             spec: None,
@@ -175,6 +180,7 @@ impl RunState {
             parallelism: workflow.spec.parallelism.map(|p| p.max(0) as usize),
             shutdown: None,
             global_parameters: self.global_parameters.clone(),
+            global_artifacts: self.global_artifacts.clone(),
             cache: &mut self.cache,
         };
         if let Some((id, outcome)) = &finished_step {
@@ -214,7 +220,15 @@ impl RunState {
                     )
                 })
                 .collect(),
-            artifacts: Vec::new(),
+            // `spec.arguments.artifacts`: the entrypoint's inputs, by location.
+            artifacts: arguments
+                .artifacts
+                .iter()
+                .filter_map(|a| {
+                    super::operator::ArtifactInput::from_location(a, &op.globals)
+                        .map(|i| (a.name.clone(), i))
+                })
+                .collect(),
         };
         let root = node_id(&name, &name);
         if self.main_result.is_none() {
@@ -350,6 +364,7 @@ impl RunState {
         let mut actions = std::mem::take(&mut op.actions);
         let wake = op.wake;
         self.global_parameters = op.global_parameters.clone();
+        self.global_artifacts = op.global_artifacts.clone();
         if finished {
             self.finished_at = Some(ts(now));
             actions.push(Action::Finished);
@@ -459,6 +474,12 @@ impl RunState {
                 Value::String(v.clone()),
             );
         }
+        for a in &self.global_artifacts {
+            vars.insert(
+                format!("workflow.outputs.artifacts.{}", a.name),
+                Value::String(format!("artifact:{}", a.key)),
+            );
+        }
         vars
     }
 
@@ -520,7 +541,13 @@ impl RunState {
                 if !n.outputs.artifacts.is_empty() {
                     out.insert(
                         "artifacts".into(),
-                        json!(n.outputs.artifacts.iter().map(|a| json!({"name": a.name, "path": a.path, "key": a.key, "size": a.size, "sha256": a.sha256})).collect::<Vec<_>>()),
+                        json!(
+                            n.outputs
+                                .artifacts
+                                .iter()
+                                .map(artifact_json)
+                                .collect::<Vec<_>>()
+                        ),
                     );
                 }
                 if let Some(r) = &n.outputs.result {
@@ -548,12 +575,40 @@ impl RunState {
         if !nodes.is_empty() {
             st.insert("nodes".into(), Value::Object(nodes));
         }
+        let mut outputs = serde_json::Map::new();
         if !self.global_parameters.is_empty() {
-            st.insert("outputs".into(), json!({"parameters": self.global_parameters.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>()}));
+            outputs.insert(
+                "parameters".into(),
+                json!(
+                    self.global_parameters
+                        .iter()
+                        .map(|(k, v)| json!({"name": k, "value": v}))
+                        .collect::<Vec<_>>()
+                ),
+            );
+        }
+        if !self.global_artifacts.is_empty() {
+            outputs.insert(
+                "artifacts".into(),
+                json!(
+                    self.global_artifacts
+                        .iter()
+                        .map(artifact_json)
+                        .collect::<Vec<_>>()
+                ),
+            );
+        }
+        if !outputs.is_empty() {
+            st.insert("outputs".into(), Value::Object(outputs));
         }
         if let Value::Object(map) = &mut wf {
             map.insert("status".into(), status);
         }
         wf
     }
+}
+
+/// An artifact in a node's or the workflow's outputs.
+fn artifact_json(a: &super::node::ArtifactRef) -> Value {
+    json!({"name": a.name, "path": a.path, "key": a.key, "size": a.size, "sha256": a.sha256})
 }

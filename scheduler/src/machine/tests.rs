@@ -300,6 +300,50 @@ fn a_container_set_runs_its_graph_and_takes_mains_outputs() {
 }
 
 #[test]
+fn a_container_sets_outputs_are_collected_after_every_container_ended() {
+    // `a` writes the output and may end after `main`: the outputs are read by a step of
+    // the set's own node, launched only once both ended.
+    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    volumes: [{name: ws, emptyDir: {}}]\n    containerSet:\n      volumeMounts: [{name: ws, mountPath: /ws}]\n      containers:\n      - {name: a, image: busybox, command: [sh, -c], args: [a]}\n      - {name: main, image: busybox, command: [echo], args: [main]}\n    outputs:\n      parameters: [{name: p, valueFrom: {path: /ws/out}}]\n      artifacts: [{name: art, path: /ws/out}]\n";
+    let mut state = RunState::new(workflow(yaml), chrono::Utc::now()).expect("state");
+    let mut specs = Vec::new();
+    let launched = drive(&mut state, |spec| {
+        specs.push(spec.clone());
+        if spec.command == ["true"] {
+            let mut o = ok("");
+            o.parameters.push(("p".into(), "hi".into()));
+            o.artifacts.push(cox_worker::step::SavedArtifact {
+                name: "art".into(),
+                path: "/ws/out".into(),
+                key: "x/x/art.tgz".into(),
+                archive: cox_worker::step::ArchiveKind::TarGz,
+                size: 3,
+                sha256: "00".into(),
+            });
+            o
+        } else {
+            ok(&spec.args[0])
+        }
+    });
+    assert_eq!(launched.len(), 3, "{launched:?}");
+    let collect = specs.last().expect("collecting step");
+    assert_eq!(collect.node_id, "wf");
+    assert_eq!(collect.output_artifacts.len(), 1);
+    assert_eq!(collect.output_parameters.len(), 1);
+    assert_eq!(collect.volumes.len(), 1, "the set's volumes");
+    assert!(
+        specs[..2]
+            .iter()
+            .all(|s| s.output_artifacts.is_empty() && s.output_parameters.is_empty()),
+        "the containers collect nothing themselves"
+    );
+    assert_eq!(state.phase(), Phase::Succeeded);
+    let set = &state.nodes["wf"];
+    assert_eq!(set.outputs.parameter("p"), Some("hi"));
+    assert_eq!(set.outputs.artifacts[0].key, "x/x/art.tgz");
+    assert_eq!(set.outputs.result.as_deref(), Some("main"), "main's result");
+}
+
+#[test]
 fn stop_cancels_running_steps_and_runs_exit_handlers_terminate_does_not() {
     let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  onExit: bye\n  templates:\n  - name: main\n    steps:\n    - - {name: long, template: work}\n    - - {name: never, template: work}\n  - name: work\n    container: {image: busybox, command: [sleep], args: [\"60\"]}\n  - name: bye\n    container: {image: busybox, command: [echo], args: [\"bye {{workflow.status}}\"]}\n";
     for terminate in [false, true] {
