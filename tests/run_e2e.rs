@@ -760,6 +760,63 @@ fn artifacts_between_steps() {
 }
 
 #[test]
+fn explicit_keys_sub_paths_root_paths_expressions_and_global_artifacts() {
+    let home = Home::new();
+    let run = home.run("artifact-locations.yaml", &[]);
+    run.expect_phase("Succeeded");
+    // The input keyed by s3.key, subPath a/b.txt of the directory, /result.txt written
+    // relative to the root working directory.
+    assert_eq!(run.result("consume"), "keyed\nbee\nroot");
+    assert_eq!(run.result("global"), "sea");
+    let name = run.name();
+    let key = format!("{name}/custom/keyed");
+    let keyed = run.node("produce")["outputs"]["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .find(|a| a["name"] == "keyed")
+        .expect("keyed")
+        .clone();
+    assert_eq!(keyed["key"], key.as_str());
+    assert!(home.home().join("artifacts").join(&key).is_file());
+    // fromExpression took the root artifact.
+    let root_key = |node: &Value, art: &str| {
+        node["outputs"]["artifacts"]
+            .as_array()
+            .and_then(|l| l.iter().find(|a| a["name"] == art))
+            .map(|a| a["key"].clone())
+    };
+    assert_eq!(
+        root_key(run.node(&name), "chosen"),
+        root_key(run.node("produce"), "root"),
+        "{}",
+        run.describe()
+    );
+    // The global artifact is in the workflow's outputs.
+    let globals = run.status()["outputs"]["artifacts"]
+        .as_array()
+        .expect("global artifacts");
+    assert_eq!(globals.len(), 1);
+    assert_eq!(globals[0]["name"], "shared-dir");
+    assert_eq!(
+        globals[0]["key"],
+        root_key(run.node("produce"), "dir").expect("dir")
+    );
+    // The saved /tmp holds the step's files only.
+    let tmp_key = root_key(run.node("produce"), "tmp").expect("tmp");
+    let tmp = home
+        .home()
+        .join("artifacts")
+        .join(tmp_key.as_str().expect("key"));
+    assert_eq!(
+        std::fs::read_to_string(tmp.join("k.txt")).expect("k.txt"),
+        "keyed\n"
+    );
+    assert!(tmp.join("dir/a/b.txt").is_file());
+    assert!(!tmp.join(".cox").exists(), "the wrapper's files were saved");
+}
+
+#[test]
 fn input_artifact_in_an_existing_host_directory() {
     let home = Home::new();
     let run = home.run("artifact-host-dir.yaml", &[]);
