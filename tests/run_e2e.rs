@@ -816,6 +816,85 @@ fn explicit_keys_sub_paths_root_paths_expressions_and_global_artifacts() {
     assert!(!tmp.join(".cox").exists(), "the wrapper's files were saved");
 }
 
+/// A minimal HTTP/1.1 file server on loopback (GET and HEAD, one request per connection)
+/// serving `dir`; returns its base URL. Runs until the test process ends.
+fn serve_http(dir: PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            // Drain the headers.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let mut parts = request.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let file = dir.join(path.trim_start_matches('/'));
+            let mut out = &stream;
+            let _ = match std::fs::read(&file) {
+                Ok(body) if !path.contains("..") => {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    out.write_all(head.as_bytes()).and_then(|()| {
+                        if method == "HEAD" {
+                            Ok(())
+                        } else {
+                            out.write_all(&body)
+                        }
+                    })
+                }
+                _ => out.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                ),
+            };
+        }
+    });
+    base
+}
+
+#[test]
+fn http_input_artifacts_are_downloaded_and_unpacked() {
+    let home = Home::new();
+    let site = home.data().join("site");
+    std::fs::create_dir_all(site.join("files/src")).expect("mkdir");
+    std::fs::write(site.join("files/plain.txt"), "plain over http\n").expect("write");
+    std::fs::write(site.join("files/src/inner.txt"), "inside the tarball\n").expect("write");
+    let tar = Command::new("tar")
+        .args(["czf", "files/bundle.tgz", "-C", "files", "src"])
+        .current_dir(&site)
+        .status()
+        .expect("tar");
+    assert!(tar.success());
+    let base = serve_http(site);
+    let run = home.run("artifact-http.yaml", &["-p", &format!("base={base}")]);
+    run.expect_phase("Succeeded");
+    assert_eq!(
+        run.result(&run.name()),
+        "plain over http\ninside the tarball\n600"
+    );
+    // A missing file is an error naming the URL.
+    let run = home.run(
+        "artifact-http.yaml",
+        &["-p", &format!("base={base}/nothing")],
+    );
+    run.expect_phase("Error");
+    assert!(
+        run.message(&run.name())
+            .contains("/nothing/files/plain.txt"),
+        "{}",
+        run.describe()
+    );
+}
+
 #[test]
 fn input_artifact_in_an_existing_host_directory() {
     let home = Home::new();

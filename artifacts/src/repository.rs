@@ -230,6 +230,28 @@ fn parse_key(key: &str) -> Result<ObjPath> {
     })
 }
 
+/// object_store's client and retry settings for `c`.
+fn client_options(
+    c: &ClientSettings,
+    allow_http: bool,
+) -> (object_store::ClientOptions, object_store::RetryConfig) {
+    use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+    let client = ClientOptions::new()
+        .with_connect_timeout(c.connect_timeout)
+        .with_timeout(c.request_timeout)
+        .with_allow_http(allow_http);
+    let retry = RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: c.backoff_initial,
+            max_backoff: c.backoff_max,
+            base: c.backoff_base,
+        },
+        max_retries: c.max_retries,
+        retry_timeout: c.retry_timeout,
+    };
+    (client, retry)
+}
+
 impl ArtifactRepository {
     /// Wraps any object store; `prefix` (may be empty) is prepended to every key.
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<Self> {
@@ -261,25 +283,42 @@ impl ArtifactRepository {
         Ok(repo)
     }
 
+    /// The web server of an `http(s)://host[:port]/path` URL, and the URL's path as the key
+    /// to load (Argo's `http` artifacts; see [`Self::load_detect`]). Query strings and
+    /// fragments are refused, as keys cannot carry them.
+    pub fn http(url: &str, client: &ClientSettings) -> Result<(Self, String)> {
+        let invalid = |reason: &str| Error::InvalidConfig {
+            message: format!("http artifact url {url:?}: {reason}"),
+        };
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .ok_or_else(|| invalid("must start with http:// or https://"))?;
+        if url.contains(['?', '#']) {
+            return Err(invalid("query strings and fragments are not supported"));
+        }
+        let (host, path) = rest
+            .split_once('/')
+            .filter(|(h, p)| !h.is_empty() && !p.trim_matches('/').is_empty())
+            .ok_or_else(|| invalid("names no file"))?;
+        let base = format!("{}{host}", &url[..url.len() - rest.len()]);
+        let (options, retry) = client_options(client, url.starts_with("http://"));
+        let store = object_store::http::HttpBuilder::new()
+            .with_url(&base)
+            .with_client_options(options)
+            .with_retry(retry)
+            .build()
+            .map_err(|e| invalid(&e.to_string().to_lowercase()))?;
+        let mut repo = Self::new(Arc::new(store), "")?;
+        repo.description = base;
+        Ok((repo, path.to_owned()))
+    }
+
     /// A repository in an S3-compatible bucket.
     pub fn s3(cfg: S3Config) -> Result<Self> {
         use object_store::aws::AmazonS3Builder;
-        use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
-        let c = &cfg.client;
-        let client = ClientOptions::new()
-            .with_connect_timeout(c.connect_timeout)
-            .with_timeout(c.request_timeout)
-            .with_allow_http(cfg.insecure);
-        let retry = RetryConfig {
-            backoff: BackoffConfig {
-                init_backoff: c.backoff_initial,
-                max_backoff: c.backoff_max,
-                base: c.backoff_base,
-            },
-            max_retries: c.max_retries,
-            retry_timeout: c.retry_timeout,
-        };
+        let (client, retry) = client_options(&cfg.client, cfg.insecure);
 
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(&cfg.bucket)

@@ -398,7 +398,12 @@ async fn place(
                     .map_err(|e| e.to_string())?;
             }
             ArtifactSource::Http(url) => {
-                return Err(format!("http artifacts are not supported yet ({url})"));
+                let (site, key) = ArtifactRepository::http(url, &Default::default())
+                    .map_err(|e| e.to_string())?;
+                let site = site.with_options(repo.options().clone());
+                site.load_detect(&key, path)
+                    .await
+                    .map_err(|e| format!("{url}: {e}"))?;
             }
         }
     }
