@@ -896,6 +896,31 @@ fn http_input_artifacts_are_downloaded_and_unpacked() {
 }
 
 #[test]
+fn archive_logs_saves_the_step_log_as_main_logs() {
+    let home = Home::new();
+    let run = home.run("archive-logs.yaml", &[]);
+    run.expect_phase("Succeeded");
+    let logs = run.node("logged")["outputs"]["artifacts"]
+        .as_array()
+        .and_then(|l| l.iter().find(|a| a["name"] == "main-logs"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no main-logs: {}", run.describe()));
+    let key = logs["key"].as_str().expect("key");
+    assert!(key.ends_with("/main.log"), "{key}");
+    let text = std::fs::read_to_string(home.home().join("artifacts").join(key)).expect("log");
+    // Both streams, in the order read; the last line has no newline.
+    assert!(text.contains("out line\n"), "{text:?}");
+    assert!(text.contains("err line\n"), "{text:?}");
+    assert!(text.ends_with("no newline"), "{text:?}");
+    assert_eq!(logs["size"], text.len());
+    assert!(
+        run.node("quiet")["outputs"]["artifacts"].is_null(),
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
 fn input_artifact_in_an_existing_host_directory() {
     let home = Home::new();
     let run = home.run("artifact-host-dir.yaml", &[]);

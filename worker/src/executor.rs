@@ -14,6 +14,7 @@
 //! script         a script template's source
 //! bin/           the image's aliases, first on PATH
 //! outcome.json   the StepOutcome the wrapper wrote
+//! main.log       with archiveLogs: the log's text while it is uploaded
 //! repository.json  S3 settings and keys, mode 0600, only with an S3 repository; the
 //!                wrapper deletes it before the program starts (see crate::repo_config)
 //! ```
@@ -58,7 +59,9 @@ use crate::images::ImageTable;
 use crate::local::LocalProcess;
 use crate::repo_config::{REPOSITORY_FILE, RepositoryConfig, S3Repository};
 use crate::spec::{Mount, ProcessSpec};
-use crate::step::{BoxFuture, Executor, StepOutcome, StepPhase, StepSpec};
+use crate::step::{
+    ArchiveKind, BoxFuture, Executor, SavedArtifact, StepOutcome, StepPhase, StepSpec,
+};
 use crate::wrapper::{IMAGES_FILE, OUTCOME_FILE, SPEC_FILE};
 
 /// Where the step directory appears in the sandbox. Under the sandbox's own `/tmp`, so the
@@ -67,6 +70,8 @@ use crate::wrapper::{IMAGES_FILE, OUTCOME_FILE, SPEC_FILE};
 pub const STEP_MOUNT: &str = "/tmp/.cox/step";
 /// Where the `cox` binary appears in the sandbox.
 pub const COX_MOUNT: &str = "/tmp/.cox/cox";
+/// The step log's text, written for `archiveLogs`, in the step directory.
+pub const LOG_TEXT_FILE: &str = "main.log";
 /// The wrapper's hidden subcommand.
 pub const STEP_SUBCOMMAND: &str = "__step";
 /// Node message when `deadline_seconds` passed (Argo's wording).
@@ -237,6 +242,18 @@ impl LocalExecutor {
         if spec.capture_result {
             outcome.result = Some(exit.result.clone());
         }
+        if spec.archive_logs {
+            match self.archive_log(&spec, &step_dir).await {
+                Ok(saved) => outcome.artifacts.push(saved),
+                Err(e) => {
+                    let e = format!("cannot archive the step's log: {e}");
+                    if outcome.phase == StepPhase::Succeeded {
+                        outcome.phase = StepPhase::Error;
+                        outcome.message = e;
+                    }
+                }
+            }
+        }
         outcome.started_at = outcome
             .started_at
             .or_else(|| Some(exit.started.to_rfc3339()));
@@ -244,6 +261,33 @@ impl LocalExecutor {
             .finished_at
             .or_else(|| Some(exit.finished.to_rfc3339()));
         outcome
+    }
+
+    /// Argo's `archiveLogs`: the log's text saved, from the host, as the artifact
+    /// `main-logs` under `<run>/<node id>/main.log`.
+    async fn archive_log(&self, spec: &StepSpec, step_dir: &Path) -> Result<SavedArtifact, String> {
+        let text = step_dir.join(LOG_TEXT_FILE);
+        let log = exit_log(step_dir);
+        crate::logs::write_text(&log, &text).map_err(|e| e.to_string())?;
+        let repo = match &self.config.s3 {
+            Some(s3) => s3.open(),
+            None => cox_artifacts::ArtifactRepository::local(&self.config.artifact_dir),
+        }
+        .map_err(|e| e.to_string())?;
+        let key = format!("{}/{}/main.log", spec.run, spec.node_id);
+        let saved = repo
+            .save_file(&text, &key)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(&text);
+        Ok(SavedArtifact {
+            name: "main-logs".into(),
+            path: String::new(),
+            key: saved.key,
+            archive: ArchiveKind::None,
+            size: saved.size,
+            sha256: saved.sha256,
+        })
     }
 
     /// Creates the step directory, writes the spec and the table, builds the process spec.

@@ -40,6 +40,9 @@ pub struct StepSpec {
     pub deadline_seconds: Option<u64>,
     /// Whether `outputs.result` is wanted (script templates, and containers whose stdout is read).
     pub capture_result: bool,
+    /// Argo's `archiveLogs`: save the step's log as the artifact `main-logs`.
+    #[serde(default)]
+    pub archive_logs: bool,
 }
 
 /// An input artifact and where it comes from.

@@ -85,6 +85,7 @@ fn spec(node: &str, image: &str, command: &[&str], args: &[&str]) -> StepSpec {
         volumes: Vec::new(),
         deadline_seconds: None,
         capture_result: true,
+        archive_logs: false,
     }
 }
 

@@ -1219,6 +1219,13 @@ impl<'a> Operator<'a> {
             volumes,
             deadline_seconds: deadline,
             capture_result: true,
+            // Argo: the template's archiveLocation, else the workflow's spec.
+            archive_logs: template
+                .archive_location
+                .as_ref()
+                .and_then(|l| l.archive_logs)
+                .or(self.wf.spec.archive_logs)
+                .unwrap_or(false),
         };
         if let Some(n) = self.nodes.get_mut(id) {
             n.launched = true;
