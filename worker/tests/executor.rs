@@ -363,14 +363,16 @@ async fn artifacts_round_trip(sandbox: bool) {
     sp.input_artifacts = vec![InputArtifact {
         name: "web".into(),
         path: s.path("web"),
-        source: ArtifactSource::Http("https://example.invalid/x".into()),
+        // Nothing listens on port 1: the download fails after its retries.
+        source: ArtifactSource::Http("http://127.0.0.1:1/x".into()),
         mode: None,
         sub_path: None,
     }];
     let o5 = s.run(sp).await;
     assert_eq!(o5.phase, StepPhase::Error);
     assert!(
-        o5.message.contains("http artifacts are not supported yet"),
+        o5.message.contains("input artifact \"web\"")
+            && o5.message.contains("http://127.0.0.1:1/x"),
         "{}",
         o5.message
     );
