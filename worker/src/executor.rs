@@ -70,6 +70,10 @@ use crate::wrapper::{IMAGES_FILE, OUTCOME_FILE, SPEC_FILE};
 pub const STEP_MOUNT: &str = "/tmp/.cox/step";
 /// Where the `cox` binary appears in the sandbox.
 pub const COX_MOUNT: &str = "/tmp/.cox/cox";
+/// Environment variable of `cox run`/`cox server` with limits for unpacking input archives,
+/// `ENTRIES,ENTRY_BYTES,TOTAL_BYTES` (default: the artifacts crate's, 1,000,000 entries,
+/// 64 GiB an entry, 128 GiB in all); an invalid value makes every step `Error`, naming it.
+pub const UNPACK_LIMITS_ENV: &str = "COX_UNPACK_LIMITS";
 /// The step log's text, written for `archiveLogs`, in the step directory.
 pub const LOG_TEXT_FILE: &str = "main.log";
 /// The wrapper's hidden subcommand.
@@ -343,6 +347,11 @@ impl LocalExecutor {
             "--images".to_string(),
             inner_step.join(IMAGES_FILE).display().to_string(),
         ]);
+        if let Some(text) = std::env::var_os(UNPACK_LIMITS_ENV) {
+            let limits = cox_artifacts::UnpackLimits::parse(&text.to_string_lossy())
+                .map_err(|e| format!("{UNPACK_LIMITS_ENV}: {e}"))?;
+            argv.extend(["--unpack-limits".to_string(), limits.to_arg()]);
+        }
         let mut process = ProcessSpec::new(argv, step_dir).sandbox(cfg.sandbox);
         process.env = spec.env.clone();
         process.workdir = spec.working_dir.as_ref().map(PathBuf::from);

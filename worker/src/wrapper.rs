@@ -1,6 +1,6 @@
 //! The in-step wrapper, `cox __step SPEC_JSON (--artifacts DIR | --repository FILE)
-//! [--images FILE]`: runs inside the step (the sandbox, or a plain process with
-//! `--no-sandbox`) around the user's program.
+//! [--images FILE] [--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES]`: runs inside the step
+//! (the sandbox, or a plain process with `--no-sandbox`) around the user's program.
 //!
 //! 1. reads the [`StepSpec`] from `SPEC_JSON`; the directory holding it is the step
 //!    directory as the step sees it (`/.cox/step` when sandboxed);
@@ -36,7 +36,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use cox_artifacts::{Archive, ArtifactRepository, Expected};
+use cox_artifacts::{Archive, ArtifactRepository, Expected, UnpackLimits};
 
 use crate::images::ImageTable;
 use crate::repo_config::S3Repository;
@@ -67,12 +67,16 @@ pub struct WrapperArgs {
     /// The image table as JSON (all entries, as [`ImageTable`] serializes); without it only
     /// `command` works.
     pub images: Option<PathBuf>,
+    /// Limits for unpacking input archives (`--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES`);
+    /// the artifacts crate's defaults when `None`.
+    pub unpack_limits: Option<UnpackLimits>,
 }
 
 impl WrapperArgs {
     /// Parses `SPEC_JSON (--artifacts DIR | --repository FILE) [--images FILE]`.
     pub fn parse(args: &[String]) -> Result<Self, String> {
         let (mut spec, mut artifacts, mut repository, mut images) = (None, None, None, None);
+        let mut unpack_limits = None;
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let mut value = |name: &str| {
@@ -84,6 +88,10 @@ impl WrapperArgs {
                 "--artifacts" => artifacts = Some(value("--artifacts")?),
                 "--repository" => repository = Some(value("--repository")?),
                 "--images" => images = Some(value("--images")?),
+                "--unpack-limits" => {
+                    let v = value("--unpack-limits")?;
+                    unpack_limits = Some(UnpackLimits::parse(&v.to_string_lossy())?);
+                }
                 other if other.starts_with("--") => return Err(format!("unknown option {other}")),
                 other if spec.is_none() => spec = Some(PathBuf::from(other)),
                 other => return Err(format!("unexpected argument {other:?}")),
@@ -97,6 +105,7 @@ impl WrapperArgs {
             artifacts,
             repository,
             images,
+            unpack_limits,
         })
     }
 
@@ -116,7 +125,7 @@ pub fn main(args: &[String]) -> i32 {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "cox-step: {e}\nusage: cox __step SPEC_JSON (--artifacts DIR | --repository FILE) [--images FILE]"
+                "cox-step: {e}\nusage: cox __step SPEC_JSON (--artifacts DIR | --repository FILE) [--images FILE] [--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES]"
             );
             return 2;
         }
@@ -184,7 +193,17 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
     };
     let step_dir = args.step_dir();
     let repo = match repo {
-        Ok(r) => skip_own_files(r, &step_dir),
+        Ok(r) => {
+            let r = skip_own_files(r, &step_dir);
+            match args.unpack_limits {
+                Some(limits) => {
+                    let mut options = r.options().clone();
+                    options.unpack_limits = limits;
+                    r.with_options(options)
+                }
+                None => r,
+            }
+        }
         Err(e) => return fail(e),
     };
     if let Err(e) = stage_inputs(&spec, &repo).await {
