@@ -1,5 +1,6 @@
 //! `cox`: the Coxswain command line. Parsing and wiring only; the work lives in the crates.
 
+mod cp_cmd;
 mod lint;
 mod run_cmd;
 mod server_cmd;
@@ -24,6 +25,8 @@ enum Command {
     Runs(run_cmd::RunCommand),
     /// Serve Argo Server's REST API on this machine (runs workflows locally).
     Server(server_cmd::ServerArgs),
+    /// Copy a run's output artifacts to a directory.
+    Cp(cp_cmd::CpArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::run(&args),
         Command::Runs(command) => run_cmd::run(command),
         Command::Server(args) => server_cmd::run(args),
+        Command::Cp(args) => cp_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -814,6 +814,14 @@ fn explicit_keys_sub_paths_root_paths_expressions_and_global_artifacts() {
     );
     assert!(tmp.join("dir/a/b.txt").is_file());
     assert!(!tmp.join(".cox").exists(), "the wrapper's files were saved");
+    // Nor the repository, mounted at its host path (under /tmp when the home is).
+    let repo_dir = home.home().join("artifacts");
+    if let Ok(rel) = repo_dir.strip_prefix("/tmp") {
+        assert!(
+            !tmp.join(rel).exists(),
+            "the repository was saved into itself"
+        );
+    }
 }
 
 /// A minimal HTTP/1.1 file server on loopback (GET and HEAD, one request per connection)
@@ -859,6 +867,72 @@ fn serve_http(dir: PathBuf) -> String {
         }
     });
     base
+}
+
+#[test]
+fn cox_cp_copies_checked_artifacts_out() {
+    let home = Home::new();
+    let run = home.run("artifacts.yaml", &[]);
+    run.expect_phase("Succeeded");
+    let name = run.name();
+    let out = home.data().join("cp");
+    let cp = |args: &[&str]| {
+        let mut all = vec!["cp", name.as_str(), out.to_str().expect("utf-8")];
+        all.extend_from_slice(args);
+        home.cox(&all)
+    };
+    let o = cp(&["--path", "{templateName}/{artifactName}"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A file (tar.gz), a directory (tar.gz) and a plain object, unpacked to their paths.
+    let make = run.node("make")["templateName"]
+        .as_str()
+        .expect("template")
+        .to_string();
+    let dir = out.join(&make);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("plain")).expect("plain"),
+        "four"
+    );
+    assert!(
+        dir.join("file").is_file(),
+        "{:?}",
+        std::fs::read_dir(&dir).map(|d| d.count())
+    );
+    assert!(dir.join("dir").is_dir());
+    // Argo's default layout, one artifact.
+    let o = cp(&["--artifact-name", "plain"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let id = run.node("make")["id"].as_str().expect("id").to_string();
+    assert!(
+        out.join(format!("default/{name}/{id}/outputs/plain"))
+            .is_file()
+    );
+    // A stored object changed since it was saved: refused, naming the artifact.
+    let key = run.node("make")["outputs"]["artifacts"]
+        .as_array()
+        .and_then(|l| l.iter().find(|a| a["name"] == "plain"))
+        .and_then(|a| a["key"].as_str())
+        .expect("key")
+        .to_string();
+    std::fs::write(home.home().join("artifacts").join(&key), "tampered").expect("tamper");
+    let o = cp(&["--artifact-name", "plain", "--path", "again/{artifactName}"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr.contains("artifact plain"), "{stderr}");
+    assert!(!out.join("again/plain").exists());
+    // A path that leaves the output directory is refused.
+    let o = cp(&["--path", "../{artifactName}"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("leaves the output directory"));
 }
 
 #[test]

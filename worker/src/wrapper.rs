@@ -194,7 +194,7 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
     let step_dir = args.step_dir();
     let repo = match repo {
         Ok(r) => {
-            let r = skip_own_files(r, &step_dir);
+            let r = skip_own_files(r, &step_dir, args.artifacts.as_deref());
             match args.unpack_limits {
                 Some(limits) => {
                     let mut options = r.options().clone();
@@ -308,10 +308,20 @@ fn open_repository(args: &WrapperArgs) -> Result<ArtifactRepository, String> {
 }
 
 /// A saved directory (a step saving its `/tmp`) never takes the wrapper's own files: the
-/// step directory and, sandboxed, the `/tmp/.cox` that holds it and the `cox` binary.
-fn skip_own_files(repo: ArtifactRepository, step_dir: &Path) -> ArtifactRepository {
+/// step directory and, sandboxed, the `/tmp/.cox` that holds it and the `cox` binary, nor
+/// the local repository's directory (mounted at its host path, often under `/tmp`).
+fn skip_own_files(
+    repo: ArtifactRepository,
+    step_dir: &Path,
+    repository_dir: Option<&Path>,
+) -> ArtifactRepository {
     let step_dir = std::path::absolute(step_dir).unwrap_or_else(|_| step_dir.to_path_buf());
     let mut options = repo.options().clone();
+    if let Some(dir) = repository_dir {
+        options
+            .skip
+            .push(std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()));
+    }
     if let Some(parent) = step_dir
         .parent()
         .filter(|p| p.file_name().is_some_and(|n| n == ".cox"))
