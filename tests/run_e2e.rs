@@ -936,6 +936,30 @@ fn cox_cp_copies_checked_artifacts_out() {
 }
 
 #[test]
+fn artifact_gc_deletes_on_completion_and_on_deletion() {
+    let home = Home::new();
+    let run = home.run("artifact-gc.yaml", &[]);
+    run.expect_phase("Succeeded");
+    let name = run.name();
+    let repo = home.home().join("artifacts");
+    let key = |art: &str| {
+        run.node(&name)["outputs"]["artifacts"]
+            .as_array()
+            .and_then(|l| l.iter().find(|a| a["name"] == art))
+            .and_then(|a| a["key"].as_str())
+            .map(|k| repo.join(k))
+            .unwrap_or_else(|| panic!("{art}: {}", run.describe()))
+    };
+    assert!(!key("on-completion").exists(), "deleted when the run completed");
+    assert!(key("on-deletion").is_file());
+    assert!(key("dir-on-deletion").join("x").is_file());
+    let out = home.cox(&["delete", &name]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!key("on-deletion").exists(), "deleted with the run");
+    assert!(!key("dir-on-deletion").join("x").exists(), "a directory's objects too");
+}
+
+#[test]
 fn http_input_artifacts_are_downloaded_and_unpacked() {
     let home = Home::new();
     let site = home.data().join("site");

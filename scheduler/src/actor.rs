@@ -87,6 +87,8 @@ pub struct RunActorState {
     timers: Vec<JoinHandle<()>>,
     /// Callers of [`RunMsg::AwaitCompletion`], answered when the run finishes.
     waiters: Vec<RpcReplyPort<RunState>>,
+    /// Artifacts to delete when the run finishes ([`Action::DeleteArtifacts`]).
+    gc_keys: Vec<String>,
 }
 
 /// Messages of a run actor.
@@ -131,6 +133,7 @@ impl Actor for RunActor {
             running: HashMap::new(),
             timers: Vec::new(),
             waiters: Vec::new(),
+            gc_keys: Vec::new(),
         })
     }
 
@@ -248,11 +251,24 @@ impl RunActorState {
                     let _ = myself.cast(RunMsg::Timer);
                 }));
             }
+            Action::DeleteArtifacts { keys } => self.gc_keys.extend(keys),
             Action::Finished => {
-                for waiter in self.waiters.drain(..) {
-                    let _ = waiter.send(self.run.clone());
-                }
-                myself.stop(Some("run finished".into()));
+                let waiters: Vec<_> = self.waiters.drain(..).collect();
+                let keys = std::mem::take(&mut self.gc_keys);
+                let (executor, run, myself) =
+                    (Arc::clone(&self.executor), self.run.clone(), myself.clone());
+                // Waiters hear of the end once the artifacts to collect are gone.
+                tokio::spawn(async move {
+                    if !keys.is_empty()
+                        && let Err(e) = executor.delete_artifacts(keys).await
+                    {
+                        warn!(run = %run.name, error = %e, "artifact garbage collection failed");
+                    }
+                    for waiter in waiters {
+                        let _ = waiter.send(run.clone());
+                    }
+                    myself.stop(Some("run finished".into()));
+                });
             }
         }
     }

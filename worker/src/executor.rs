@@ -267,17 +267,21 @@ impl LocalExecutor {
         outcome
     }
 
+    /// The artifact repository, opened on the host.
+    fn repository(&self) -> cox_artifacts::Result<cox_artifacts::ArtifactRepository> {
+        match &self.config.s3 {
+            Some(s3) => s3.open(),
+            None => cox_artifacts::ArtifactRepository::local(&self.config.artifact_dir),
+        }
+    }
+
     /// Argo's `archiveLogs`: the log's text saved, from the host, as the artifact
     /// `main-logs` under `<run>/<node id>/main.log`.
     async fn archive_log(&self, spec: &StepSpec, step_dir: &Path) -> Result<SavedArtifact, String> {
         let text = step_dir.join(LOG_TEXT_FILE);
         let log = exit_log(step_dir);
         crate::logs::write_text(&log, &text).map_err(|e| e.to_string())?;
-        let repo = match &self.config.s3 {
-            Some(s3) => s3.open(),
-            None => cox_artifacts::ArtifactRepository::local(&self.config.artifact_dir),
-        }
-        .map_err(|e| e.to_string())?;
+        let repo = self.repository().map_err(|e| e.to_string())?;
         let key = format!("{}/{}/main.log", spec.run, spec.node_id);
         let saved = repo
             .save_file(&text, &key)
@@ -476,6 +480,20 @@ fn artifact_paths(spec: &StepSpec) -> impl Iterator<Item = &str> {
 impl Executor for LocalExecutor {
     fn run(&self, spec: StepSpec, cancel: CancellationToken) -> BoxFuture<'_, StepOutcome> {
         Box::pin(self.run_step(spec, cancel))
+    }
+
+    fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let repo = self.repository().map_err(|e| e.to_string())?;
+            for key in keys.iter().filter(|k| !k.trim_matches('/').is_empty()) {
+                // A directory saved without an archive is the objects under its key.
+                let under = repo.delete_prefix(key).await.map_err(|e| e.to_string())?;
+                if under == 0 {
+                    repo.delete(key).await.map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        })
     }
 
     fn log_path(&self, run: &str, node_id: &str, attempt: u32) -> Option<PathBuf> {

@@ -218,4 +218,11 @@ pub trait Executor: Send + Sync + 'static {
 
     /// Where the attempt's log is kept (JSON lines, see [`crate::logs`]), if it is a file.
     fn log_path(&self, run: &str, node_id: &str, attempt: u32) -> Option<PathBuf>;
+
+    /// Deletes artifacts from the repository the steps save to (Argo's `artifactGC`): each
+    /// key's object, or the objects under it. An executor without a repository says so.
+    fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
+        let _ = keys;
+        Box::pin(async { Err("this executor keeps no artifacts to delete".to_string()) })
+    }
 }

@@ -367,6 +367,10 @@ impl RunState {
         self.global_artifacts = op.global_artifacts.clone();
         if finished {
             self.finished_at = Some(ts(now));
+            let keys = self.artifact_gc_keys(workflow, GC_ON_COMPLETION);
+            if !keys.is_empty() {
+                actions.push(Action::DeleteArtifacts { keys });
+            }
             actions.push(Action::Finished);
         } else if let Some(at) = wake {
             actions.push(Action::WakeAt { at });
@@ -481,6 +485,41 @@ impl RunState {
             );
         }
         vars
+    }
+
+    /// Keys of the output artifacts whose `artifactGC.strategy` (the artifact's own, else
+    /// the workflow's `spec.artifactGC`) is `strategy`, each once.
+    pub fn artifact_gc_keys(&self, wf: &Workflow, strategy: &str) -> Vec<String> {
+        let default = wf
+            .spec
+            .artifact_gc
+            .as_ref()
+            .and_then(|g| g.strategy.as_deref())
+            .unwrap_or_default();
+        let mut keys: Vec<String> = Vec::new();
+        for n in self.nodes.values() {
+            let declared = n
+                .template_name
+                .as_deref()
+                .and_then(|t| {
+                    wf.spec
+                        .templates
+                        .iter()
+                        .find(|x| x.name.as_deref() == Some(t))
+                })
+                .and_then(|t| t.outputs.as_ref());
+            for a in &n.outputs.artifacts {
+                let own = declared
+                    .and_then(|o| o.artifacts.iter().find(|d| d.name == a.name))
+                    .and_then(|d| d.artifact_gc.as_ref())
+                    .and_then(|g| g.strategy.as_deref())
+                    .filter(|s| !s.is_empty());
+                if own.unwrap_or(default) == strategy && !keys.contains(&a.key) {
+                    keys.push(a.key.clone());
+                }
+            }
+        }
+        keys
     }
 
     /// The run as Argo's Workflow object: metadata, spec and status.
@@ -607,6 +646,11 @@ impl RunState {
         wf
     }
 }
+
+/// Argo's `artifactGC` strategies.
+pub const GC_ON_COMPLETION: &str = "OnWorkflowCompletion";
+/// See [`GC_ON_COMPLETION`].
+pub const GC_ON_DELETION: &str = "OnWorkflowDeletion";
 
 /// An artifact in a node's or the workflow's outputs.
 fn artifact_json(a: &super::node::ArtifactRef) -> Value {

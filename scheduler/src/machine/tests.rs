@@ -71,6 +71,9 @@ fn drive(
                     queue.push(*spec);
                 }
                 Action::WakeAt { at } => wake = Some(at),
+                Action::DeleteArtifacts { keys } => {
+                    launched.extend(keys.into_iter().map(|k| format!("gc:{k}")))
+                }
                 Action::Finished => return launched,
                 Action::Cancel { .. } => {}
             }
@@ -341,6 +344,34 @@ fn a_container_sets_outputs_are_collected_after_every_container_ended() {
     assert_eq!(set.outputs.parameter("p"), Some("hi"));
     assert_eq!(set.outputs.artifacts[0].key, "x/x/art.tgz");
     assert_eq!(set.outputs.result.as_deref(), Some("main"), "main's result");
+}
+
+#[test]
+fn artifact_gc_strategies_pick_the_keys_to_delete() {
+    // The workflow's strategy applies unless an artifact has its own.
+    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  artifactGC: {strategy: OnWorkflowDeletion}\n  templates:\n  - name: main\n    container: {image: busybox, command: [echo], args: [x]}\n    outputs:\n      artifacts:\n      - {name: done, path: /tmp/a, artifactGC: {strategy: OnWorkflowCompletion}}\n      - {name: kept, path: /tmp/b}\n      - {name: never, path: /tmp/c, artifactGC: {strategy: Never}}\n";
+    let mut state = RunState::new(workflow(yaml), chrono::Utc::now()).expect("state");
+    let saved = |name: &str| cox_worker::step::SavedArtifact {
+        name: name.into(),
+        path: format!("/tmp/{name}"),
+        key: format!("k/{name}"),
+        archive: cox_worker::step::ArchiveKind::TarGz,
+        size: 1,
+        sha256: "00".into(),
+    };
+    let launched = drive(&mut state, |_| {
+        let mut o = ok("x");
+        o.artifacts = vec![saved("done"), saved("kept"), saved("never")];
+        o
+    });
+    assert_eq!(
+        launched,
+        ["x", "gc:k/done"],
+        "deleted when the run completes"
+    );
+    let wf = state.workflow().expect("workflow").clone();
+    assert_eq!(state.artifact_gc_keys(&wf, GC_ON_DELETION), ["k/kept"]);
+    assert_eq!(state.artifact_gc_keys(&wf, GC_ON_COMPLETION), ["k/done"]);
 }
 
 #[test]
