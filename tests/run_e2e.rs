@@ -950,13 +950,24 @@ fn artifact_gc_deletes_on_completion_and_on_deletion() {
             .map(|k| repo.join(k))
             .unwrap_or_else(|| panic!("{art}: {}", run.describe()))
     };
-    assert!(!key("on-completion").exists(), "deleted when the run completed");
+    assert!(
+        !key("on-completion").exists(),
+        "deleted when the run completed"
+    );
     assert!(key("on-deletion").is_file());
     assert!(key("dir-on-deletion").join("x").is_file());
     let out = home.cox(&["delete", &name]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!key("on-deletion").exists(), "deleted with the run");
-    assert!(!key("dir-on-deletion").join("x").exists(), "a directory's objects too");
+    assert!(
+        !key("dir-on-deletion").join("x").exists(),
+        "a directory's objects too"
+    );
 }
 
 #[test]
