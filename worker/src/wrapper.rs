@@ -404,39 +404,33 @@ async fn place(
     repo: &ArtifactRepository,
     path: &Path,
 ) -> Result<(), String> {
-    {
-        match &input.source {
-            ArtifactSource::Absent => {}
-            ArtifactSource::Raw(text) => std::fs::write(path, text).map_err(|e| e.to_string())?,
-            ArtifactSource::Key(key) => repo
-                .load_detect(key, path)
+    match &input.source {
+        ArtifactSource::Absent => Ok(()),
+        ArtifactSource::Raw(text) => std::fs::write(path, text).map_err(|e| e.to_string()),
+        ArtifactSource::Key(key) => repo.load_detect(key, path).await.map_err(|e| e.to_string()),
+        ArtifactSource::Stored {
+            key,
+            archive,
+            size,
+            sha256,
+        } => {
+            let expected = match (size, sha256) {
+                (Some(size), Some(sha)) => Some(Expected::new(*size, sha.clone())),
+                _ => None,
+            };
+            repo.load_path(key, path, archive_of(*archive), expected)
                 .await
-                .map_err(|e| e.to_string())?,
-            ArtifactSource::Stored {
-                key,
-                archive,
-                size,
-                sha256,
-            } => {
-                let expected = match (size, sha256) {
-                    (Some(size), Some(sha)) => Some(Expected::new(*size, sha.clone())),
-                    _ => None,
-                };
-                repo.load_path(key, path, archive_of(*archive), expected)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            ArtifactSource::Http(url) => {
-                let (site, key) = ArtifactRepository::http(url, &Default::default())
-                    .map_err(|e| e.to_string())?;
-                let site = site.with_options(repo.options().clone());
-                site.load_detect(&key, path)
-                    .await
-                    .map_err(|e| format!("{url}: {e}"))?;
-            }
+                .map_err(|e| e.to_string())
+        }
+        ArtifactSource::Http(url) => {
+            let (site, key) =
+                ArtifactRepository::http(url, &Default::default()).map_err(|e| e.to_string())?;
+            let site = site.with_options(repo.options().clone());
+            site.load_detect(&key, path)
+                .await
+                .map_err(|e| format!("{url}: {e}"))
         }
     }
-    Ok(())
 }
 
 /// Sets `mode` on a file, or on a directory's files (directories stay traversable).
