@@ -2,6 +2,7 @@
 
 mod cache_cmd;
 mod client;
+mod cp_cmd;
 mod lint;
 mod remote_cmd;
 mod rerun_cmd;
@@ -69,6 +70,8 @@ enum Command {
     /// The step cache of memoized templates (`memoize`): list, show, delete, prune.
     #[command(subcommand)]
     Cache(cache_cmd::CacheCommand),
+    /// Copy a run's output artifacts to a directory.
+    Cp(cp_cmd::CpArgs),
 }
 
 fn main() -> ExitCode {
@@ -150,5 +153,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cache(command) => cache_cmd::run(command),
         Command::Retry(args) => rerun_cmd::retry(remote.as_ref(), args),
         Command::Resubmit(args) => rerun_cmd::resubmit(remote.as_ref(), args),
+        Command::Cp(args) => cp_cmd::run(args),
     }
 }

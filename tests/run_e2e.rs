@@ -761,7 +761,276 @@ fn artifacts_between_steps() {
 }
 
 #[test]
-#[ignore = "known limit: the sandbox keeps existing host directories read-only, so an input artifact under /usr/local cannot be placed (README)"]
+fn explicit_keys_sub_paths_root_paths_expressions_and_global_artifacts() {
+    let home = Home::new();
+    let run = home.run("artifact-locations.yaml", &[]);
+    run.expect_phase("Succeeded");
+    // The input keyed by s3.key, subPath a/b.txt of the directory, /result.txt written
+    // relative to the root working directory.
+    assert_eq!(run.result("consume"), "keyed\nbee\nroot");
+    assert_eq!(run.result("global"), "sea");
+    let name = run.name();
+    let key = format!("{name}/custom/keyed");
+    let keyed = run.node("produce")["outputs"]["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .find(|a| a["name"] == "keyed")
+        .expect("keyed")
+        .clone();
+    assert_eq!(keyed["key"], key.as_str());
+    assert!(home.home().join("artifacts").join(&key).is_file());
+    // fromExpression took the root artifact.
+    let root_key = |node: &Value, art: &str| {
+        node["outputs"]["artifacts"]
+            .as_array()
+            .and_then(|l| l.iter().find(|a| a["name"] == art))
+            .map(|a| a["key"].clone())
+    };
+    assert_eq!(
+        root_key(run.node(&name), "chosen"),
+        root_key(run.node("produce"), "root"),
+        "{}",
+        run.describe()
+    );
+    // The global artifact is in the workflow's outputs.
+    let globals = run.status()["outputs"]["artifacts"]
+        .as_array()
+        .expect("global artifacts");
+    assert_eq!(globals.len(), 1);
+    assert_eq!(globals[0]["name"], "shared-dir");
+    assert_eq!(
+        globals[0]["key"],
+        root_key(run.node("produce"), "dir").expect("dir")
+    );
+    // The saved /tmp holds the step's files only.
+    let tmp_key = root_key(run.node("produce"), "tmp").expect("tmp");
+    let tmp = home
+        .home()
+        .join("artifacts")
+        .join(tmp_key.as_str().expect("key"));
+    assert_eq!(
+        std::fs::read_to_string(tmp.join("k.txt")).expect("k.txt"),
+        "keyed\n"
+    );
+    assert!(tmp.join("dir/a/b.txt").is_file());
+    assert!(!tmp.join(".cox").exists(), "the wrapper's files were saved");
+    // Nor the repository, mounted at its host path (under /tmp when the home is).
+    let repo_dir = home.home().join("artifacts");
+    if let Ok(rel) = repo_dir.strip_prefix("/tmp") {
+        assert!(
+            !tmp.join(rel).exists(),
+            "the repository was saved into itself"
+        );
+    }
+}
+
+/// A minimal HTTP/1.1 file server on loopback (GET and HEAD, one request per connection)
+/// serving `dir`; returns its base URL. Runs until the test process ends.
+fn serve_http(dir: PathBuf) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            // Drain the headers.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let mut parts = request.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let file = dir.join(path.trim_start_matches('/'));
+            let mut out = &stream;
+            let _ = match std::fs::read(&file) {
+                Ok(body) if !path.contains("..") => {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    out.write_all(head.as_bytes()).and_then(|()| {
+                        if method == "HEAD" {
+                            Ok(())
+                        } else {
+                            out.write_all(&body)
+                        }
+                    })
+                }
+                _ => out.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                ),
+            };
+        }
+    });
+    base
+}
+
+#[test]
+fn cox_cp_copies_checked_artifacts_out() {
+    let home = Home::new();
+    let run = home.run("artifacts.yaml", &[]);
+    run.expect_phase("Succeeded");
+    let name = run.name();
+    let out = home.data().join("cp");
+    let cp = |args: &[&str]| {
+        let mut all = vec!["cp", name.as_str(), out.to_str().expect("utf-8")];
+        all.extend_from_slice(args);
+        home.cox(&all)
+    };
+    let o = cp(&["--path", "{templateName}/{artifactName}"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A file (tar.gz), a directory (tar.gz) and a plain object, unpacked to their paths.
+    let make = run.node("make")["templateName"]
+        .as_str()
+        .expect("template")
+        .to_string();
+    let dir = out.join(&make);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("plain")).expect("plain"),
+        "four"
+    );
+    assert!(
+        dir.join("file").is_file(),
+        "{:?}",
+        std::fs::read_dir(&dir).map(|d| d.count())
+    );
+    assert!(dir.join("dir").is_dir());
+    // Argo's default layout, one artifact.
+    let o = cp(&["--artifact-name", "plain"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let id = run.node("make")["id"].as_str().expect("id").to_string();
+    assert!(
+        out.join(format!("default/{name}/{id}/outputs/plain"))
+            .is_file()
+    );
+    // A stored object changed since it was saved: refused, naming the artifact.
+    let key = run.node("make")["outputs"]["artifacts"]
+        .as_array()
+        .and_then(|l| l.iter().find(|a| a["name"] == "plain"))
+        .and_then(|a| a["key"].as_str())
+        .expect("key")
+        .to_string();
+    std::fs::write(home.home().join("artifacts").join(&key), "tampered").expect("tamper");
+    let o = cp(&["--artifact-name", "plain", "--path", "again/{artifactName}"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr.contains("artifact plain"), "{stderr}");
+    assert!(!out.join("again/plain").exists());
+    // A path that leaves the output directory is refused.
+    let o = cp(&["--path", "../{artifactName}"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("leaves the output directory"));
+}
+
+#[test]
+fn artifact_gc_deletes_on_completion_and_on_deletion() {
+    let home = Home::new();
+    let run = home.run("artifact-gc.yaml", &[]);
+    run.expect_phase("Succeeded");
+    let name = run.name();
+    let repo = home.home().join("artifacts");
+    let key = |art: &str| {
+        run.node(&name)["outputs"]["artifacts"]
+            .as_array()
+            .and_then(|l| l.iter().find(|a| a["name"] == art))
+            .and_then(|a| a["key"].as_str())
+            .map(|k| repo.join(k))
+            .unwrap_or_else(|| panic!("{art}: {}", run.describe()))
+    };
+    assert!(
+        !key("on-completion").exists(),
+        "deleted when the run completed"
+    );
+    assert!(key("on-deletion").is_file());
+    assert!(key("dir-on-deletion").join("x").is_file());
+    let out = home.cox(&["delete", &name]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!key("on-deletion").exists(), "deleted with the run");
+    assert!(
+        !key("dir-on-deletion").join("x").exists(),
+        "a directory's objects too"
+    );
+}
+
+#[test]
+fn http_input_artifacts_are_downloaded_and_unpacked() {
+    let home = Home::new();
+    let site = home.data().join("site");
+    std::fs::create_dir_all(site.join("files/src")).expect("mkdir");
+    std::fs::write(site.join("files/plain.txt"), "plain over http\n").expect("write");
+    std::fs::write(site.join("files/src/inner.txt"), "inside the tarball\n").expect("write");
+    let tar = Command::new("tar")
+        .args(["czf", "files/bundle.tgz", "-C", "files", "src"])
+        .current_dir(&site)
+        .status()
+        .expect("tar");
+    assert!(tar.success());
+    let base = serve_http(site);
+    let run = home.run("artifact-http.yaml", &["-p", &format!("base={base}")]);
+    run.expect_phase("Succeeded");
+    assert_eq!(
+        run.result(&run.name()),
+        "plain over http\ninside the tarball\n600"
+    );
+    // A missing file is an error naming the URL.
+    let run = home.run(
+        "artifact-http.yaml",
+        &["-p", &format!("base={base}/nothing")],
+    );
+    run.expect_phase("Error");
+    assert!(
+        run.message(&run.name())
+            .contains("/nothing/files/plain.txt"),
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn archive_logs_saves_the_step_log_as_main_logs() {
+    let home = Home::new();
+    let run = home.run("archive-logs.yaml", &[]);
+    run.expect_phase("Succeeded");
+    let logs = run.node("logged")["outputs"]["artifacts"]
+        .as_array()
+        .and_then(|l| l.iter().find(|a| a["name"] == "main-logs"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no main-logs: {}", run.describe()));
+    let key = logs["key"].as_str().expect("key");
+    assert!(key.ends_with("/main.log"), "{key}");
+    let text = std::fs::read_to_string(home.home().join("artifacts").join(key)).expect("log");
+    // Both streams, in the order read; the last line has no newline.
+    assert!(text.contains("out line\n"), "{text:?}");
+    assert!(text.contains("err line\n"), "{text:?}");
+    assert!(text.ends_with("no newline"), "{text:?}");
+    assert_eq!(logs["size"], text.len());
+    assert!(
+        run.node("quiet")["outputs"]["artifacts"].is_null(),
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
 fn input_artifact_in_an_existing_host_directory() {
     let home = Home::new();
     let run = home.run("artifact-host-dir.yaml", &[]);

@@ -6,7 +6,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -63,11 +63,13 @@ fn entry_name(src: &Path) -> Result<String> {
 
 /// Writes `src` (file or directory) as a tar.gz into `out`. Streams file contents; modes,
 /// mtimes and symlinks (as links) are preserved.
+/// Paths under `src` in `skip` are left out, with everything below them.
 pub(crate) fn pack_tar_gz(
     src: &Path,
     level: Option<u32>,
     out: File,
     out_path: &Path,
+    skip: &[PathBuf],
 ) -> Result<()> {
     let meta = fs::metadata(src).map_err(|e| Error::io(src, e))?;
     let name = entry_name(src)?;
@@ -77,9 +79,7 @@ pub(crate) fn pack_tar_gz(
     builder.follow_symlinks(false);
     builder.mode(tar::HeaderMode::Complete);
     if meta.is_dir() {
-        builder
-            .append_dir_all(&name, src)
-            .map_err(|e| Error::io(src, e))?;
+        append_tree(&mut builder, Path::new(&name), src, skip)?;
     } else if meta.is_file() {
         let mut f = File::open(src).map_err(|e| Error::io(src, e))?;
         builder
@@ -100,13 +100,52 @@ pub(crate) fn pack_tar_gz(
     Ok(())
 }
 
-/// Writes `src` (file or directory) as a zip into `out`, streaming file contents.
-pub(crate) fn pack_zip(src: &Path, out: File, out_path: &Path) -> Result<()> {
+/// Appends directory `dir` as `name/` and its entries (not following symlinks), sorted,
+/// leaving out the paths in `skip`.
+fn append_tree<W: Write>(
+    builder: &mut tar::Builder<W>,
+    name: &Path,
+    dir: &Path,
+    skip: &[PathBuf],
+) -> Result<()> {
+    builder
+        .append_path_with_name(dir, name)
+        .map_err(|e| Error::io(dir, e))?;
+    for child in sorted_children(dir)? {
+        let path = child.path();
+        if skip.contains(&path) {
+            continue;
+        }
+        let child_name = name.join(child.file_name());
+        let lmeta = fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
+        if lmeta.is_dir() {
+            append_tree(builder, &child_name, &path, skip)?;
+        } else {
+            builder
+                .append_path_with_name(&path, &child_name)
+                .map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn sorted_children(dir: &Path) -> Result<Vec<fs::DirEntry>> {
+    let mut children: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .collect::<io::Result<_>>()
+        .map_err(|e| Error::io(dir, e))?;
+    children.sort_by_key(|c| c.file_name());
+    Ok(children)
+}
+
+/// Writes `src` (file or directory) as a zip into `out`, streaming file contents; paths
+/// in `skip` are left out.
+pub(crate) fn pack_zip(src: &Path, out: File, out_path: &Path, skip: &[PathBuf]) -> Result<()> {
     let meta = fs::metadata(src).map_err(|e| Error::io(src, e))?;
     let name = entry_name(src)?;
     let mut zw = zip::ZipWriter::new(BufWriter::with_capacity(256 * 1024, out));
     if meta.is_dir() {
-        zip_dir(&mut zw, src, &name, &meta, out_path)?;
+        zip_dir(&mut zw, src, &name, &meta, out_path, skip)?;
     } else if meta.is_file() {
         zip_file(&mut zw, src, &name, &meta, out_path)?;
     } else {
@@ -163,17 +202,16 @@ fn zip_dir(
     name: &str,
     meta: &fs::Metadata,
     out_path: &Path,
+    skip: &[PathBuf],
 ) -> Result<()> {
     let opts = zip::write::SimpleFileOptions::default().unix_permissions(unix_mode(meta));
     zw.add_directory(format!("{name}/"), opts)
         .map_err(|e| zip_err(out_path, e))?;
-    let mut children: Vec<_> = fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .collect::<io::Result<_>>()
-        .map_err(|e| Error::io(dir, e))?;
-    children.sort_by_key(|c| c.file_name());
-    for child in children {
+    for child in sorted_children(dir)? {
         let path = child.path();
+        if skip.contains(&path) {
+            continue;
+        }
         let Some(child_name) = child.file_name().to_str().map(str::to_owned) else {
             tracing::warn!(path = %path.display(), "skipping non-utf-8 file name in zip archive");
             continue;
@@ -181,7 +219,7 @@ fn zip_dir(
         let full = format!("{name}/{child_name}");
         let lmeta = fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
         if lmeta.is_dir() {
-            zip_dir(zw, &path, &full, &lmeta, out_path)?;
+            zip_dir(zw, &path, &full, &lmeta, out_path, skip)?;
         } else if lmeta.is_file() {
             zip_file(zw, &path, &full, &lmeta, out_path)?;
         } else if lmeta.file_type().is_symlink() {

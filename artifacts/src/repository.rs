@@ -78,6 +78,9 @@ pub struct TransferOptions {
     pub unpack_limits: UnpackLimits,
     /// Where archives are packed before upload; the system temp dir when `None`.
     pub staging_dir: Option<PathBuf>,
+    /// Paths never saved as part of a saved directory, with everything below them (the
+    /// in-step wrapper's own files when a step saves its `/tmp`).
+    pub skip: Vec<PathBuf>,
 }
 
 impl Default for TransferOptions {
@@ -88,6 +91,7 @@ impl Default for TransferOptions {
             max_concurrent_parts: 4,
             unpack_limits: UnpackLimits::default(),
             staging_dir: None,
+            skip: Vec::new(),
         }
     }
 }
@@ -226,6 +230,28 @@ fn parse_key(key: &str) -> Result<ObjPath> {
     })
 }
 
+/// object_store's client and retry settings for `c`.
+fn client_options(
+    c: &ClientSettings,
+    allow_http: bool,
+) -> (object_store::ClientOptions, object_store::RetryConfig) {
+    use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+    let client = ClientOptions::new()
+        .with_connect_timeout(c.connect_timeout)
+        .with_timeout(c.request_timeout)
+        .with_allow_http(allow_http);
+    let retry = RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: c.backoff_initial,
+            max_backoff: c.backoff_max,
+            base: c.backoff_base,
+        },
+        max_retries: c.max_retries,
+        retry_timeout: c.retry_timeout,
+    };
+    (client, retry)
+}
+
 impl ArtifactRepository {
     /// Wraps any object store; `prefix` (may be empty) is prepended to every key.
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<Self> {
@@ -257,25 +283,42 @@ impl ArtifactRepository {
         Ok(repo)
     }
 
+    /// The web server of an `http(s)://host[:port]/path` URL, and the URL's path as the key
+    /// to load (Argo's `http` artifacts; see [`Self::load_detect`]). Query strings and
+    /// fragments are refused, as keys cannot carry them.
+    pub fn http(url: &str, client: &ClientSettings) -> Result<(Self, String)> {
+        let invalid = |reason: &str| Error::InvalidConfig {
+            message: format!("http artifact url {url:?}: {reason}"),
+        };
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .ok_or_else(|| invalid("must start with http:// or https://"))?;
+        if url.contains(['?', '#']) {
+            return Err(invalid("query strings and fragments are not supported"));
+        }
+        let (host, path) = rest
+            .split_once('/')
+            .filter(|(h, p)| !h.is_empty() && !p.trim_matches('/').is_empty())
+            .ok_or_else(|| invalid("names no file"))?;
+        let base = format!("{}{host}", &url[..url.len() - rest.len()]);
+        let (options, retry) = client_options(client, url.starts_with("http://"));
+        let store = object_store::http::HttpBuilder::new()
+            .with_url(&base)
+            .with_client_options(options)
+            .with_retry(retry)
+            .build()
+            .map_err(|e| invalid(&e.to_string().to_lowercase()))?;
+        let mut repo = Self::new(Arc::new(store), "")?;
+        repo.description = base;
+        Ok((repo, path.to_owned()))
+    }
+
     /// A repository in an S3-compatible bucket.
     pub fn s3(cfg: S3Config) -> Result<Self> {
         use object_store::aws::AmazonS3Builder;
-        use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
-        let c = &cfg.client;
-        let client = ClientOptions::new()
-            .with_connect_timeout(c.connect_timeout)
-            .with_timeout(c.request_timeout)
-            .with_allow_http(cfg.insecure);
-        let retry = RetryConfig {
-            backoff: BackoffConfig {
-                init_backoff: c.backoff_initial,
-                max_backoff: c.backoff_max,
-                base: c.backoff_base,
-            },
-            max_retries: c.max_retries,
-            retry_timeout: c.retry_timeout,
-        };
+        let (client, retry) = client_options(&cfg.client, cfg.insecure);
 
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(&cfg.bucket)
@@ -513,8 +556,9 @@ impl ArtifactRepository {
                 let tmp = self.staging_file()?;
                 let out = tmp.reopen().map_err(|e| Error::io(tmp.path(), e))?;
                 let (s, o) = (src.to_path_buf(), tmp.path().to_path_buf());
+                let skip = self.options.skip.clone();
                 blocking("packing tar.gz", move || {
-                    archive::pack_tar_gz(&s, compression_level, out, &o)
+                    archive::pack_tar_gz(&s, compression_level, out, &o, &skip)
                 })
                 .await?;
                 self.save_file(tmp.path(), key).await
@@ -523,7 +567,8 @@ impl ArtifactRepository {
                 let tmp = self.staging_file()?;
                 let out = tmp.reopen().map_err(|e| Error::io(tmp.path(), e))?;
                 let (s, o) = (src.to_path_buf(), tmp.path().to_path_buf());
-                blocking("packing zip", move || archive::pack_zip(&s, out, &o)).await?;
+                let skip = self.options.skip.clone();
+                blocking("packing zip", move || archive::pack_zip(&s, out, &o, &skip)).await?;
                 self.save_file(tmp.path(), key).await
             }
         }
@@ -544,7 +589,8 @@ impl ArtifactRepository {
 
     async fn save_dir_objects(&self, dir: &Path, key: &str) -> Result<SavedArtifact> {
         let d = dir.to_path_buf();
-        let files = blocking("listing directory", move || list_files(&d)).await?;
+        let skip = self.options.skip.clone();
+        let files = blocking("listing directory", move || list_files(&d, &skip)).await?;
         let mut manifest = Vec::with_capacity(files.len());
         let mut total = 0u64;
         for (rel, abs) in files {
@@ -613,6 +659,46 @@ impl ArtifactRepository {
                 Ok(())
             }
         }
+    }
+
+    /// Loads an object known by its key alone (Argo's key-only and explicit locations) into
+    /// `dest_path`: a gzip'd tar or a zip, told by its first bytes, is unpacked safely;
+    /// anything else becomes the file `dest_path`. Without an object at `key`, the objects
+    /// under `key/` become the directory `dest_path`.
+    pub async fn load_detect(&self, key: &str, dest_path: &Path) -> Result<()> {
+        unpack::check_dest_free(dest_path)?;
+        let path = self.path(key)?;
+        match self.store.head(&path).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => {
+                return self.load_dir_objects(key, dest_path, None).await;
+            }
+            Err(e) => return Err(Error::storage(key, e)),
+        }
+        let tmp = temp_file_next_to(dest_path, "cox-download")?;
+        let file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::io(tmp.path(), e))?;
+        self.download(&path, key, file, tmp.path(), None).await?;
+        let mut magic = [0u8; 4];
+        let n = {
+            use std::io::Read;
+            let mut f = std::fs::File::open(tmp.path()).map_err(|e| Error::io(tmp.path(), e))?;
+            f.read(&mut magic).map_err(|e| Error::io(tmp.path(), e))?
+        };
+        let limits = self.options.unpack_limits;
+        let (a, d) = (tmp.path().to_path_buf(), dest_path.to_path_buf());
+        if magic[..n].starts_with(&[0x1f, 0x8b]) {
+            blocking("unpacking", move || unpack::unpack_tar_gz(&a, &d, &limits)).await?;
+        } else if magic[..n] == *b"PK\x03\x04" {
+            blocking("unpacking", move || unpack::unpack_zip(&a, &d, &limits)).await?;
+        } else {
+            set_mode(tmp.path(), 0o644)?;
+            tmp.persist(dest_path)
+                .map_err(|e| Error::io(dest_path, e.error))?;
+        }
+        Ok(())
     }
 
     async fn load_dir_objects(
@@ -823,13 +909,16 @@ where
 
 /// Regular files under `dir` (following symlinks to files, skipping other links and special
 /// files), as (`a/b` relative key, absolute path), sorted.
-fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+fn list_files(dir: &Path, skip: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), String::new())];
     while let Some((d, rel)) = stack.pop() {
         for child in std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
             let child = child.map_err(|e| Error::io(&d, e))?;
             let path = child.path();
+            if skip.contains(&path) {
+                continue;
+            }
             let name = child
                 .file_name()
                 .to_str()

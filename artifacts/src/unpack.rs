@@ -47,6 +47,37 @@ impl Default for UnpackLimits {
 /// Maximum number of symlinks followed while resolving one link target.
 const MAX_LINK_HOPS: usize = 40;
 
+impl UnpackLimits {
+    /// Parses `ENTRIES,ENTRY_BYTES,TOTAL_BYTES` (as [`Self::to_arg`] writes them).
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+        let [entries, entry, total] = parts.as_slice() else {
+            return Err(format!(
+                "{text:?}: expected ENTRIES,ENTRY_BYTES,TOTAL_BYTES"
+            ));
+        };
+        let number = |what: &str, v: &str| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{text:?}: {what} must be a positive integer, not {v:?}"))
+        };
+        Ok(UnpackLimits {
+            max_entries: number("ENTRIES", entries)?,
+            max_entry_size: number("ENTRY_BYTES", entry)?,
+            max_total_size: number("TOTAL_BYTES", total)?,
+        })
+    }
+
+    /// `ENTRIES,ENTRY_BYTES,TOTAL_BYTES`.
+    pub fn to_arg(&self) -> String {
+        format!(
+            "{},{},{}",
+            self.max_entries, self.max_entry_size, self.max_total_size
+        )
+    }
+}
+
 /// Unpacks the gzip-compressed tarball at `archive` to `dest` (see the module docs).
 pub fn unpack_tar_gz(archive: &Path, dest: &Path, limits: &UnpackLimits) -> Result<()> {
     let file = File::open(archive).map_err(|e| Error::io(archive, e))?;

@@ -3,108 +3,17 @@
 //! destination and leaving no destination behind.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use cox_artifacts::unpack::{unpack_tar_gz, unpack_zip};
 use cox_artifacts::{Archive, ArtifactRepository, Error, TransferOptions, UnpackLimits};
 use tar::EntryType;
 
+mod hostile;
+use hostile::*;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-enum Body {
-    Bytes(Vec<u8>),
-    Zeros(u64),
-}
-
-struct Raw {
-    name: String,
-    kind: EntryType,
-    link: Option<String>,
-    body: Body,
-}
-
-fn file(name: &str, data: &[u8]) -> Raw {
-    Raw {
-        name: name.into(),
-        kind: EntryType::Regular,
-        link: None,
-        body: Body::Bytes(data.to_vec()),
-    }
-}
-
-fn zeros(name: &str, len: u64) -> Raw {
-    Raw {
-        name: name.into(),
-        kind: EntryType::Regular,
-        link: None,
-        body: Body::Zeros(len),
-    }
-}
-
-fn dir(name: &str) -> Raw {
-    Raw {
-        name: name.into(),
-        kind: EntryType::Directory,
-        link: None,
-        body: Body::Bytes(Vec::new()),
-    }
-}
-
-fn link(name: &str, kind: EntryType, target: &str) -> Raw {
-    Raw {
-        name: name.into(),
-        kind,
-        link: Some(target.into()),
-        body: Body::Bytes(Vec::new()),
-    }
-}
-
-fn special(name: &str, kind: EntryType) -> Raw {
-    Raw {
-        name: name.into(),
-        kind,
-        link: None,
-        body: Body::Bytes(Vec::new()),
-    }
-}
-
-/// Writes the entries with hand-filled GNU headers, bypassing the builder's path checks.
-fn write_tgz(path: &Path, entries: impl IntoIterator<Item = Raw>) -> io::Result<()> {
-    let out = fs::File::create(path)?;
-    let gz = flate2::write::GzEncoder::new(io::BufWriter::new(out), flate2::Compression::fast());
-    let mut b = tar::Builder::new(gz);
-    for e in entries {
-        let mut h = tar::Header::new_gnu();
-        {
-            let old = h.as_old_mut();
-            old.name[..e.name.len()].copy_from_slice(e.name.as_bytes());
-            if let Some(l) = &e.link {
-                old.linkname[..l.len()].copy_from_slice(l.as_bytes());
-            }
-        }
-        h.set_entry_type(e.kind);
-        h.set_mode(if e.kind == EntryType::Directory {
-            0o755
-        } else {
-            0o644
-        });
-        h.set_mtime(1_600_000_000);
-        match e.body {
-            Body::Bytes(data) => {
-                h.set_size(data.len() as u64);
-                h.set_cksum();
-                b.append(&h, data.as_slice())?;
-            }
-            Body::Zeros(len) => {
-                h.set_size(len);
-                h.set_cksum();
-                b.append(&h, io::repeat(0).take(len))?;
-            }
-        }
-    }
-    b.into_inner()?.finish()?.flush()
-}
 
 /// A scratch area: `root/work/<archive>` and destination `root/work/dest/out`.
 struct Scene {

@@ -131,6 +131,69 @@ async fn file_round_trips_with_every_archive_kind() -> TestResult {
 }
 
 #[tokio::test]
+async fn objects_known_by_key_alone_are_told_apart_by_their_bytes() -> TestResult {
+    // Argo's key-only artifacts: no archive kind is recorded, so the loader looks.
+    let tmp = tempfile::tempdir()?;
+    let repo = ArtifactRepository::local(tmp.path().join("repo"))?;
+    let dir = sample_dir(tmp.path(), false);
+    for (i, archive) in [Archive::default(), Archive::Zip, Archive::None]
+        .into_iter()
+        .enumerate()
+    {
+        let key = format!("keys/dir-{i}");
+        repo.save_path(&dir, &key, archive).await?;
+        let dest = tmp.path().join(format!("dir-out-{i}"));
+        repo.load_detect(&key, &dest).await?;
+        let (want, got) = (snapshot(&dir), snapshot(&dest));
+        // Every file comes back with its content (plain objects keep no empty directories).
+        for (rel, (kind, _, content)) in &got {
+            let same = want.get(rel).map(|w| (&w.0, &w.2)) == Some((kind, content));
+            assert!(same, "{archive:?} {rel}");
+        }
+        assert!(got.contains_key("nested/deeper/model.bin"), "{archive:?}");
+    }
+    // A plain file whose bytes are not an archive is placed as is, even if it is text
+    // that starts like one.
+    let src = tmp.path().join("notes.txt");
+    fs::write(&src, b"PK but not a zip")?;
+    repo.save_path(&src, "keys/notes", Archive::None).await?;
+    let dest = tmp.path().join("notes-out.txt");
+    repo.load_detect("keys/notes", &dest).await?;
+    assert_eq!(fs::read(&dest)?, b"PK but not a zip");
+    // Missing: a clear error naming the key.
+    let err = repo
+        .load_detect("keys/missing", &tmp.path().join("none"))
+        .await
+        .expect_err("missing key");
+    assert!(err.to_string().contains("keys/missing"), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn directories_saved_leave_out_skipped_paths() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = sample_dir(tmp.path(), false);
+    let mut options = TransferOptions::default();
+    options.skip.push(dir.join("nested"));
+    let repo = ArtifactRepository::local(tmp.path().join("repo"))?.with_options(options);
+    for (i, archive) in [Archive::default(), Archive::Zip, Archive::None]
+        .into_iter()
+        .enumerate()
+    {
+        let key = format!("skip/dir-{i}");
+        repo.save_path(&dir, &key, archive).await?;
+        let dest = tmp.path().join(format!("skip-out-{i}"));
+        repo.load_path(&key, &dest, archive, None).await?;
+        assert!(dest.join("top.txt").is_file(), "{archive:?}");
+        assert!(
+            !dest.join("nested").exists(),
+            "{archive:?} saved a skipped path"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn directory_round_trips_through_tar_gz_preserving_modes_and_links() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let repo = ArtifactRepository::local(tmp.path().join("repo"))?;

@@ -93,6 +93,8 @@ pub struct RunActorState {
     uncommitted: Vec<Action>,
     /// A [`RunMsg::Commit`] is queued.
     commit_queued: bool,
+    /// Artifacts to delete when the run finishes ([`Action::DeleteArtifacts`]).
+    gc_keys: Vec<String>,
 }
 
 /// Messages of a run actor.
@@ -149,6 +151,7 @@ impl Actor for RunActor {
             waiters: Vec::new(),
             uncommitted: Vec::new(),
             commit_queued: false,
+            gc_keys: Vec::new(),
         })
     }
 
@@ -314,11 +317,24 @@ impl RunActorState {
                     let _ = myself.cast(RunMsg::Timer);
                 }));
             }
+            Action::DeleteArtifacts { keys } => self.gc_keys.extend(keys),
             Action::Finished => {
-                for waiter in self.waiters.drain(..) {
-                    let _ = waiter.send(self.run.clone());
-                }
-                myself.stop(Some("run finished".into()));
+                let waiters: Vec<_> = self.waiters.drain(..).collect();
+                let keys = std::mem::take(&mut self.gc_keys);
+                let (executor, run, myself) =
+                    (Arc::clone(&self.executor), self.run.clone(), myself.clone());
+                // Waiters hear of the end once the artifacts to collect are gone.
+                tokio::spawn(async move {
+                    if !keys.is_empty()
+                        && let Err(e) = executor.delete_artifacts(keys).await
+                    {
+                        warn!(run = %run.name, error = %e, "artifact garbage collection failed");
+                    }
+                    for waiter in waiters {
+                        let _ = waiter.send(run.clone());
+                    }
+                    myself.stop(Some("run finished".into()));
+                });
             }
         }
     }

@@ -322,4 +322,8 @@ impl Executor for MemoizingExecutor {
     fn log_path(&self, run: &str, node_id: &str, attempt: u32) -> Option<std::path::PathBuf> {
         self.inner.log_path(run, node_id, attempt)
     }
+
+    fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
+        self.inner.delete_artifacts(keys)
+    }
 }

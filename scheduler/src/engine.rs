@@ -437,6 +437,25 @@ impl Engine {
             live.actor.stop(Some("run deleted".into()));
             let _ = live.handle.await;
         }
+        // artifactGC OnWorkflowDeletion: the artifacts go first; the run stays if they cannot.
+        if let Some(mut run) = self.store.get_run(name)? {
+            let keys = match run.workflow() {
+                Ok(wf) => {
+                    let wf = wf.clone();
+                    run.artifact_gc_keys(&wf, crate::machine::GC_ON_DELETION)
+                }
+                Err(_) => Vec::new(),
+            };
+            if !keys.is_empty() {
+                self.executor
+                    .delete_artifacts(keys)
+                    .await
+                    .map_err(|message| Error::ArtifactGc {
+                        run: name.to_string(),
+                        message,
+                    })?;
+            }
+        }
         let existed = self.store.delete_run(name)?;
         if existed {
             let _ = self.events.send(RunEvent::Deleted(name.to_string()));

@@ -81,6 +81,16 @@ pub enum Error {
     /// No run has this name.
     #[error("run {0}: not found")]
     RunNotFound(String),
+    /// A run's `OnWorkflowDeletion` artifacts could not be deleted; the run is kept.
+    #[error(
+        "run {run}: cannot delete its artifacts (artifactGC OnWorkflowDeletion), so the run is kept: {message}"
+    )]
+    ArtifactGc {
+        /// The run.
+        run: String,
+        /// Why.
+        message: String,
+    },
     /// A run with this name already exists.
     #[error("run {0}: already exists")]
     RunExists(String),

@@ -12,6 +12,7 @@
 //! script         a script template's source
 //! bin/           the image's aliases, first on PATH
 //! outcome.json   the StepOutcome the wrapper wrote
+//! main.log       with archiveLogs: the log's text while it is uploaded
 //! repository.json  S3 settings and keys, mode 0600, only with an S3 repository; the
 //!                wrapper deletes it before the program starts (see crate::repo_config)
 //! ```
@@ -26,10 +27,14 @@
 //!   repository; with [`LocalExecutorConfig::s3`] the wrapper talks to the bucket over the
 //!   host's network);
 //! - the spec's volumes;
-//! - a private, empty directory at the first missing ancestor of each artifact or output
-//!   parameter path whose directory does not exist on the host (`/argo/inputs/x` works
-//!   although the host has no `/argo`). A path under an existing host directory other than
-//!   `/tmp`, the working directory or a volume is read-only, as the host root is.
+//! - the directory of each artifact or output parameter path, or its deepest ancestor that
+//!   exists on the host (`/` for `/result.txt` or `/argo/inputs/x`, `/mnt` for
+//!   `/mnt/out/x`, `/usr/local`), opened: a private tmpfs showing the host's entries
+//!   again, read-only ([`ProcessSpec::open_dirs`]), so the step can create what a
+//!   container's writable root would let it. When a path lies right in `/` and the
+//!   template names no `workingDir`, the step runs in `/`, as in a container whose image
+//!   sets no working directory (Argo's examples write `result.txt` relative to it and
+//!   declare `/result.txt`).
 //!
 //! The wrapper reads the spec and the image table on its standard input (see
 //! [`crate::wrapper::StepInput`]). Without the sandbox it runs as
@@ -54,7 +59,9 @@ use crate::images::ImageTable;
 use crate::local::LocalProcess;
 use crate::repo_config::{REPOSITORY_FILE, RepositoryConfig, S3Repository};
 use crate::spec::{Mount, ProcessSpec};
-use crate::step::{BoxFuture, Executor, StepOutcome, StepPhase, StepSpec};
+use crate::step::{
+    ArchiveKind, BoxFuture, Executor, SavedArtifact, StepOutcome, StepPhase, StepSpec,
+};
 use crate::wrapper::{OUTCOME_FILE, StepInput};
 
 /// Where the step directory appears in the sandbox. Under the sandbox's own `/tmp`, so the
@@ -63,6 +70,12 @@ use crate::wrapper::{OUTCOME_FILE, StepInput};
 pub const STEP_MOUNT: &str = "/tmp/.cox/step";
 /// Where the `cox` binary appears in the sandbox.
 pub const COX_MOUNT: &str = "/tmp/.cox/cox";
+/// Environment variable of `cox run`/`cox server` with limits for unpacking input archives,
+/// `ENTRIES,ENTRY_BYTES,TOTAL_BYTES` (default: the artifacts crate's, 1,000,000 entries,
+/// 64 GiB an entry, 128 GiB in all); an invalid value makes every step `Error`, naming it.
+pub const UNPACK_LIMITS_ENV: &str = "COX_UNPACK_LIMITS";
+/// The step log's text, written for `archiveLogs`, in the step directory.
+pub const LOG_TEXT_FILE: &str = "main.log";
 /// The wrapper's hidden subcommand.
 pub const STEP_SUBCOMMAND: &str = "__step";
 /// Node message when `deadline_seconds` passed (Argo's wording).
@@ -233,6 +246,18 @@ impl LocalExecutor {
         if spec.capture_result {
             outcome.result = Some(exit.result.clone());
         }
+        if spec.archive_logs {
+            match self.archive_log(&spec, &step_dir).await {
+                Ok(saved) => outcome.artifacts.push(saved),
+                Err(e) => {
+                    let e = format!("cannot archive the step's log: {e}");
+                    if outcome.phase == StepPhase::Succeeded {
+                        outcome.phase = StepPhase::Error;
+                        outcome.message = e;
+                    }
+                }
+            }
+        }
         outcome.started_at = outcome
             .started_at
             .or_else(|| Some(exit.started.to_rfc3339()));
@@ -240,6 +265,37 @@ impl LocalExecutor {
             .finished_at
             .or_else(|| Some(exit.finished.to_rfc3339()));
         outcome
+    }
+
+    /// The artifact repository, opened on the host.
+    fn repository(&self) -> cox_artifacts::Result<cox_artifacts::ArtifactRepository> {
+        match &self.config.s3 {
+            Some(s3) => s3.open(),
+            None => cox_artifacts::ArtifactRepository::local(&self.config.artifact_dir),
+        }
+    }
+
+    /// Argo's `archiveLogs`: the log's text saved, from the host, as the artifact
+    /// `main-logs` under `<run>/<node id>/main.log`.
+    async fn archive_log(&self, spec: &StepSpec, step_dir: &Path) -> Result<SavedArtifact, String> {
+        let text = step_dir.join(LOG_TEXT_FILE);
+        let log = exit_log(step_dir);
+        crate::logs::write_text(&log, &text).map_err(|e| e.to_string())?;
+        let repo = self.repository().map_err(|e| e.to_string())?;
+        let key = format!("{}/{}/main.log", spec.run, spec.node_id);
+        let saved = repo
+            .save_file(&text, &key)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(&text);
+        Ok(SavedArtifact {
+            name: "main-logs".into(),
+            path: String::new(),
+            key: saved.key,
+            archive: ArchiveKind::None,
+            size: saved.size,
+            sha256: saved.sha256,
+        })
     }
 
     /// Creates the step directory and builds the process spec (its stdin: the spec and the
@@ -288,6 +344,11 @@ impl LocalExecutor {
                 inner_step.join(REPOSITORY_FILE).display().to_string(),
             ]),
         }
+        if let Some(text) = std::env::var_os(UNPACK_LIMITS_ENV) {
+            let limits = cox_artifacts::UnpackLimits::parse(&text.to_string_lossy())
+                .map_err(|e| format!("{UNPACK_LIMITS_ENV}: {e}"))?;
+            argv.extend(["--unpack-limits".to_string(), limits.to_arg()]);
+        }
         let mut process = ProcessSpec::new(argv, step_dir).sandbox(cfg.sandbox);
         let input = StepInput {
             spec: spec.clone(),
@@ -331,8 +392,13 @@ impl LocalExecutor {
                 });
             }
             let workdir = process.effective_workdir();
-            for dir in private_dirs(spec, &workdir) {
-                process.mounts.push(Mount::Tmpfs { target: dir });
+            process.open_dirs = private_dirs(spec, &workdir);
+            // A path right in `/` (`/result.txt`) is usually written relative to the
+            // working directory, which is `/` in a container whose image sets none.
+            if spec.working_dir.is_none()
+                && artifact_paths(spec).any(|p| Path::new(p).parent() == Some(Path::new("/")))
+            {
+                process.workdir = Some(PathBuf::from("/"));
             }
         }
         Ok(process)
@@ -356,49 +422,72 @@ fn path_safe(id: &str) -> String {
     }
 }
 
-/// Directories to give the step privately so that artifact and parameter paths under
-/// directories missing on the host can be written: the first missing ancestor of each
-/// path's directory, unless it lies under `/tmp`, the working directory, a volume or
-/// `/.cox`.
+/// Existing host directories to open (see [`ProcessSpec::open_dirs`]) so that the step's
+/// artifact and parameter paths can be written, as in a container's writable root: for
+/// each path's directory, unless it lies under `/tmp`, the working directory, a volume or
+/// `/.cox`, its deepest ancestor that exists on the host (the directory itself when it
+/// exists). Missing directories below it are made by the wrapper or the program, in the
+/// private copy.
 fn private_dirs(spec: &StepSpec, workdir: &Path) -> Vec<PathBuf> {
-    let paths = spec
-        .input_artifacts
-        .iter()
-        .map(|a| a.path.as_str())
-        .chain(spec.output_parameters.iter().map(|p| p.path.as_str()))
-        .chain(spec.output_artifacts.iter().map(|a| a.path.as_str()));
     let mut covered: Vec<PathBuf> = vec![
         PathBuf::from("/tmp"),
         workdir.to_path_buf(),
         PathBuf::from("/.cox"),
     ];
     covered.extend(spec.volumes.iter().map(|v| PathBuf::from(&v.target)));
-    let mut out: Vec<PathBuf> = Vec::new();
-    for path in paths {
+    let mut open: Vec<PathBuf> = Vec::new();
+    for path in artifact_paths(spec) {
         let path = Path::new(path);
         if !path.is_absolute() || path.components().any(|c| matches!(c, Component::ParentDir)) {
             continue;
         }
         let Some(dir) = path.parent() else { continue };
-        if covered.iter().chain(out.iter()).any(|c| dir.starts_with(c)) {
+        if covered.iter().any(|c| dir.starts_with(c))
+            || ["/proc", "/dev"].iter().any(|p| dir.starts_with(p))
+        {
             continue;
         }
         let mut cur = PathBuf::from("/");
         for comp in dir.components().skip(1) {
-            cur.push(comp);
-            if std::fs::symlink_metadata(&cur).is_err() {
-                out.retain(|o| !o.starts_with(&cur));
-                out.push(cur);
+            let next = cur.join(comp);
+            if !std::fs::symlink_metadata(&next).is_ok_and(|m| m.is_dir()) {
                 break;
             }
+            cur = next;
+        }
+        if !open.contains(&cur) {
+            open.push(cur);
         }
     }
-    out
+    open
+}
+
+/// The input artifact, output parameter and output artifact paths of a step.
+fn artifact_paths(spec: &StepSpec) -> impl Iterator<Item = &str> {
+    spec.input_artifacts
+        .iter()
+        .map(|a| a.path.as_str())
+        .chain(spec.output_parameters.iter().map(|p| p.path.as_str()))
+        .chain(spec.output_artifacts.iter().map(|a| a.path.as_str()))
 }
 
 impl Executor for LocalExecutor {
     fn run(&self, spec: StepSpec, cancel: CancellationToken) -> BoxFuture<'_, StepOutcome> {
         Box::pin(self.run_step(spec, cancel))
+    }
+
+    fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let repo = self.repository().map_err(|e| e.to_string())?;
+            for key in keys.iter().filter(|k| !k.trim_matches('/').is_empty()) {
+                // A directory saved without an archive is the objects under its key.
+                let under = repo.delete_prefix(key).await.map_err(|e| e.to_string())?;
+                if under == 0 {
+                    repo.delete(key).await.map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        })
     }
 
     fn log_path(&self, run: &str, node_id: &str, attempt: u32) -> Option<PathBuf> {

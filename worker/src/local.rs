@@ -15,7 +15,8 @@
 //! read-only root, so its nearest existing ancestor is replaced by a private
 //! tmpfs in which the ancestor's entries are bound again read-only (for the
 //! root itself, `/`'s entries are bound onto bubblewrap's own tmpfs root).
-//! Such a directory is writable, but private to the step and discarded.
+//! Such a directory is writable, but private to the step and discarded. The
+//! spec's [`ProcessSpec::open_dirs`] are opened the same way.
 //!
 //! bubblewrap is checked once per process ([`check_sandbox`]) by running
 //! `true` in a minimal sandbox, so that a missing or unusable bubblewrap is
@@ -507,14 +508,20 @@ enum Planned<'a> {
 
 /// bwrap's arguments up to (not including) `--`.
 fn bwrap_args(spec: &ProcessSpec, host_work: &Path, workdir: &Path) -> Result<Vec<OsString>> {
-    check_absolute(workdir)?;
-    let mut planned: Vec<(&Path, Planned<'_>)> = vec![(
-        workdir,
-        Planned::Bind {
-            host: host_work,
-            read_only: false,
-        },
-    )];
+    // `/` as the workdir: the step runs in the root (opened, see `open_dirs`), as a
+    // container does; `work/` is not mounted.
+    let root_workdir = workdir == Path::new("/");
+    let mut planned: Vec<(&Path, Planned<'_>)> = Vec::new();
+    if !root_workdir {
+        check_absolute(workdir)?;
+        planned.push((
+            workdir,
+            Planned::Bind {
+                host: host_work,
+                read_only: false,
+            },
+        ));
+    }
     for mount in &spec.mounts {
         let target = mount.target().as_path();
         check_absolute(target)?;
@@ -571,6 +578,24 @@ fn bwrap_args(spec: &ProcessSpec, host_work: &Path, workdir: &Path) -> Result<Ve
                 break;
             }
             cur = next;
+        }
+    }
+    for dir in &spec.open_dirs {
+        let special = [Path::new("/proc"), Path::new("/dev")]
+            .iter()
+            .any(|p| dir.starts_with(p));
+        if !dir.is_absolute()
+            || dir.components().any(|c| matches!(c, Component::ParentDir))
+            || special
+        {
+            return Err(Error::InvalidPath {
+                path: dir.clone(),
+                reason: "must be absolute, without `..`, not under /proc or /dev",
+            });
+        }
+        let under_mount = planned.iter().any(|(target, _)| dir.starts_with(target));
+        if !under_mount && !dir.starts_with("/tmp") && !opens.contains(dir) {
+            opens.push(dir.clone());
         }
     }
     opens.sort_by_key(|p| p.components().count());
@@ -784,6 +809,18 @@ mod tests {
         assert!(joined.contains("--bind /h/work /workspace"), "{joined}");
         assert!(
             joined.ends_with("--chdir /workspace --unshare-pid --die-with-parent --new-session")
+        );
+        let spec = ProcessSpec {
+            open_dirs: vec!["/usr".into()],
+            ..ProcessSpec::new(["true"], "/s").workdir("/tmp/w")
+        };
+        let args =
+            bwrap_args(&spec, Path::new("/h/work"), Path::new("/tmp/w")).expect("valid spec");
+        let joined = args.join(" ".as_ref()).to_string_lossy().into_owned();
+        // An existing directory to write in: a tmpfs with its entries bound again.
+        assert!(
+            joined.contains("--ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --tmpfs /usr --ro-bind-try /usr/bin /usr/bin"),
+            "{joined}"
         );
         let spec = ProcessSpec::new(["true"], "/s").workdir("/tmp/w");
         let args =

@@ -293,6 +293,33 @@ fn parse(path: &Path, line_no: u64, bytes: &[u8]) -> Result<LogLine> {
     })
 }
 
+/// Writes a log file's text, one line per record (partial records joined to the next), to
+/// `out`, streaming; returns the number of records.
+pub fn write_text(path: &Path, out: &Path) -> Result<u64> {
+    use std::io::{BufRead, Write};
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| Error::Log { path: p, source }
+    };
+    let reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io(path))?);
+    let mut writer = std::io::BufWriter::new(std::fs::File::create(out).map_err(io(out))?);
+    let mut count = 0u64;
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let line = line.map_err(io(path))?;
+        if line.is_empty() {
+            continue;
+        }
+        let record = parse(path, i as u64 + 1, &line)?;
+        writer.write_all(record.line.as_bytes()).map_err(io(out))?;
+        if !record.partial {
+            writer.write_all(b"\n").map_err(io(out))?;
+        }
+        count += 1;
+    }
+    writer.flush().map_err(io(out))?;
+    Ok(count)
+}
+
 /// Reads a whole log file as it is now.
 pub async fn read_log(path: impl AsRef<Path>) -> Result<Vec<LogLine>> {
     let path = path.as_ref();

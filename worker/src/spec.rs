@@ -87,6 +87,11 @@ pub struct ProcessSpec {
     pub workdir: Option<PathBuf>,
     /// Volumes, in any order (they are applied parents first).
     pub mounts: Vec<Mount>,
+    /// Existing host directories in which the step must be able to create entries (the
+    /// directory of an artifact path such as `/result.txt` or `/mnt/out`, as a container's
+    /// writable root allows): sandboxed, each becomes a private tmpfs on which its host
+    /// entries are bound again read-only. Ignored without the sandbox.
+    pub open_dirs: Vec<PathBuf>,
     /// Run inside bubblewrap (`true`) or as a plain host process (`--no-sandbox`).
     pub sandbox: bool,
     /// Host directory owned by this launch (see the module doc).
@@ -110,6 +115,7 @@ impl ProcessSpec {
             env: Vec::new(),
             workdir: None,
             mounts: Vec::new(),
+            open_dirs: Vec::new(),
             sandbox: true,
             step_dir: step_dir.into(),
             result_cap: DEFAULT_RESULT_CAP,

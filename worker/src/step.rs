@@ -40,6 +40,9 @@ pub struct StepSpec {
     pub deadline_seconds: Option<u64>,
     /// Whether `outputs.result` is wanted (script templates, and containers whose stdout is read).
     pub capture_result: bool,
+    /// Argo's `archiveLogs`: save the step's log as the artifact `main-logs`.
+    #[serde(default)]
+    pub archive_logs: bool,
     /// Template `memoize`, resolved: the outcome may come from, and goes to, a step cache.
     #[serde(default)]
     pub memoize: Option<Memoize>,
@@ -69,6 +72,9 @@ pub struct InputArtifact {
     pub source: ArtifactSource,
     /// File mode to set, if given.
     pub mode: Option<u32>,
+    /// Argo's `subPath`: only this relative path inside the artifact is placed.
+    #[serde(default)]
+    pub sub_path: Option<String>,
 }
 
 /// The origin of an input artifact's bytes.
@@ -87,6 +93,11 @@ pub enum ArtifactSource {
         /// Hex SHA-256 recorded when saved.
         sha256: Option<String>,
     },
+    /// An object named by its key alone (an explicit `s3:` location, Argo's key-only
+    /// artifacts): no size or digest is known; a gzip'd tar or a zip (told by its first
+    /// bytes) is unpacked, anything else placed as is; a key with no object but objects
+    /// under `key/` is a directory.
+    Key(String),
     /// An HTTP(S) URL to download.
     Http(String),
     /// Optional and absent: nothing is placed.
@@ -227,4 +238,11 @@ pub trait Executor: Send + Sync + 'static {
 
     /// Where the attempt's log is kept (JSON lines, see [`crate::logs`]), if it is a file.
     fn log_path(&self, run: &str, node_id: &str, attempt: u32) -> Option<PathBuf>;
+
+    /// Deletes artifacts from the repository the steps save to (Argo's `artifactGC`): each
+    /// key's object, or the objects under it. An executor without a repository says so.
+    fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
+        let _ = keys;
+        Box::pin(async { Err("this executor keeps no artifacts to delete".to_string()) })
+    }
 }

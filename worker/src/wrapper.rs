@@ -1,7 +1,8 @@
-//! The in-step wrapper, `cox __step STEP_DIR (--artifacts DIR | --repository FILE)`: runs
-//! inside the step (the sandbox, or a plain process with `--no-sandbox`) around the user's
-//! program. Its standard input is a [`StepInput`] as JSON: the step's spec and the image
-//! table (a pipe rather than files: no inode to create per step, nothing left to clean up).
+//! The in-step wrapper, `cox __step STEP_DIR (--artifacts DIR | --repository FILE)
+//! [--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES]`: runs inside the step (the sandbox, or
+//! a plain process with `--no-sandbox`) around the user's program. Its standard input is a
+//! [`StepInput`] as JSON: the step's spec and the image table (a pipe rather than files: no
+//! inode to create per step, nothing left to clean up).
 //!
 //! 1. reads the [`StepInput`] from stdin; `STEP_DIR` is the step directory as the step sees
 //!    it (`/tmp/.cox/step` when sandboxed);
@@ -37,12 +38,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use cox_artifacts::{Archive, ArtifactRepository, Expected};
+use cox_artifacts::{Archive, ArtifactRepository, Expected, UnpackLimits};
 use serde::{Deserialize, Serialize};
 
 use crate::images::ImageTable;
 use crate::repo_config::S3Repository;
-use crate::step::{ArchiveKind, ArtifactSource, SavedArtifact, StepOutcome, StepPhase, StepSpec};
+use crate::step::{
+    ArchiveKind, ArtifactSource, InputArtifact, SavedArtifact, StepOutcome, StepPhase, StepSpec,
+};
 
 /// The outcome file the wrapper writes in the step directory.
 pub const OUTCOME_FILE: &str = "outcome.json";
@@ -69,16 +72,19 @@ pub struct WrapperArgs {
     pub artifacts: Option<PathBuf>,
     /// The S3 repository file (see [`crate::repo_config::REPOSITORY_FILE`]).
     pub repository: Option<PathBuf>,
+    /// Limits for unpacking input archives (`--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES`);
+    /// the artifacts crate's defaults when `None`.
+    pub unpack_limits: Option<UnpackLimits>,
 }
 
 /// The wrapper's usage line.
-pub const USAGE: &str =
-    "usage: cox __step STEP_DIR (--artifacts DIR | --repository FILE) < STEP_INPUT_JSON";
+pub const USAGE: &str = "usage: cox __step STEP_DIR (--artifacts DIR | --repository FILE) [--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES] < STEP_INPUT_JSON";
 
 impl WrapperArgs {
-    /// Parses `STEP_DIR (--artifacts DIR | --repository FILE)`.
+    /// Parses `STEP_DIR (--artifacts DIR | --repository FILE) [--unpack-limits L]`.
     pub fn parse(args: &[String]) -> Result<Self, String> {
         let (mut step_dir, mut artifacts, mut repository) = (None, None, None);
+        let mut unpack_limits = None;
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let mut value = |name: &str| {
@@ -89,6 +95,10 @@ impl WrapperArgs {
             match arg.as_str() {
                 "--artifacts" => artifacts = Some(value("--artifacts")?),
                 "--repository" => repository = Some(value("--repository")?),
+                "--unpack-limits" => {
+                    let v = value("--unpack-limits")?;
+                    unpack_limits = Some(UnpackLimits::parse(&v.to_string_lossy())?);
+                }
                 other if other.starts_with("--") => return Err(format!("unknown option {other}")),
                 other if step_dir.is_none() => step_dir = Some(PathBuf::from(other)),
                 other => return Err(format!("unexpected argument {other:?}")),
@@ -101,6 +111,7 @@ impl WrapperArgs {
             step_dir: step_dir.ok_or("missing STEP_DIR")?,
             artifacts,
             repository,
+            unpack_limits,
         })
     }
 }
@@ -174,7 +185,17 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
     } = input;
     let step_dir = &args.step_dir;
     let repo = match repo {
-        Ok(r) => r,
+        Ok(r) => {
+            let r = skip_own_files(r, step_dir, args.artifacts.as_deref());
+            match args.unpack_limits {
+                Some(limits) => {
+                    let mut options = r.options().clone();
+                    options.unpack_limits = limits;
+                    r.with_options(options)
+                }
+                None => r,
+            }
+        }
         Err(e) => return fail(e),
     };
     if let Err(e) = stage_inputs(&spec, &repo).await {
@@ -276,6 +297,31 @@ fn open_repository(args: &WrapperArgs) -> Result<ArtifactRepository, String> {
         .map_err(|e| format!("cannot open artifact repository {}: {e}", dir.display()))
 }
 
+/// A saved directory (a step saving its `/tmp`) never takes the wrapper's own files: the
+/// step directory and, sandboxed, the `/tmp/.cox` that holds it and the `cox` binary, nor
+/// the local repository's directory (mounted at its host path, often under `/tmp`).
+fn skip_own_files(
+    repo: ArtifactRepository,
+    step_dir: &Path,
+    repository_dir: Option<&Path>,
+) -> ArtifactRepository {
+    let step_dir = std::path::absolute(step_dir).unwrap_or_else(|_| step_dir.to_path_buf());
+    let mut options = repo.options().clone();
+    if let Some(dir) = repository_dir {
+        options
+            .skip
+            .push(std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()));
+    }
+    if let Some(parent) = step_dir
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == ".cox"))
+    {
+        options.skip.push(parent.to_path_buf());
+    }
+    options.skip.push(step_dir);
+    repo.with_options(options)
+}
+
 fn archive_of(kind: ArchiveKind) -> Archive {
     match kind {
         ArchiveKind::TarGz => Archive::default(),
@@ -296,34 +342,85 @@ async fn stage_inputs(spec: &StepSpec, repo: &ArtifactRepository) -> Result<(), 
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| what(&e))?;
         }
-        match &input.source {
-            ArtifactSource::Absent => {}
-            ArtifactSource::Raw(text) => std::fs::write(path, text).map_err(|e| what(&e))?,
-            ArtifactSource::Stored {
-                key,
-                archive,
-                size,
-                sha256,
-            } => {
-                let expected = match (size, sha256) {
-                    (Some(size), Some(sha)) => Some(Expected::new(*size, sha.clone())),
-                    _ => None,
-                };
-                repo.load_path(key, path, archive_of(*archive), expected)
-                    .await
-                    .map_err(|e| what(&e))?;
-            }
-            ArtifactSource::Http(url) => {
-                return Err(what(&format!(
-                    "http artifacts are not supported yet ({url})"
-                )));
-            }
+        match &input.sub_path {
+            Some(sub) => place_sub_path(input, repo, path, sub).await,
+            None => place(input, repo, path).await,
         }
+        .map_err(|e| what(&e))?;
         if let Some(mode) = input.mode {
             set_mode(path, mode).map_err(|e| what(&e))?;
         }
     }
     Ok(())
+}
+
+/// Places `subPath` of the artifact: the whole artifact goes to a private directory next
+/// to `path`, then the part asked for is moved to `path`.
+async fn place_sub_path(
+    input: &InputArtifact,
+    repo: &ArtifactRepository,
+    path: &Path,
+    sub: &str,
+) -> Result<(), String> {
+    let rel = Path::new(sub.trim_start_matches("./"));
+    if rel.as_os_str().is_empty()
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(format!(
+            "subPath {sub:?} must be a relative path without `..`"
+        ));
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let staging = tempfile::Builder::new()
+        .prefix(".cox-subpath-")
+        .tempdir_in(parent)
+        .map_err(|e| format!("cannot create a directory in {}: {e}", parent.display()))?;
+    let whole = staging.path().join("artifact");
+    place(input, repo, &whole).await?;
+    let part = whole.join(rel);
+    std::fs::symlink_metadata(&part)
+        .map_err(|_| format!("subPath {sub:?} is not in the artifact"))?;
+    std::fs::rename(&part, path).map_err(|e| format!("cannot place subPath {sub:?}: {e}"))
+}
+
+/// Places the artifact's bytes at `path`.
+async fn place(
+    input: &InputArtifact,
+    repo: &ArtifactRepository,
+    path: &Path,
+) -> Result<(), String> {
+    match &input.source {
+        ArtifactSource::Absent => Ok(()),
+        ArtifactSource::Raw(text) => std::fs::write(path, text).map_err(|e| e.to_string()),
+        ArtifactSource::Key(key) => repo.load_detect(key, path).await.map_err(|e| e.to_string()),
+        ArtifactSource::Stored {
+            key,
+            archive,
+            size,
+            sha256,
+        } => {
+            let expected = match (size, sha256) {
+                (Some(size), Some(sha)) => Some(Expected::new(*size, sha.clone())),
+                _ => None,
+            };
+            repo.load_path(key, path, archive_of(*archive), expected)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        ArtifactSource::Http(url) => {
+            let (site, key) =
+                ArtifactRepository::http(url, &Default::default()).map_err(|e| e.to_string())?;
+            let site = site.with_options(repo.options().clone());
+            site.load_detect(&key, path)
+                .await
+                .map_err(|e| format!("{url}: {e}"))
+        }
+    }
 }
 
 /// Sets `mode` on a file, or on a directory's files (directories stay traversable).

@@ -86,6 +86,7 @@ fn spec(node: &str, image: &str, command: &[&str], args: &[&str]) -> StepSpec {
         deadline_seconds: None,
         capture_result: true,
         memoize: None,
+        archive_logs: false,
     }
 }
 
@@ -299,6 +300,7 @@ async fn artifacts_round_trip(sandbox: bool) {
                 sha256: Some(a.sha256.clone()),
             },
             mode: None,
+            sub_path: None,
         })
         .collect();
     inputs.push(InputArtifact {
@@ -311,12 +313,14 @@ async fn artifacts_round_trip(sandbox: bool) {
         },
         source: ArtifactSource::Raw("echo raw-ran".into()),
         mode: Some(0o755),
+        sub_path: None,
     });
     inputs.push(InputArtifact {
         name: "absent".into(),
         path: s.path("in/absent"),
         source: ArtifactSource::Absent,
         mode: None,
+        sub_path: None,
     });
     let raw = inputs[5].path.clone();
     let check = format!(
@@ -360,13 +364,16 @@ async fn artifacts_round_trip(sandbox: bool) {
     sp.input_artifacts = vec![InputArtifact {
         name: "web".into(),
         path: s.path("web"),
-        source: ArtifactSource::Http("https://example.invalid/x".into()),
+        // Nothing listens on port 1: the download fails after its retries.
+        source: ArtifactSource::Http("http://127.0.0.1:1/x".into()),
         mode: None,
+        sub_path: None,
     }];
     let o5 = s.run(sp).await;
     assert_eq!(o5.phase, StepPhase::Error);
     assert!(
-        o5.message.contains("http artifacts are not supported yet"),
+        o5.message.contains("input artifact \"web\"")
+            && o5.message.contains("http://127.0.0.1:1/x"),
         "{}",
         o5.message
     );
@@ -468,6 +475,7 @@ async fn argosay(sandbox: bool) {
         path: s.path("argosay/in"),
         source: ArtifactSource::Raw(text.into()),
         mode: None,
+        sub_path: None,
     };
     let inp = s.path("argosay/in");
     let mut sp = spec("cat", img, &[], &["cat", &inp]);

@@ -19,7 +19,7 @@ mod run;
 pub use lifecycle::{NodeFieldSelector, Request};
 pub use node::{ArtifactRef, MemoizationStatus, Node, NodeType, Outputs, Phase, node_id};
 pub use rerun::{RESUBMITTED_FROM, RetryOptions};
-pub use run::RunState;
+pub use run::{GC_ON_COMPLETION, GC_ON_DELETION, RunState};
 
 use chrono::{DateTime, Utc};
 use cox_worker::step::{StepOutcome, StepSpec};
@@ -79,6 +79,12 @@ pub enum Action {
     WakeAt {
         /// When.
         at: DateTime<Utc>,
+    },
+    /// Delete these artifacts (`artifactGC: OnWorkflowCompletion`); comes just before
+    /// [`Action::Finished`], which waits for it.
+    DeleteArtifacts {
+        /// Object keys (a key with no object is a prefix: the objects under it).
+        keys: Vec<String>,
     },
     /// The run has ended; nothing more will be launched.
     Finished,

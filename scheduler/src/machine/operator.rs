@@ -42,6 +42,29 @@ pub(crate) enum ArtifactInput {
     Stored(ArtifactRef),
     Raw(String),
     Http(String),
+    /// An explicit `s3:` location: its key in the run's repository.
+    Key(String),
+    /// Only `subPath` of the inner artifact.
+    Sub(Box<ArtifactInput>, String),
+}
+
+impl ArtifactInput {
+    /// An artifact argument or input given by its own location (`raw`, `http`, `s3.key`),
+    /// its text and key substituted with `vars`.
+    pub(crate) fn from_location(a: &Artifact, vars: &Vars) -> Option<ArtifactInput> {
+        let sub = |t: &str| {
+            expr::substitute(t, vars, Unresolved::Leave).unwrap_or_else(|_| t.to_string())
+        };
+        if let Some(raw) = &a.raw {
+            Some(ArtifactInput::Raw(sub(&raw.data)))
+        } else if let Some(h) = &a.http {
+            Some(ArtifactInput::Http(sub(&h.url)))
+        } else {
+            a.s3.as_ref()
+                .and_then(|s3| s3.key.as_deref())
+                .map(|k| ArtifactInput::Key(sub(k)))
+        }
+    }
 }
 
 /// The message of a step stopped because a deadline passed.
@@ -68,6 +91,8 @@ pub(crate) struct Operator<'a> {
     pub shutdown: Option<String>,
     /// Outputs with `globalName`, published as they appear.
     pub global_parameters: Vec<(String, String)>,
+    /// Global outputs (`globalName`): artifacts, named by their global name.
+    pub global_artifacts: Vec<ArtifactRef>,
     /// Parsed `depends` and DAG task node ids, kept between events (derived, never stored).
     pub cache: &'a mut Cache,
 }
@@ -419,6 +444,19 @@ impl<'a> Operator<'a> {
     }
 
     fn record(&mut self, id: &str, outcome: &cox_worker::step::StepOutcome) {
+        // A container set's collecting step: the result and exit code stay main's.
+        let main = self
+            .nodes
+            .get(id)
+            .map(|n| node_id(self.run, &format!("{}.main", n.name)))
+            .and_then(|m| {
+                self.nodes
+                    .get(id)
+                    .filter(|n| n.children.contains(&m))
+                    .map(|_| m)
+            })
+            .and_then(|m| self.nodes.get(&m))
+            .map(|m| (m.outputs.exit_code, m.outputs.result.clone()));
         let Some(node) = self.nodes.get_mut(id) else {
             return;
         };
@@ -437,8 +475,8 @@ impl<'a> Operator<'a> {
         if let Some(m) = &mut node.memoization {
             m.hit = outcome.cache_hit;
         }
-        node.outputs.exit_code = outcome.exit_code;
-        node.outputs.result = outcome.result.clone();
+        (node.outputs.exit_code, node.outputs.result) =
+            main.unwrap_or_else(|| (outcome.exit_code, outcome.result.clone()));
         for (name, value) in &outcome.parameters {
             node.outputs.parameters.push((name.clone(), value.clone()));
         }
@@ -557,11 +595,7 @@ impl<'a> Operator<'a> {
                 .iter()
                 .find(|(n, _)| n == &a.name)
                 .map(|(_, v)| v.clone());
-            let own = if let Some(raw) = &a.raw {
-                Some(ArtifactInput::Raw(raw.data.clone()))
-            } else {
-                a.http.as_ref().map(|h| ArtifactInput::Http(h.url.clone()))
-            };
+            let own = ArtifactInput::from_location(a, &vars);
             let source = given.or(own);
             if source.is_none() && a.optional != Some(true) {
                 missing = Some(format!("inputs.artifacts.{} was not supplied", a.name));
@@ -573,6 +607,25 @@ impl<'a> Operator<'a> {
                 );
             }
             input_artifacts.push((a.clone(), source));
+        }
+        // Argo's `{{outputs.artifacts.X.path}}` and `{{outputs.parameters.X.path}}`.
+        if let Some(outputs) = &template.outputs {
+            for a in &outputs.artifacts {
+                if let Some(p) = &a.path {
+                    vars.insert(
+                        format!("outputs.artifacts.{}.path", a.name),
+                        Value::String(p.clone()),
+                    );
+                }
+            }
+            for p in &outputs.parameters {
+                if let Some(path) = p.value_from.as_ref().and_then(|v| v.path.as_ref()) {
+                    vars.insert(
+                        format!("outputs.parameters.{}.path", p.name),
+                        Value::String(path.clone()),
+                    );
+                }
+            }
         }
 
         let kind = template.kind();
@@ -1090,17 +1143,27 @@ impl<'a> Operator<'a> {
         let mut input_artifacts = Vec::new();
         for (a, source) in artifacts {
             let Some(path) = a.path.clone() else { continue };
+            let (source, sub_path) = match source {
+                Some(ArtifactInput::Sub(inner, sub)) => (Some(&**inner), Some(sub.clone())),
+                other => (other.as_ref(), a.sub_path.clone()),
+            };
             let source = match source {
                 Some(ArtifactInput::Raw(data)) => ArtifactSource::Raw(
                     expr::substitute(data, &vars, Unresolved::Leave)
                         .unwrap_or_else(|_| data.clone()),
                 ),
                 Some(ArtifactInput::Http(url)) => ArtifactSource::Http(url.clone()),
+                Some(ArtifactInput::Key(key)) => ArtifactSource::Key(key.clone()),
                 Some(ArtifactInput::Stored(r)) => ArtifactSource::Stored {
                     key: r.key.clone(),
                     archive: archive_from_name(&r.archive),
                     size: Some(r.size),
                     sha256: Some(r.sha256.clone()),
+                },
+                // Nested subPaths: the innermost artifact, the outer path.
+                Some(ArtifactInput::Sub(inner, _)) => match &**inner {
+                    ArtifactInput::Stored(r) => ArtifactSource::Key(r.key.clone()),
+                    _ => ArtifactSource::Absent,
                 },
                 None => ArtifactSource::Absent,
             };
@@ -1109,6 +1172,7 @@ impl<'a> Operator<'a> {
                 path,
                 source,
                 mode: a.mode.map(|m| m as u32),
+                sub_path,
             });
         }
         let outputs = template.outputs.clone().unwrap_or_default();
@@ -1136,10 +1200,17 @@ impl<'a> Operator<'a> {
                 ArchiveKind::Zip => ".zip",
                 ArchiveKind::None => "",
             };
+            // An explicit `s3:` key names the object (Argo's key-only artifacts).
+            let key = match a.s3.as_ref().and_then(|s3| s3.key.as_deref()) {
+                Some(k) => {
+                    expr::substitute(k, &vars, Unresolved::Leave).unwrap_or_else(|_| k.to_string())
+                }
+                None => format!("{}/{}/{}{}", self.run, id, a.name, suffix),
+            };
             output_artifacts.push(OutputArtifact {
                 name: a.name.clone(),
                 path,
-                key: format!("{}/{}/{}{}", self.run, id, a.name, suffix),
+                key,
                 archive,
                 optional: a.optional == Some(true),
             });
@@ -1175,6 +1246,13 @@ impl<'a> Operator<'a> {
             volumes,
             deadline_seconds: deadline,
             capture_result: true,
+            // Argo: the template's archiveLocation, else the workflow's spec.
+            archive_logs: template
+                .archive_location
+                .as_ref()
+                .and_then(|l| l.archive_logs)
+                .or(self.wf.spec.archive_logs)
+                .unwrap_or(false),
             memoize: resolved.memoize.as_ref().map(|m| Memoize {
                 namespace: self
                     .wf
@@ -1219,6 +1297,7 @@ impl<'a> Operator<'a> {
         let Some(set) = &template.container_set else {
             return;
         };
+        let (base_layer, on_volumes) = split_outputs(template.outputs.as_ref(), &set.volume_mounts);
         let mut all_done = true;
         let mut failure = None;
         for c in &set.containers {
@@ -1290,8 +1369,13 @@ impl<'a> Operator<'a> {
                 name: template.name.clone(),
                 container: Some(container),
                 volumes: template.volumes.clone(),
+                // Outputs on the set's volumes are collected once every container ended
+                // (below); main collects those in its own filesystem, as in Argo (where
+                // main must then be last to finish).
                 outputs: if c.name == "main" {
-                    template.outputs.clone()
+                    base_layer
+                        .clone()
+                        .filter(|o| !o.parameters.is_empty() || !o.artifacts.is_empty())
                 } else {
                     None
                 },
@@ -1319,10 +1403,33 @@ impl<'a> Operator<'a> {
         {
             n.outputs = main;
         }
-        match failure {
-            Some(m) => self.finish(id, Phase::Failed, m),
-            None => self.finish(id, Phase::Succeeded, ""),
+        if let Some(m) = failure {
+            self.finish(id, Phase::Failed, m);
+            return;
         }
+        // As Argo's wait container, outputs are read only once every container ended (a
+        // container may still be writing them when `main` ends): a step of the set's own
+        // node that runs `true` with the set's volumes and collects the outputs. Its
+        // outcome ends the set.
+        let Some(on_volumes) =
+            on_volumes.filter(|o| !o.parameters.is_empty() || !o.artifacts.is_empty())
+        else {
+            self.finish(id, Phase::Succeeded, "");
+            return;
+        };
+        let collect = Template {
+            name: template.name.clone(),
+            container: Some(cox_config::model::Container {
+                image: set.containers.first().and_then(|c| c.image.clone()),
+                command: vec!["true".to_string()],
+                volume_mounts: set.volume_mounts.clone(),
+                ..Default::default()
+            }),
+            volumes: template.volumes.clone(),
+            outputs: Some(on_volumes),
+            ..Template::default()
+        };
+        self.execute_pod(id, &collect, vars, &[], attempt);
     }
 
     /// Whether a steps template asked to stop starting children after a failure.
@@ -1502,6 +1609,13 @@ impl<'a> Operator<'a> {
             .trim_start_matches("{{")
             .trim_end_matches("}}")
             .trim();
+        if let Some(global) = inner.strip_prefix("workflow.outputs.artifacts.") {
+            return self
+                .global_artifacts
+                .iter()
+                .find(|a| a.name == global)
+                .cloned();
+        }
         let (prefix, artifact) = inner.rsplit_once(".outputs.artifacts.")?;
         let id = scope.get(prefix)?;
         let node = self.nodes.get(id)?;
@@ -1579,13 +1693,16 @@ impl<'a> Operator<'a> {
                         self.resolve_artifact_from(from, nodes_in_scope)
                             .map(ArtifactInput::Stored)
                     }
-                } else if let Some(raw) = &a.raw {
-                    Some(ArtifactInput::Raw(
-                        expr::substitute(&raw.data, vars, Unresolved::Leave)
-                            .unwrap_or_else(|_| raw.data.clone()),
-                    ))
                 } else {
-                    a.http.as_ref().map(|h| ArtifactInput::Http(h.url.clone()))
+                    ArtifactInput::from_location(a, vars)
+                };
+                let input = match (input, &a.sub_path) {
+                    (Some(i), Some(sub)) => Some(ArtifactInput::Sub(
+                        Box::new(i),
+                        expr::substitute(sub, vars, Unresolved::Leave)
+                            .unwrap_or_else(|_| sub.clone()),
+                    )),
+                    (i, _) => i,
                 };
                 match input {
                     Some(i) => artifacts.push((a.name.clone(), i)),
@@ -2520,6 +2637,12 @@ impl<'a> Operator<'a> {
                     vars.insert(name, Value::Null);
                 }
             }
+            for a in outputs.map(|o| o.artifacts.as_slice()).unwrap_or_default() {
+                let name = format!("{prefix}.outputs.artifacts.{}", a.name);
+                if vars.get(&name).is_none() {
+                    vars.insert(name, Value::Null);
+                }
+            }
         }
         vars
     }
@@ -2571,7 +2694,23 @@ impl<'a> Operator<'a> {
             })
             .collect();
         for a in &outputs.artifacts {
-            if let Some(from) = &a.from {
+            if let Some(e) = &a.from_expression {
+                match self.artifact_from_expression(e, scope, &scope_nodes) {
+                    Ok(r) => artifacts.push(ArtifactRef {
+                        name: a.name.clone(),
+                        ..r
+                    }),
+                    Err(_) if a.optional == Some(true) => {}
+                    Err(e) => {
+                        self.finish(
+                            id,
+                            Phase::Error,
+                            format!("unable to resolve outputs.artifacts.{}: {e}", a.name),
+                        );
+                        return;
+                    }
+                }
+            } else if let Some(from) = &a.from {
                 if let Some(r) = self.resolve_artifact_from(from, &scope_nodes) {
                     artifacts.push(ArtifactRef {
                         name: a.name.clone(),
@@ -2597,6 +2736,30 @@ impl<'a> Operator<'a> {
         self.finish(id, Phase::Succeeded, "");
     }
 
+    /// Argo's `fromExpression`: an expression whose value is an artifact of a node in
+    /// scope (`cond ? steps.a.outputs.artifacts.x : steps.b.outputs.artifacts.x`).
+    fn artifact_from_expression(
+        &self,
+        e: &str,
+        scope: &Vars,
+        scope_nodes: &HashMap<String, String>,
+    ) -> Result<ArtifactRef, String> {
+        let e = expr::substitute(e, scope, Unresolved::Leave).unwrap_or_else(|_| e.to_string());
+        let value = expr::evaluate(&e, &self.expression_vars(scope)).map_err(|e| e.to_string())?;
+        let key = value
+            .as_str()
+            .and_then(|v| v.strip_prefix("artifact:"))
+            .ok_or_else(|| format!("expression {e:?} did not give an artifact"))?;
+        scope_nodes
+            .values()
+            .filter_map(|id| self.nodes.get(id))
+            .flat_map(|n| n.outputs.artifacts.iter())
+            .chain(self.global_artifacts.iter())
+            .find(|a| a.key == key)
+            .cloned()
+            .ok_or_else(|| format!("no artifact with key {key:?} in scope"))
+    }
+
     /// Publish `globalName` outputs of a finished node.
     fn publish_globals(&mut self, id: &str, template: &Template) {
         let Some(outputs) = &template.outputs else {
@@ -2613,6 +2776,17 @@ impl<'a> Operator<'a> {
                 found.push((g.clone(), v.to_string()));
             }
         }
+        let mut found_artifacts = Vec::new();
+        for a in &outputs.artifacts {
+            if let Some(g) = &a.global_name
+                && let Some(r) = node.outputs.artifacts.iter().find(|r| r.name == a.name)
+            {
+                found_artifacts.push(ArtifactRef {
+                    name: g.clone(),
+                    ..r.clone()
+                });
+            }
+        }
         for (g, v) in found {
             self.globals.insert(
                 format!("workflow.outputs.parameters.{g}"),
@@ -2621,7 +2795,44 @@ impl<'a> Operator<'a> {
             self.global_parameters.retain(|(n, _)| n != &g);
             self.global_parameters.push((g, v));
         }
+        for r in found_artifacts {
+            self.globals.insert(
+                format!("workflow.outputs.artifacts.{}", r.name),
+                Value::String(format!("artifact:{}", r.key)),
+            );
+            self.global_artifacts.retain(|a| a.name != r.name);
+            self.global_artifacts.push(r);
+        }
     }
+}
+
+/// A container set's outputs: those in the containers' own filesystems (main collects
+/// them), and those on the set's volumes (collected once every container ended).
+fn split_outputs(
+    outputs: Option<&cox_config::model::Outputs>,
+    mounts: &[cox_config::model::k8s::VolumeMount],
+) -> (
+    Option<cox_config::model::Outputs>,
+    Option<cox_config::model::Outputs>,
+) {
+    let Some(outputs) = outputs else {
+        return (None, None);
+    };
+    let on_volume = |path: Option<&String>| {
+        path.is_some_and(|p| {
+            mounts
+                .iter()
+                .any(|m| std::path::Path::new(p).starts_with(&m.mount_path))
+        })
+    };
+    let (mut base, mut vol) = (outputs.clone(), outputs.clone());
+    base.parameters
+        .retain(|p| !on_volume(p.value_from.as_ref().and_then(|v| v.path.as_ref())));
+    vol.parameters
+        .retain(|p| on_volume(p.value_from.as_ref().and_then(|v| v.path.as_ref())));
+    base.artifacts.retain(|a| !on_volume(a.path.as_ref()));
+    vol.artifacts.retain(|a| on_volume(a.path.as_ref()));
+    (Some(base), Some(vol))
 }
 
 /// The key a task's parsed `depends` is cached under.

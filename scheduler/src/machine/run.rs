@@ -63,6 +63,9 @@ pub struct RunState {
     pub nodes: BTreeMap<String, Node>,
     /// Global outputs (`globalName`): parameters.
     pub global_parameters: Vec<(String, String)>,
+    /// Global outputs (`globalName`): artifacts, named by their global name.
+    #[serde(default)]
+    pub global_artifacts: Vec<super::node::ArtifactRef>,
     /// The main part ended: its phase and message, kept while the exit handler runs.
     pub main_result: Option<(Phase, String)>,
     /// Asked to stop: the message, and whether exit handlers are skipped (terminate).
@@ -97,6 +100,7 @@ impl RunState {
             finished_at: None,
             nodes: BTreeMap::new(),
             global_parameters: Vec::new(),
+            global_artifacts: Vec::new(),
             main_result: None,
             stopped: None,
             spec: Some(Box::new(Executable::new(workflow)?)),
@@ -142,6 +146,7 @@ impl RunState {
             finished_at: self.finished_at.clone(),
             nodes: BTreeMap::new(),
             global_parameters: self.global_parameters.clone(),
+            global_artifacts: self.global_artifacts.clone(),
             main_result: self.main_result.clone(),
             stopped: self.stopped.clone(),
             spec: None,
@@ -258,6 +263,7 @@ impl RunState {
             parallelism: workflow.spec.parallelism.map(|p| p.max(0) as usize),
             shutdown: None,
             global_parameters: self.global_parameters.clone(),
+            global_artifacts: self.global_artifacts.clone(),
             cache: &mut self.cache,
         };
         if let Some((id, outcome)) = &finished_step {
@@ -297,7 +303,15 @@ impl RunState {
                     )
                 })
                 .collect(),
-            artifacts: Vec::new(),
+            // `spec.arguments.artifacts`: the entrypoint's inputs, by location.
+            artifacts: arguments
+                .artifacts
+                .iter()
+                .filter_map(|a| {
+                    super::operator::ArtifactInput::from_location(a, &op.globals)
+                        .map(|i| (a.name.clone(), i))
+                })
+                .collect(),
         };
         let root = node_id(&name, &name);
         if self.main_result.is_none() {
@@ -433,8 +447,13 @@ impl RunState {
         let mut actions = std::mem::take(&mut op.actions);
         let wake = op.wake;
         self.global_parameters = op.global_parameters.clone();
+        self.global_artifacts = op.global_artifacts.clone();
         if finished {
             self.finished_at = Some(ts(now));
+            let keys = self.artifact_gc_keys(workflow, GC_ON_COMPLETION);
+            if !keys.is_empty() {
+                actions.push(Action::DeleteArtifacts { keys });
+            }
             actions.push(Action::Finished);
         } else if let Some(at) = wake {
             actions.push(Action::WakeAt { at });
@@ -550,7 +569,48 @@ impl RunState {
                 Value::String(v.clone()),
             );
         }
+        for a in &self.global_artifacts {
+            vars.insert(
+                format!("workflow.outputs.artifacts.{}", a.name),
+                Value::String(format!("artifact:{}", a.key)),
+            );
+        }
         vars
+    }
+
+    /// Keys of the output artifacts whose `artifactGC.strategy` (the artifact's own, else
+    /// the workflow's `spec.artifactGC`) is `strategy`, each once.
+    pub fn artifact_gc_keys(&self, wf: &Workflow, strategy: &str) -> Vec<String> {
+        let default = wf
+            .spec
+            .artifact_gc
+            .as_ref()
+            .and_then(|g| g.strategy.as_deref())
+            .unwrap_or_default();
+        let mut keys: Vec<String> = Vec::new();
+        for n in self.nodes.values() {
+            let declared = n
+                .template_name
+                .as_deref()
+                .and_then(|t| {
+                    wf.spec
+                        .templates
+                        .iter()
+                        .find(|x| x.name.as_deref() == Some(t))
+                })
+                .and_then(|t| t.outputs.as_ref());
+            for a in &n.outputs.artifacts {
+                let own = declared
+                    .and_then(|o| o.artifacts.iter().find(|d| d.name == a.name))
+                    .and_then(|d| d.artifact_gc.as_ref())
+                    .and_then(|g| g.strategy.as_deref())
+                    .filter(|s| !s.is_empty());
+                if own.unwrap_or(default) == strategy && !keys.contains(&a.key) {
+                    keys.push(a.key.clone());
+                }
+            }
+        }
+        keys
     }
 
     /// The run as Argo's Workflow object: metadata, spec and status.
@@ -643,7 +703,13 @@ impl RunState {
                 if !n.outputs.artifacts.is_empty() {
                     out.insert(
                         "artifacts".into(),
-                        json!(n.outputs.artifacts.iter().map(|a| json!({"name": a.name, "path": a.path, "key": a.key, "size": a.size, "sha256": a.sha256})).collect::<Vec<_>>()),
+                        json!(
+                            n.outputs
+                                .artifacts
+                                .iter()
+                                .map(artifact_json)
+                                .collect::<Vec<_>>()
+                        ),
                     );
                 }
                 if let Some(r) = &n.outputs.result {
@@ -671,8 +737,31 @@ impl RunState {
         if !nodes.is_empty() {
             st.insert("nodes".into(), Value::Object(nodes));
         }
+        let mut outputs = serde_json::Map::new();
         if !self.global_parameters.is_empty() {
-            st.insert("outputs".into(), json!({"parameters": self.global_parameters.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>()}));
+            outputs.insert(
+                "parameters".into(),
+                json!(
+                    self.global_parameters
+                        .iter()
+                        .map(|(k, v)| json!({"name": k, "value": v}))
+                        .collect::<Vec<_>>()
+                ),
+            );
+        }
+        if !self.global_artifacts.is_empty() {
+            outputs.insert(
+                "artifacts".into(),
+                json!(
+                    self.global_artifacts
+                        .iter()
+                        .map(artifact_json)
+                        .collect::<Vec<_>>()
+                ),
+            );
+        }
+        if !outputs.is_empty() {
+            st.insert("outputs".into(), Value::Object(outputs));
         }
         if let (Some((_, terminate)), Some(spec)) = (
             &self.stopped,
@@ -696,4 +785,14 @@ impl RunState {
         }
         wf
     }
+}
+
+/// Argo's `artifactGC` strategies.
+pub const GC_ON_COMPLETION: &str = "OnWorkflowCompletion";
+/// See [`GC_ON_COMPLETION`].
+pub const GC_ON_DELETION: &str = "OnWorkflowDeletion";
+
+/// An artifact in a node's or the workflow's outputs.
+fn artifact_json(a: &super::node::ArtifactRef) -> Value {
+    json!({"name": a.name, "path": a.path, "key": a.key, "size": a.size, "sha256": a.sha256})
 }

@@ -73,6 +73,9 @@ fn drive(
                     queue.push(*spec);
                 }
                 Action::WakeAt { at } => wake = Some(at),
+                Action::DeleteArtifacts { keys } => {
+                    launched.extend(keys.into_iter().map(|k| format!("gc:{k}")))
+                }
                 Action::Finished => return launched,
                 Action::Cancel { .. } => {}
             }
@@ -299,6 +302,78 @@ fn a_container_set_runs_its_graph_and_takes_mains_outputs() {
     assert_eq!(launched, ["a", "b", "main"]);
     assert_eq!(state.phase(), Phase::Succeeded);
     assert_eq!(state.nodes["wf"].outputs.result.as_deref(), Some("main"));
+}
+
+#[test]
+fn a_container_sets_outputs_are_collected_after_every_container_ended() {
+    // `a` writes the output and may end after `main`: the outputs are read by a step of
+    // the set's own node, launched only once both ended.
+    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    volumes: [{name: ws, emptyDir: {}}]\n    containerSet:\n      volumeMounts: [{name: ws, mountPath: /ws}]\n      containers:\n      - {name: a, image: busybox, command: [sh, -c], args: [a]}\n      - {name: main, image: busybox, command: [echo], args: [main]}\n    outputs:\n      parameters: [{name: p, valueFrom: {path: /ws/out}}]\n      artifacts: [{name: art, path: /ws/out}]\n";
+    let mut state = RunState::new(workflow(yaml), chrono::Utc::now()).expect("state");
+    let mut specs = Vec::new();
+    let launched = drive(&mut state, |spec| {
+        specs.push(spec.clone());
+        if spec.command == ["true"] {
+            let mut o = ok("");
+            o.parameters.push(("p".into(), "hi".into()));
+            o.artifacts.push(cox_worker::step::SavedArtifact {
+                name: "art".into(),
+                path: "/ws/out".into(),
+                key: "x/x/art.tgz".into(),
+                archive: cox_worker::step::ArchiveKind::TarGz,
+                size: 3,
+                sha256: "00".into(),
+            });
+            o
+        } else {
+            ok(&spec.args[0])
+        }
+    });
+    assert_eq!(launched.len(), 3, "{launched:?}");
+    let collect = specs.last().expect("collecting step");
+    assert_eq!(collect.node_id, "wf");
+    assert_eq!(collect.output_artifacts.len(), 1);
+    assert_eq!(collect.output_parameters.len(), 1);
+    assert_eq!(collect.volumes.len(), 1, "the set's volumes");
+    assert!(
+        specs[..2]
+            .iter()
+            .all(|s| s.output_artifacts.is_empty() && s.output_parameters.is_empty()),
+        "the containers collect nothing themselves"
+    );
+    assert_eq!(state.phase(), Phase::Succeeded);
+    let set = &state.nodes["wf"];
+    assert_eq!(set.outputs.parameter("p"), Some("hi"));
+    assert_eq!(set.outputs.artifacts[0].key, "x/x/art.tgz");
+    assert_eq!(set.outputs.result.as_deref(), Some("main"), "main's result");
+}
+
+#[test]
+fn artifact_gc_strategies_pick_the_keys_to_delete() {
+    // The workflow's strategy applies unless an artifact has its own.
+    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  artifactGC: {strategy: OnWorkflowDeletion}\n  templates:\n  - name: main\n    container: {image: busybox, command: [echo], args: [x]}\n    outputs:\n      artifacts:\n      - {name: done, path: /tmp/a, artifactGC: {strategy: OnWorkflowCompletion}}\n      - {name: kept, path: /tmp/b}\n      - {name: never, path: /tmp/c, artifactGC: {strategy: Never}}\n";
+    let mut state = RunState::new(workflow(yaml), chrono::Utc::now()).expect("state");
+    let saved = |name: &str| cox_worker::step::SavedArtifact {
+        name: name.into(),
+        path: format!("/tmp/{name}"),
+        key: format!("k/{name}"),
+        archive: cox_worker::step::ArchiveKind::TarGz,
+        size: 1,
+        sha256: "00".into(),
+    };
+    let launched = drive(&mut state, |_| {
+        let mut o = ok("x");
+        o.artifacts = vec![saved("done"), saved("kept"), saved("never")];
+        o
+    });
+    assert_eq!(
+        launched,
+        ["x", "gc:k/done"],
+        "deleted when the run completes"
+    );
+    let wf = state.workflow().expect("workflow").clone();
+    assert_eq!(state.artifact_gc_keys(&wf, GC_ON_DELETION), ["k/kept"]);
+    assert_eq!(state.artifact_gc_keys(&wf, GC_ON_COMPLETION), ["k/done"]);
 }
 
 #[test]
