@@ -971,3 +971,87 @@ async fn a_run_whose_ttl_passed_while_no_server_ran_is_deleted_at_startup() {
     assert_eq!(status, 200, "{lasting}");
     server.stop().await;
 }
+
+/// The names of a list answer's items, in order.
+fn item_names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|w| w["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn list_pages_and_filters_by_phase_and_fields() {
+    let server = TestServer::start().await;
+    for i in 0..5 {
+        server.create("argo", &named(&format!("p{i}"))).await;
+        server
+            .await_phase("argo", &format!("p{i}"), "Succeeded")
+            .await;
+    }
+    server
+        .executor
+        .script(Match::Template("main".into()), Scripted::hang());
+    server.create("argo", &named("p5")).await;
+    server.await_phase("argo", "p5", "Running").await;
+
+    // Pages of two, newest first; a run created between two pages does not shift them.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    for page in 0.. {
+        let mut path = "/api/v1/workflows/argo?listOptions.limit=2".to_string();
+        if let Some(token) = &token {
+            path.push_str(&format!("&listOptions.continue={token}"));
+        }
+        let (status, list) = server.call("GET", &path, None).await;
+        assert_eq!(status, 200, "{list}");
+        assert_shape("WorkflowList", &list);
+        seen.extend(item_names(&list));
+        if page == 0 {
+            server.create("argo", &named("newer")).await;
+        }
+        match list["metadata"]["continue"].as_str() {
+            Some(next) => token = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["p5", "p4", "p3", "p2", "p1", "p0"]);
+
+    // The phase, as `argo list --status` asks for it, and field selectors.
+    for (query, want) in [
+        (
+            "listOptions.labelSelector=workflows.argoproj.io/phase%20in%20(Running,Pending)",
+            vec!["newer", "p5"],
+        ),
+        (
+            "listOptions.labelSelector=workflows.argoproj.io/phase%20notin%20(Running)&listOptions.limit=1",
+            vec!["p4"],
+        ),
+        ("listOptions.fieldSelector=metadata.name%3Dp2", vec!["p2"]),
+        (
+            "listOptions.fieldSelector=metadata.name!%3Dp2,metadata.namespace%3Dargo&listOptions.labelSelector=workflows.argoproj.io/phase%3DSucceeded",
+            vec!["p4", "p3", "p1", "p0"],
+        ),
+    ] {
+        let (status, list) = server
+            .call("GET", &format!("/api/v1/workflows/argo?{query}"), None)
+            .await;
+        assert_eq!(status, 200, "{query}: {list}");
+        assert_eq!(item_names(&list), want, "{query}");
+    }
+    for bad in [
+        "listOptions.limit=-1",
+        "listOptions.continue=nonsense",
+        "listOptions.fieldSelector=status.phase%3DRunning",
+        "listOptions.labelSelector=phase%20in%20(Running",
+    ] {
+        let (status, error) = server
+            .call("GET", &format!("/api/v1/workflows/argo?{bad}"), None)
+            .await;
+        assert_eq!(status, 400, "{bad}: {error}");
+        assert_error(&error, 3);
+    }
+    server.stop().await;
+}
