@@ -1,10 +1,15 @@
 //! The `cox` command line against a real `cox server` (`COX_SERVER`): objects applied and
 //! read back, workflows submitted from a template and from files, suspended, stopped,
-//! waited for and deleted; and the lifecycle commands refused without a server.
+//! waited for and deleted; the lifecycle commands refused without a server; and
+//! `cox logs [-f]`, `cox watch` and `cox wait` following a run through the server's log
+//! route and watch stream.
 
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{Server, cox_at};
@@ -171,4 +176,128 @@ fn cli_commands_talk_to_the_server() {
     let refused = cox_at(local.path(), None, &["suspend", "anything"]);
     assert!(!refused.status.success());
     assert!(text(&refused).contains("--server"), "{}", text(&refused));
+}
+
+const TALKY: &str = r#"apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: talky}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: before, template: say, arguments: {parameters: [{name: m, value: said before the pause}]}}
+    - - {name: pause, template: pause}
+    - - {name: after, template: say, arguments: {parameters: [{name: m, value: said after the pause}]}}
+  - name: say
+    inputs: {parameters: [{name: m}]}
+    container: {image: busybox, command: [echo, "{{inputs.parameters.m}}"]}
+  - name: pause
+    suspend: {}
+"#;
+
+/// `cox ARGS` against `server`, started and left running, its stdout and stderr piped.
+fn spawn_cox(home: &Path, server: &str, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_cox"))
+        .env("COX_HOME", home)
+        .env("COX_SERVER", server)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cox")
+}
+
+#[test]
+fn logs_watch_and_wait_follow_a_run_through_the_server() {
+    let home = tempfile::tempdir().expect("home");
+    let server = Server::start(home.path());
+    let cox = |args: &[&str]| cox_at(home.path(), Some(&server.url), args);
+    let file = home.path().join("talky.yaml");
+    std::fs::write(&file, TALKY).expect("write workflow");
+    let submitted = cox(&["submit", &file.display().to_string()]);
+    assert!(submitted.status.success(), "{}", text(&submitted));
+
+    // The run waits at its suspend node (after `before` has logged) until resumed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let workflow = json(home.path(), &server.url, &["get", "talky", "-o", "json"]);
+        let waiting = workflow["status"]["nodes"]
+            .as_object()
+            .into_iter()
+            .flat_map(|nodes| nodes.values())
+            .any(|n| n["displayName"] == "pause" && n["phase"] == "Running");
+        if waiting {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never paused: {workflow:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Followers started while the run is suspended: each is attached before the resume.
+    let mut logs = spawn_cox(home.path(), &server.url, &["logs", "-f", "talky"]);
+    let mut log_lines = BufReader::new(logs.stdout.take().expect("stdout")).lines();
+    let first = log_lines.next().expect("a log line").expect("read");
+    assert!(first.ends_with(": said before the pause"), "{first}");
+    let mut watch = spawn_cox(home.path(), &server.url, &["watch", "talky"]);
+    let mut changes = BufReader::new(watch.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.starts_with("pause: Running"))
+    {
+        seen.push(changes.next().expect("a change").expect("read"));
+    }
+    let wait = spawn_cox(home.path(), &server.url, &["wait", "talky"]);
+    assert!(
+        logs.try_wait().expect("logs").is_none(),
+        "cox logs -f ended while the run is suspended"
+    );
+
+    let resumed = cox(&["resume", "talky"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+
+    // `logs -f` ends with the run, having followed the step that ran after the resume.
+    let rest: Vec<String> = log_lines.map(|l| l.expect("read")).collect();
+    assert!(logs.wait().expect("logs").success());
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    assert!(rest[0].ends_with(": said after the pause"), "{rest:?}");
+    // `watch` printed each change through the stream, then the final phase.
+    seen.extend(changes.map(|l| l.expect("read")));
+    let watched = watch.wait_with_output().expect("watch");
+    assert!(watched.status.success(), "{seen:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&watched.stdout),
+        "talky Succeeded\n"
+    );
+    for change in ["pause: Succeeded", "after: Succeeded"] {
+        assert!(
+            seen.iter().any(|l| l.starts_with(change)),
+            "{change}: {seen:?}"
+        );
+    }
+    let waited = wait.wait_with_output().expect("wait");
+    assert!(waited.status.success(), "{}", text(&waited));
+    assert_eq!(String::from_utf8_lossy(&waited.stdout), "talky Succeeded\n");
+
+    // The logs outlive the steps: the finished run's whole log, and one node's.
+    let whole = cox(&["logs", "talky"]);
+    assert!(whole.status.success(), "{}", text(&whole));
+    let whole = String::from_utf8_lossy(&whole.stdout).to_string();
+    let contents: Vec<&str> = whole
+        .lines()
+        .filter_map(|l| l.split_once(": ").map(|(_, c)| c))
+        .collect();
+    assert_eq!(
+        contents,
+        ["said before the pause", "said after the pause"],
+        "{whole}"
+    );
+    let one = cox(&["logs", "talky", "after"]);
+    assert!(one.status.success(), "{}", text(&one));
+    assert!(
+        String::from_utf8_lossy(&one.stdout).ends_with(": said after the pause\n"),
+        "{}",
+        text(&one)
+    );
 }

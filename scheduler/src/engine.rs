@@ -155,6 +155,11 @@ impl Engine {
         StepCache::new(self.store.clone())
     }
 
+    /// Now, by the engine's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// The executor.
     pub fn executor(&self) -> &Arc<dyn Executor> {
         &self.executor

@@ -9,6 +9,7 @@
 //! - [`store`]: the durable store of runs (sled), flushed on every write, one process at a time.
 //! - [`actor`]: the run actor: apply, persist, then perform the actions (launch, cancel, timers).
 //! - [`engine`]: the local engine: home directory, store, submit, await, get/list/delete.
+//! - [`ttl`]: `ttlStrategy`, finished runs deleted once their time to live has passed.
 //! - [`server`]: `cox server`, Argo Server's REST API over the engine (axum).
 //! - [`error`]: the crate's `Error` and `Result`.
 //! - `testsuite` (feature `testsuite`): `FakeExecutor` and `SchedulerTest` for tests.
@@ -24,6 +25,7 @@ pub mod server;
 pub mod store;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+pub mod ttl;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::{Error, Result};

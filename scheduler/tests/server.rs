@@ -889,3 +889,169 @@ async fn stop_runs_exit_handlers_and_terminate_does_not() {
     assert_eq!(done["message"], "cannot terminate a completed workflow");
     server.stop().await;
 }
+
+/// A one-step workflow named `name` with `ttlStrategy` `ttl` (JSON).
+fn with_ttl(name: &str, ttl: &str) -> String {
+    named(name).replace(
+        r#""entrypoint": "main","#,
+        &format!(r#""entrypoint": "main", "ttlStrategy": {ttl},"#),
+    )
+}
+
+/// Poll until the run is gone (404), 10 s at most.
+async fn await_deleted(server: &TestServer, name: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, answer) = server
+            .call("GET", &format!("/api/v1/workflows/argo/{name}"), None)
+            .await;
+        if status == 404 {
+            return;
+        }
+        assert_eq!(status, 200, "{answer}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} was never deleted: {answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn ttl_strategy_deletes_finished_workflows() {
+    let server = TestServer::start().await;
+    // Succeeded with only a failure TTL: kept. Finished before `expired` below, so the
+    // sweep that deletes `expired` has looked at it too.
+    server
+        .create("argo", &with_ttl("kept", r#"{"secondsAfterFailure": 0}"#))
+        .await;
+    server.await_phase("argo", "kept", "Succeeded").await;
+    server
+        .create(
+            "argo",
+            &with_ttl(
+                "expired",
+                r#"{"secondsAfterSuccess": 0, "secondsAfterCompletion": 86400}"#,
+            ),
+        )
+        .await;
+    await_deleted(&server, "expired").await;
+    let (status, kept) = server
+        .call("GET", "/api/v1/workflows/argo/kept", None)
+        .await;
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept["spec"]["ttlStrategy"]["secondsAfterFailure"], 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_run_whose_ttl_passed_while_no_server_ran_is_deleted_at_startup() {
+    use cox_scheduler::testsuite::FakeExecutor;
+    use cox_scheduler::{Engine, EngineConfig};
+    // `cox run` (no server) finishes a run whose TTL is already over.
+    let home = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::open(EngineConfig::new(home.path(), FakeExecutor::new())).expect("engine");
+    let in_argo = |workflow: String| {
+        workflow.replace(r#""metadata": {"#, r#""metadata": {"namespace": "argo", "#)
+    };
+    for (name, ttl) in [
+        ("offline", r#"{"secondsAfterCompletion": 0}"#),
+        ("lasting", r#"{"secondsAfterCompletion": 86400}"#),
+    ] {
+        let workflow = serde_json::from_str(&in_argo(with_ttl(name, ttl))).expect("workflow");
+        let run = engine.run_to_completion(workflow).await.expect("run");
+        assert_eq!(run.phase().as_str(), "Succeeded");
+    }
+    drop(engine);
+    let server = TestServer::start_with(ServerConfig::default(), home).await;
+    await_deleted(&server, "offline").await;
+    let (status, lasting) = server
+        .call("GET", "/api/v1/workflows/argo/lasting", None)
+        .await;
+    assert_eq!(status, 200, "{lasting}");
+    server.stop().await;
+}
+
+/// The names of a list answer's items, in order.
+fn item_names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|w| w["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn list_pages_and_filters_by_phase_and_fields() {
+    let server = TestServer::start().await;
+    for i in 0..5 {
+        server.create("argo", &named(&format!("p{i}"))).await;
+        server
+            .await_phase("argo", &format!("p{i}"), "Succeeded")
+            .await;
+    }
+    server
+        .executor
+        .script(Match::Template("main".into()), Scripted::hang());
+    server.create("argo", &named("p5")).await;
+    server.await_phase("argo", "p5", "Running").await;
+
+    // Pages of two, newest first; a run created between two pages does not shift them.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    for page in 0.. {
+        let mut path = "/api/v1/workflows/argo?listOptions.limit=2".to_string();
+        if let Some(token) = &token {
+            path.push_str(&format!("&listOptions.continue={token}"));
+        }
+        let (status, list) = server.call("GET", &path, None).await;
+        assert_eq!(status, 200, "{list}");
+        assert_shape("WorkflowList", &list);
+        seen.extend(item_names(&list));
+        if page == 0 {
+            server.create("argo", &named("newer")).await;
+        }
+        match list["metadata"]["continue"].as_str() {
+            Some(next) => token = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["p5", "p4", "p3", "p2", "p1", "p0"]);
+
+    // The phase, as `argo list --status` asks for it, and field selectors.
+    for (query, want) in [
+        (
+            "listOptions.labelSelector=workflows.argoproj.io/phase%20in%20(Running,Pending)",
+            vec!["newer", "p5"],
+        ),
+        (
+            "listOptions.labelSelector=workflows.argoproj.io/phase%20notin%20(Running)&listOptions.limit=1",
+            vec!["p4"],
+        ),
+        ("listOptions.fieldSelector=metadata.name%3Dp2", vec!["p2"]),
+        (
+            "listOptions.fieldSelector=metadata.name!%3Dp2,metadata.namespace%3Dargo&listOptions.labelSelector=workflows.argoproj.io/phase%3DSucceeded",
+            vec!["p4", "p3", "p1", "p0"],
+        ),
+    ] {
+        let (status, list) = server
+            .call("GET", &format!("/api/v1/workflows/argo?{query}"), None)
+            .await;
+        assert_eq!(status, 200, "{query}: {list}");
+        assert_eq!(item_names(&list), want, "{query}");
+    }
+    for bad in [
+        "listOptions.limit=-1",
+        "listOptions.continue=nonsense",
+        "listOptions.fieldSelector=status.phase%3DRunning",
+        "listOptions.labelSelector=phase%20in%20(Running",
+    ] {
+        let (status, error) = server
+            .call("GET", &format!("/api/v1/workflows/argo?{bad}"), None)
+            .await;
+        assert_eq!(status, 400, "{bad}: {error}");
+        assert_error(&error, 3);
+    }
+    server.stop().await;
+}

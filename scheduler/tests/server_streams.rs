@@ -797,14 +797,10 @@ async fn a_full_write_queue_refuses_with_503_and_loses_nothing() {
         assert_eq!(status, 200, "{created}");
     }
     let (_, list) = server.call("GET", "/api/v1/workflows/argo", None).await;
-    let mut names: Vec<&str> = list["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter_map(|w| w["metadata"]["name"].as_str())
-        .collect();
-    names.sort_unstable();
-    assert_eq!(names, ["held-0", "held-1", "held-2", "held-3", "held-4"]);
+    assert_eq!(
+        sorted_names(&list),
+        ["held-0", "held-1", "held-2", "held-3", "held-4"]
+    );
     server.stop().await;
 }
 
@@ -848,5 +844,154 @@ async fn a_thousand_concurrent_creates_are_each_stored_or_refused() {
         .collect();
     // Every acknowledged create is stored, and nothing refused was.
     assert_eq!(stored, acknowledged);
+    server.stop().await;
+}
+
+/// The names of a WorkflowList's items, sorted.
+fn sorted_names(list: &Value) -> Vec<&str> {
+    let mut names: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|w| w["metadata"]["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+/// `PUT /api/v1/workflows/conf/{name}/{verb}`: a 200 whose body is a `Workflow`.
+async fn put(server: &TestServer, name: &str, verb: &str, body: &str) -> Value {
+    let path = format!("/api/v1/workflows/conf/{name}/{verb}");
+    let (status, answer) = server.call("PUT", &path, Some(body)).await;
+    assert_eq!(status, 200, "{verb} {name}: {answer}");
+    assert_shape("Workflow", &answer);
+    answer
+}
+
+/// The issue's conformance flow, over real HTTP in one go: submit, list, get, watch,
+/// suspend, resume, stop, terminate and delete, each answer checked against the
+/// definition swagger.json gives for its route (Workflow, WorkflowList,
+/// WorkflowWatchEvent, WorkflowDeleteResponse; errors as grpc-gateway's Error).
+#[tokio::test]
+async fn conformance_submit_list_get_watch_suspend_resume_stop_terminate_delete() {
+    let server = TestServer::start().await;
+    server
+        .executor
+        .script(Match::Template("work".into()), Scripted::hang());
+    let workflow = |name: &str| {
+        format!(
+            r#"{{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+      "metadata": {{"name": "{name}", "labels": {{"suite": "conformance"}}}},
+      "spec": {{"entrypoint": "main", "onExit": "cleanup", "templates": [
+        {{"name": "main", "steps": [[{{"name": "long", "template": "work"}}]]}},
+        {{"name": "work", "container": {{"image": "alpine", "command": ["sleep", "3600"]}}}},
+        {{"name": "cleanup", "container": {{"image": "alpine", "command": ["echo", "cleanup"]}}}}]}}}}"#
+        )
+    };
+    // Watch: the stream is open before anything is submitted.
+    let (status, head, mut watch) =
+        Lines::open(server.addr, "/api/v1/workflow-events/conf", "").await;
+    assert_eq!(status, 200, "{head}");
+
+    // Submit.
+    for name in ["stopped", "terminated"] {
+        let created = server.create("conf", &workflow(name)).await;
+        assert_shape("Workflow", &created);
+        assert_eq!(created["metadata"]["name"], name);
+        assert_eq!(created["metadata"]["namespace"], "conf");
+        server.await_phase("conf", name, "Running").await;
+    }
+    let watched = events_until(&mut watch, is("ADDED", "terminated", None)).await;
+    assert!(
+        watched.iter().any(is("ADDED", "stopped", None)),
+        "{watched:#?}"
+    );
+
+    // List (with a label selector) and get.
+    let (status, list) = server
+        .call(
+            "GET",
+            "/api/v1/workflows/conf?listOptions.labelSelector=suite%3Dconformance",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_shape("WorkflowList", &list);
+    assert_eq!(sorted_names(&list), ["stopped", "terminated"]);
+    let (status, got) = server
+        .call("GET", "/api/v1/workflows/conf/stopped", None)
+        .await;
+    assert_eq!(status, 200, "{got}");
+    assert_shape("Workflow", &got);
+    assert_eq!(got["status"]["phase"], "Running");
+
+    // Suspend, then resume.
+    let suspended = put(&server, "stopped", "suspend", "{}").await;
+    assert_eq!(suspended["spec"]["suspend"], true);
+    let watched = events_until(&mut watch, |e| {
+        e["type"] == "MODIFIED"
+            && e["object"]["metadata"]["name"] == "stopped"
+            && e["object"]["spec"]["suspend"] == true
+    })
+    .await;
+    assert!(!watched.is_empty());
+    let resumed = put(&server, "stopped", "resume", "{}").await;
+    assert!(resumed["spec"].get("suspend").is_none(), "{resumed}");
+
+    // Stop: the exit handler runs. Terminate: it does not.
+    let stopped = put(&server, "stopped", "stop", r#"{"message": "conformance"}"#).await;
+    assert_eq!(stopped["spec"]["shutdown"], "Stop");
+    let terminated = put(&server, "terminated", "terminate", "{}").await;
+    assert_eq!(terminated["spec"]["shutdown"], "Terminate");
+    for (name, strategy, exit_handler_ran) in [
+        ("stopped", "Stop", true),
+        ("terminated", "Terminate", false),
+    ] {
+        let finished = server.await_phase("conf", name, "Failed").await;
+        assert_shape("Workflow", &finished);
+        assert_eq!(
+            finished["status"]["message"],
+            format!("Stopped with strategy '{strategy}'")
+        );
+        let exit_node = finished["status"]["nodes"]
+            .as_object()
+            .expect("nodes")
+            .values()
+            .any(|n| n["name"] == format!("{name}.onExit"));
+        assert_eq!(exit_node, exit_handler_ran, "{name}: {finished:#}");
+        events_until(&mut watch, is("MODIFIED", name, Some("Failed"))).await;
+    }
+    let (status, refused) = server
+        .call("PUT", "/api/v1/workflows/conf/stopped/suspend", Some("{}"))
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_error(&refused, 9);
+
+    // Delete: answered with Argo's empty WorkflowDeleteResponse, seen by the watch.
+    for name in ["stopped", "terminated"] {
+        let (status, deleted) = server
+            .call("DELETE", &format!("/api/v1/workflows/conf/{name}"), None)
+            .await;
+        assert_eq!(status, 200, "{deleted}");
+        if let Some(swagger) = Swagger::load() {
+            let problems = swagger.problems(
+                "io.argoproj.workflow.v1alpha1.WorkflowDeleteResponse",
+                &deleted,
+            );
+            assert!(problems.is_empty(), "{problems:?}");
+        }
+        assert_eq!(deleted, json!({}));
+        events_until(&mut watch, is("DELETED", name, None)).await;
+        let (status, gone) = server
+            .call("GET", &format!("/api/v1/workflows/conf/{name}"), None)
+            .await;
+        assert_eq!(status, 404, "{gone}");
+        assert_error(&gone, 5);
+    }
+    let (status, list) = server.call("GET", "/api/v1/workflows/conf", None).await;
+    assert_eq!(status, 200, "{list}");
+    assert_shape("WorkflowList", &list);
+    assert!(list["items"].as_array().is_none_or(Vec::is_empty), "{list}");
+    drop(watch);
     server.stop().await;
 }

@@ -18,6 +18,7 @@ mod run;
 
 pub use lifecycle::{NodeFieldSelector, Request};
 pub use node::{ArtifactRef, MemoizationStatus, Node, NodeType, Outputs, Phase, node_id};
+pub(crate) use operator::parse_ts;
 pub use rerun::{RESUBMITTED_FROM, RetryOptions};
 pub use run::{GC_ON_COMPLETION, GC_ON_DELETION, RunState};
 

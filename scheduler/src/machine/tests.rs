@@ -715,3 +715,79 @@ fn stopping_a_suspended_workflow_fails_its_suspend_nodes_and_runs_the_exit_handl
     assert_eq!(state.phase(), Phase::Failed);
     assert_eq!(state.message, "Stopped with strategy 'Stop'");
 }
+
+#[test]
+fn the_workflow_deadline_fails_the_run_and_still_runs_the_exit_handler() {
+    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  activeDeadlineSeconds: 10\n  onExit: bye\n  templates:\n  - name: main\n    steps:\n    - - {name: long, template: work}\n    - - {name: never, template: work}\n  - name: work\n    container: {image: busybox, command: [sleep], args: [\"60\"]}\n  - name: bye\n    container: {image: busybox, command: [echo], args: [\"bye {{workflow.status}}\"]}\n";
+    let launches = |actions: &[Action]| -> Vec<(String, String)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Launch(s) => Some((s.node_id.clone(), s.args[0].clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut state = RunState::new(workflow(yaml), t0()).expect("state");
+    let actions = state.apply(Event::Start { now: t0() });
+    let long = launches(&actions);
+    assert_eq!(long.len(), 1);
+    assert!(
+        actions.contains(&Action::WakeAt {
+            at: t0() + Duration::seconds(10)
+        }),
+        "the deadline is a timer: {actions:?}"
+    );
+    // The deadline passes: the running step is cancelled, nothing new starts.
+    let actions = state.apply(Event::Timer {
+        now: t0() + Duration::seconds(10),
+    });
+    assert!(
+        actions.contains(&Action::Cancel {
+            node_id: long[0].0.clone()
+        }),
+        "{actions:?}"
+    );
+    let actions = state.apply(Event::StepFinished {
+        node_id: long[0].0.clone(),
+        outcome: failed(143),
+        now: t0() + Duration::seconds(11),
+    });
+    assert!(state.nodes.values().all(|n| n.display_name != "never"));
+    // The exit handler runs, seeing the failure, and then the run ends Failed.
+    let exit = launches(&actions);
+    assert_eq!(
+        exit.iter().map(|(_, arg)| arg.as_str()).collect::<Vec<_>>(),
+        ["bye Failed"]
+    );
+    assert!(!actions.contains(&Action::Finished));
+    let actions = state.apply(Event::StepFinished {
+        node_id: exit[0].0.clone(),
+        outcome: ok(""),
+        now: t0() + Duration::seconds(12),
+    });
+    assert!(actions.contains(&Action::Finished), "{actions:?}");
+    assert_eq!(state.phase(), Phase::Failed);
+    // Argo's message for a pod stopped by the workflow deadline; the workflow's message is
+    // its entry node's, as Argo's.
+    assert_eq!(
+        state.nodes[&long[0].0].message,
+        "Step exceeded its deadline"
+    );
+    assert_eq!(state.nodes[&long[0].0].phase, Phase::Failed);
+    let root = state
+        .nodes
+        .values()
+        .find(|n| n.name == "wf")
+        .expect("entry node");
+    assert_eq!(root.phase, Phase::Failed);
+    assert_eq!(state.message, root.message);
+    assert_eq!(
+        state
+            .nodes
+            .values()
+            .find(|n| n.name == "wf.onExit")
+            .map(|n| n.phase.as_str()),
+        Some("Succeeded")
+    );
+}

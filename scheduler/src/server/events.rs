@@ -26,16 +26,16 @@ use super::{AppState, streaming};
 use crate::engine::{Engine, RunEvent};
 use crate::machine::RunState;
 
-/// Which workflows a watch wants.
+/// Which workflows a watch (or a list) wants.
 #[derive(Debug, Clone)]
-struct Filter {
+pub(super) struct Filter {
     namespace: String,
     labels: LabelSelector,
     fields: Vec<(String, bool, String)>,
 }
 
 impl Filter {
-    fn parse(namespace: String, query: &HashMap<String, String>) -> ApiResult<Filter> {
+    pub(super) fn parse(namespace: String, query: &HashMap<String, String>) -> ApiResult<Filter> {
         let labels = LabelSelector::parse(
             query
                 .get("listOptions.labelSelector")
@@ -88,7 +88,7 @@ impl Filter {
     }
 
     /// The run's `Workflow` if it matches.
-    fn object(&self, run: &RunState) -> Option<Value> {
+    pub(super) fn object(&self, run: &RunState) -> Option<Value> {
         if !self.matches_run(&run.name, &namespace_of(run)) {
             return None;
         }

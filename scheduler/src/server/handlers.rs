@@ -6,6 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -13,7 +14,7 @@ use tracing::info;
 
 use super::error::{ApiError, ApiResult};
 use super::templates::stored_manifests;
-use super::workflow::{LabelSelector, namespace_of, new_uid, parse_workflow, workflow_object};
+use super::workflow::{namespace_of, new_uid, parse_workflow, workflow_object};
 use super::{AppState, watch_until_finished};
 use cox_config::model::Workflow;
 
@@ -136,33 +137,83 @@ pub async fn lint(
 }
 
 /// `GET /api/v1/workflows/{namespace}`: `WorkflowList`, newest first, filtered by
-/// `listOptions.labelSelector`.
+/// `listOptions.labelSelector` (the phase through Argo's `workflows.argoproj.io/phase`
+/// label, as `argo list --status` asks) and `listOptions.fieldSelector` (as the watch), in
+/// pages of `listOptions.limit` when given: `metadata.continue` then names where the next
+/// page starts (`listOptions.continue`), and stays valid whatever is created or deleted
+/// in between.
 pub async fn list(
     State(state): State<AppState>,
     Path(namespace): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Value>> {
-    let selector = LabelSelector::parse(
-        query
-            .get("listOptions.labelSelector")
-            .map(String::as_str)
-            .unwrap_or_default(),
-    )?;
+    let filter = super::events::Filter::parse(namespace, &query)?;
+    let limit = match query.get("listOptions.limit").map(|l| l.trim()) {
+        None | Some("" | "0") => None,
+        Some(text) => Some(text.parse::<usize>().map_err(|_| {
+            ApiError::invalid(format!(
+                "listOptions.limit: '{text}': expected a non-negative integer"
+            ))
+        })?),
+    };
+    let after = query
+        .get("listOptions.continue")
+        .filter(|token| !token.is_empty())
+        .map(|token| parse_continue(token))
+        .transpose()?;
+    let mut runs = state.engine.list()?;
+    // Newest first; the name orders runs created at the same instant.
+    runs.sort_by(|a, b| (b.created_at, &b.name).cmp(&(a.created_at, &a.name)));
     let mut items = Vec::new();
-    for summary in state.engine.list()?.into_iter().rev() {
+    let mut last = None;
+    let mut more = false;
+    for summary in runs {
+        if let Some((at, name)) = &after
+            && (summary.created_at, &summary.name) >= (*at, name)
+        {
+            continue;
+        }
         // Deleted between the listing and the read: not listed.
         let Some(run) = state.engine.get(&summary.name)? else {
             continue;
         };
-        if namespace_of(&run) != namespace {
+        let Some(object) = filter.object(&run) else {
             continue;
+        };
+        if limit.is_some_and(|limit| items.len() == limit) {
+            more = true;
+            break;
         }
-        let object = workflow_object(&run);
-        if selector.matches_object(&object) {
-            items.push(object);
-        }
+        items.push(object);
+        last = Some((summary.created_at, summary.name));
     }
-    Ok(Json(json!({ "metadata": {}, "items": items })))
+    let mut metadata = json!({});
+    if let Some((at, name)) = last.filter(|_| more) {
+        metadata["continue"] = json!(continue_token(at, &name));
+    }
+    Ok(Json(json!({ "metadata": metadata, "items": items })))
+}
+
+/// Where the next page starts: after the run created at `at` named `name`.
+fn continue_token(at: DateTime<Utc>, name: &str) -> String {
+    format!("{}:{name}", at.timestamp_nanos_opt().unwrap_or_default())
+}
+
+/// [`continue_token`] read back.
+fn parse_continue(token: &str) -> ApiResult<(DateTime<Utc>, String)> {
+    token
+        .split_once(':')
+        .and_then(|(nanos, name)| {
+            Some((
+                DateTime::from_timestamp_nanos(nanos.parse().ok()?),
+                name.to_string(),
+            ))
+        })
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "listOptions.continue: '{token}': not a token this server gave"
+            ))
+        })
 }
 
 /// `GET /api/v1/workflows/{namespace}/{name}`.

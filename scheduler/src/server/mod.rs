@@ -4,6 +4,7 @@
 //! The engine is shared as an `Arc<Engine>`: handlers call it directly (its store is the
 //! source of truth and is flushed on every write; its live-run map has its own lock), and a
 //! small task per live run removes the run from the engine's live map once it has finished.
+//! Another task deletes finished runs whose `ttlStrategy` has expired ([`crate::ttl`]).
 //!
 //! Every route, the fallback included, sits behind the same three layers: [`auth`] (a
 //! bearer token, when configured), then `admission` (writes queue for a few permits; a
@@ -280,6 +281,7 @@ pub async fn serve(
     let app = router(Arc::clone(&engine), &config);
     metrics::count_phases(&engine);
     let streams_end = config.streams_end.clone();
+    let reaper = tokio::spawn(reap_expired(Arc::clone(&engine), streams_end.clone()));
     let shutdown = async move {
         shutdown.await;
         streams_end.cancel();
@@ -290,7 +292,26 @@ pub async fn serve(
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
+    let _ = reaper.await;
     engine.shutdown().await;
     info!("stopped");
     served
+}
+
+/// How often finished runs are checked against their `ttlStrategy`.
+const TTL_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Delete finished runs whose `ttlStrategy` has expired (see [`crate::ttl`]): at once, then
+/// every [`TTL_SWEEP_EVERY`] until `end` is cancelled.
+async fn reap_expired(engine: Arc<Engine>, end: CancellationToken) {
+    let mut reaper = crate::ttl::Reaper::new();
+    loop {
+        if let Err(e) = reaper.sweep(&engine).await {
+            warn!(error = %e, "ttlStrategy sweep failed");
+        }
+        tokio::select! {
+            () = end.cancelled() => return,
+            () = tokio::time::sleep(TTL_SWEEP_EVERY) => {}
+        }
+    }
 }

@@ -21,6 +21,9 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// The label Argo sets to `true` once a workflow has finished.
 pub const COMPLETED_LABEL: &str = "workflows.argoproj.io/completed";
 
+/// The label Argo keeps equal to the workflow's phase (what `argo list --status` selects).
+pub const PHASE_LABEL: &str = "workflows.argoproj.io/phase";
+
 /// Source name given to the linter; never shown (messages carry no file name).
 const SOURCE: &str = "workflow";
 
@@ -224,6 +227,7 @@ pub fn workflow_object(state: &RunState) -> Value {
                 COMPLETED_LABEL.into(),
                 json!(if state.is_finished() { "true" } else { "false" }),
             );
+            labels.insert(PHASE_LABEL.into(), json!(state.phase().as_str()));
         }
     }
     workflow
@@ -240,6 +244,57 @@ pub enum Requirement {
     Exists(String),
     /// `!key`: the label is not set.
     Absent(String),
+    /// `key in (a, b)`: the label is one of the values.
+    In(String, Vec<String>),
+    /// `key notin (a, b)`: the label is none of them (also true when it is absent).
+    NotIn(String, Vec<String>),
+}
+
+/// The selector's requirements: split at the commas outside parentheses.
+fn requirement_texts(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// `key in (a, b)` or `key notin (a, b)`; None if `part` is not set-based.
+fn set_requirement(part: &str) -> Option<Result<Requirement, String>> {
+    let (head, values) = part.split_once('(')?;
+    let Some(values) = values.trim_end().strip_suffix(')') else {
+        return Some(Err(format!("'{part}': missing ')'")));
+    };
+    let values: Vec<String> = values
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    let mut words = head.split_whitespace();
+    let requirement = match (words.next(), words.next(), words.next()) {
+        (Some(key), Some("in"), None) => Requirement::In(key.into(), values),
+        (Some(key), Some("notin"), None) => Requirement::NotIn(key.into(), values),
+        _ => {
+            return Some(Err(format!(
+                "'{part}': expected 'key in (...)' or 'key notin (...)'"
+            )));
+        }
+    };
+    Some(Ok(requirement))
 }
 
 /// A parsed `labelSelector`: every requirement must hold.
@@ -247,19 +302,16 @@ pub enum Requirement {
 pub struct LabelSelector(pub Vec<Requirement>);
 
 impl LabelSelector {
-    /// Parse Kubernetes' equality-based selector syntax (`a=b,c!=d,e,!f`). Set-based
-    /// requirements (`in`, `notin`) are refused.
+    /// Parse Kubernetes' selector syntax: `a=b,c!=d,e,!f`, and set-based `g in (x, y)`,
+    /// `h notin (z)` (as `argo list --status` sends for the phase label).
     pub fn parse(text: &str) -> ApiResult<LabelSelector> {
         let invalid =
             |why: &str| ApiError::invalid(format!("listOptions.labelSelector: '{text}': {why}"));
-        if text.contains('(') {
-            return Err(invalid(
-                "set-based requirements (in, notin) are not supported",
-            ));
-        }
         let mut requirements = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let requirement = if let Some((key, value)) = part.split_once("!=") {
+        for part in requirement_texts(text) {
+            let requirement = if let Some(set) = set_requirement(part) {
+                set.map_err(|why| invalid(&why))?
+            } else if let Some((key, value)) = part.split_once("!=") {
                 Requirement::NotEquals(key.trim().into(), value.trim().into())
             } else if let Some((key, value)) = part.split_once("==") {
                 Requirement::Equals(key.trim().into(), value.trim().into())
@@ -274,7 +326,9 @@ impl LabelSelector {
                 Requirement::Equals(k, _)
                 | Requirement::NotEquals(k, _)
                 | Requirement::Exists(k)
-                | Requirement::Absent(k) => k,
+                | Requirement::Absent(k)
+                | Requirement::In(k, _)
+                | Requirement::NotIn(k, _) => k,
             };
             if key.is_empty() || key.contains(char::is_whitespace) {
                 return Err(invalid(&format!(
@@ -308,6 +362,8 @@ impl LabelSelector {
             Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
             Requirement::Exists(k) => labels.contains_key(k),
             Requirement::Absent(k) => !labels.contains_key(k),
+            Requirement::In(k, values) => labels.get(k).is_some_and(|v| values.contains(v)),
+            Requirement::NotIn(k, values) => labels.get(k).is_none_or(|v| !values.contains(v)),
         })
     }
 }
@@ -339,8 +395,27 @@ mod tests {
             ("paused", "1")
         ])));
         assert!(LabelSelector::parse("").unwrap().matches(&labels(&[])));
-        assert!(LabelSelector::parse("env in (a,b)").is_err());
         assert!(LabelSelector::parse("=x").is_err());
+    }
+
+    #[test]
+    fn set_based_selectors_as_argo_list_status_sends() {
+        let selector = LabelSelector::parse(
+            "workflows.argoproj.io/phase in (Running, Pending),team notin (ops)",
+        )
+        .unwrap();
+        let phase = |p| labels(&[("workflows.argoproj.io/phase", p)]);
+        assert!(selector.matches(&phase("Running")));
+        assert!(selector.matches(&phase("Pending")));
+        assert!(!selector.matches(&phase("Failed")));
+        assert!(!selector.matches(&labels(&[])), "in needs the label");
+        assert!(!selector.matches(&labels(&[
+            ("workflows.argoproj.io/phase", "Running"),
+            ("team", "ops")
+        ])));
+        for bad in ["env in (a,b", "env within (a)", "in (a)"] {
+            assert!(LabelSelector::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
