@@ -413,12 +413,17 @@ async fn place(
                 .map_err(|e| e.to_string())
         }
         ArtifactSource::Http(url) => {
-            let (site, key) =
-                ArtifactRepository::http(url, &Default::default()).map_err(|e| e.to_string())?;
+            // A query string may be a signature: kept out of messages (and so of status).
+            let hide = |text: String| match url.split_once('?') {
+                Some((_, query)) if !query.is_empty() => text.replace(query, "<query>"),
+                _ => text,
+            };
+            let (site, key) = ArtifactRepository::http(url, &Default::default())
+                .map_err(|e| hide(e.to_string()))?;
             let site = site.with_options(repo.options().clone());
             site.load_detect(&key, path)
                 .await
-                .map_err(|e| format!("{url}: {e}"))
+                .map_err(|e| hide(format!("{url}: {e}")))
         }
     }
 }
