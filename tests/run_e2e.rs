@@ -1000,6 +1000,37 @@ fn archive_logs_saves_the_step_log_as_main_logs() {
 }
 
 #[test]
+fn repository_archive_logs_archives_every_step_log() {
+    // Argo: the repository's `archiveLogs: true` wins over a template's `false`.
+    let home = Home::new();
+    let config = home.data().join("config.yaml");
+    std::fs::write(
+        &config,
+        "artifactRepository:\n  archiveLogs: true\n  local:\n    path: arts\n",
+    )
+    .expect("write config");
+    let config = config.display().to_string();
+    let run = home.run("archive-logs.yaml", &["--config", &config]);
+    run.expect_phase("Succeeded");
+    for node in ["logged", "quiet"] {
+        let logs = run.node(node)["outputs"]["artifacts"]
+            .as_array()
+            .and_then(|l| l.iter().find(|a| a["name"] == "main-logs"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{node}: no main-logs: {}", run.describe()));
+        let key = logs["key"].as_str().expect("key");
+        assert!(home.data().join("arts").join(key).is_file(), "{key}");
+    }
+    let quiet = std::fs::read_to_string(home.data().join("arts").join(format!(
+        "{}/{}/main.log",
+        run.name(),
+        run.node("quiet")["id"].as_str().expect("id")
+    )))
+    .expect("quiet log");
+    assert_eq!(quiet, "quiet\n");
+}
+
+#[test]
 fn input_artifact_in_an_existing_host_directory() {
     let home = Home::new();
     let run = home.run("artifact-host-dir.yaml", &[]);
