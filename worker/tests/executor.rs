@@ -410,6 +410,20 @@ async fn image_table(sandbox: bool) {
     succeeded(&o);
     assert_eq!(o.result.as_deref(), Some("from-entrypoint"));
 
+    // busybox's `sh` for busybox images, as in the image: `$RANDOM` is set (dash has none).
+    if Path::new("/usr/bin/busybox").exists() || Path::new("/bin/busybox").exists() {
+        let o = s
+            .run(spec(
+                "ash",
+                "busybox",
+                &["sh", "-euc", "test -n \"$RANDOM\" && echo ash"],
+                &[],
+            ))
+            .await;
+        succeeded(&o);
+        assert_eq!(o.result.as_deref(), Some("ash"));
+    }
+
     // An unknown image without command: a clear error naming the image.
     let o = s.run(spec("unknown", "acme/mystery:1", &[], &["x"])).await;
     assert_eq!(o.phase, StepPhase::Error);
