@@ -62,7 +62,7 @@ async fn copy(args: CpArgs) -> Result<ExitCode> {
             .get(&args.name)?
             .ok_or_else(|| anyhow!("run {}: not found", args.name))?
     };
-    let repo = match &repository {
+    let repo = match &repository.repository {
         RepositoryConfig::Local(dir) => ArtifactRepository::local(dir),
         RepositoryConfig::S3(s3) => s3.open(),
     }

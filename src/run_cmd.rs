@@ -125,28 +125,46 @@ pub fn run(command: RunCommand, remote: Option<Client>) -> Result<ExitCode> {
 pub(crate) fn local_executor(
     home: &Path,
     no_sandbox: bool,
-    repository: RepositoryConfig,
+    configured: Configured,
 ) -> Arc<dyn Executor> {
     let mut config = LocalExecutorConfig::new(home, home.join("artifacts"));
     config.sandbox = !no_sandbox;
-    config.set_repository(repository);
+    config.set_repository(configured.repository);
+    config.archive_logs = configured.archive_logs;
     Arc::new(LocalExecutor::new(config))
+}
+
+/// The configuration file's artifact repository and its repository-wide settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Configured {
+    /// Where artifacts go.
+    pub repository: RepositoryConfig,
+    /// The repository's `archiveLogs`: every step's log archived.
+    pub archive_logs: bool,
 }
 
 /// The artifact repository of the configuration file `config` (`--config`/`COX_CONFIG`),
 /// `<home>/artifacts` without one.
-pub(crate) fn repository(home: &Path, config: Option<&Path>) -> Result<RepositoryConfig> {
+pub(crate) fn repository(home: &Path, config: Option<&Path>) -> Result<Configured> {
     let default = home.join("artifacts");
     let Some(path) = config else {
-        return Ok(RepositoryConfig::Local(default));
+        return Ok(Configured {
+            repository: RepositoryConfig::Local(default),
+            archive_logs: false,
+        });
     };
     let file = CoxConfigFile::load(path).map_err(|e| anyhow!("{e}"))?;
     let base = std::path::absolute(path)
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
-    file.repository(&base, &default, &|name| std::env::var(name).ok())
-        .map_err(|e| anyhow!("{}: {e}", path.display()))
+    let repository = file
+        .repository(&base, &default, &|name| std::env::var(name).ok())
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(Configured {
+        repository,
+        archive_logs: file.archive_logs(),
+    })
 }
 
 /// The engine on the local home, to read and write the store (steps run sandboxed).

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+#[path = "../artifacts/tests/support/http.rs"]
+mod http_support;
+
 const DIR: &str = "tests/fixtures/run";
 
 /// A fresh `COX_HOME` (`<tmp>/home`) and a data directory for hostPath volumes (`<tmp>/data`).
@@ -825,49 +828,15 @@ fn explicit_keys_sub_paths_root_paths_expressions_and_global_artifacts() {
     }
 }
 
-/// A minimal HTTP/1.1 file server on loopback (GET and HEAD, one request per connection)
-/// serving `dir`; returns its base URL. Runs until the test process ends.
+/// A file server on loopback serving `dir`; returns its base URL.
 fn serve_http(dir: PathBuf) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(&stream);
-            let mut request = String::new();
-            if reader.read_line(&mut request).is_err() {
-                continue;
-            }
-            // Drain the headers.
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            let mut parts = request.split_whitespace();
-            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let file = dir.join(path.trim_start_matches('/'));
-            let mut out = &stream;
-            let _ = match std::fs::read(&file) {
-                Ok(body) if !path.contains("..") => {
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    out.write_all(head.as_bytes()).and_then(|()| {
-                        if method == "HEAD" {
-                            Ok(())
-                        } else {
-                            out.write_all(&body)
-                        }
-                    })
-                }
-                _ => out.write_all(
-                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                ),
-            };
+    http_support::serve(move |target| {
+        let path = target.split('?').next().unwrap_or("");
+        if path.contains("..") {
+            return None;
         }
-    });
-    base
+        std::fs::read(dir.join(path.trim_start_matches('/'))).ok()
+    })
 }
 
 #[test]
@@ -1028,6 +997,37 @@ fn archive_logs_saves_the_step_log_as_main_logs() {
         "{}",
         run.describe()
     );
+}
+
+#[test]
+fn repository_archive_logs_archives_every_step_log() {
+    // Argo: the repository's `archiveLogs: true` wins over a template's `false`.
+    let home = Home::new();
+    let config = home.data().join("config.yaml");
+    std::fs::write(
+        &config,
+        "artifactRepository:\n  archiveLogs: true\n  local:\n    path: arts\n",
+    )
+    .expect("write config");
+    let config = config.display().to_string();
+    let run = home.run("archive-logs.yaml", &["--config", &config]);
+    run.expect_phase("Succeeded");
+    for node in ["logged", "quiet"] {
+        let logs = run.node(node)["outputs"]["artifacts"]
+            .as_array()
+            .and_then(|l| l.iter().find(|a| a["name"] == "main-logs"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{node}: no main-logs: {}", run.describe()));
+        let key = logs["key"].as_str().expect("key");
+        assert!(home.data().join("arts").join(key).is_file(), "{key}");
+    }
+    let quiet = std::fs::read_to_string(home.data().join("arts").join(format!(
+        "{}/{}/main.log",
+        run.name(),
+        run.node("quiet")["id"].as_str().expect("id")
+    )))
+    .expect("quiet log");
+    assert_eq!(quiet, "quiet\n");
 }
 
 #[test]

@@ -283,25 +283,33 @@ impl ArtifactRepository {
         Ok(repo)
     }
 
-    /// The web server of an `http(s)://host[:port]/path` URL, and the URL's path as the key
-    /// to load (Argo's `http` artifacts; see [`Self::load_detect`]). Query strings and
-    /// fragments are refused, as keys cannot carry them.
+    /// The web server of an `http(s)://host[:port]/path[?query]` URL, and the URL's path as
+    /// the key to load (Argo's `http` artifacts; see [`Self::load_detect`]). A query string
+    /// (a signed URL's, say) is sent, unchanged, with every request for the key; a fragment
+    /// is dropped, as browsers never send one.
     pub fn http(url: &str, client: &ClientSettings) -> Result<(Self, String)> {
         let invalid = |reason: &str| Error::InvalidConfig {
             message: format!("http artifact url {url:?}: {reason}"),
         };
-        let rest = url
+        let without_fragment = url.split_once('#').map_or(url, |(u, _)| u);
+        let (located, query) = match without_fragment.split_once('?') {
+            Some((u, q)) => (u, Some(q)),
+            None => (without_fragment, None),
+        };
+        let rest = located
             .strip_prefix("http://")
-            .or_else(|| url.strip_prefix("https://"))
+            .or_else(|| located.strip_prefix("https://"))
             .ok_or_else(|| invalid("must start with http:// or https://"))?;
-        if url.contains(['?', '#']) {
-            return Err(invalid("query strings and fragments are not supported"));
-        }
         let (host, path) = rest
             .split_once('/')
             .filter(|(h, p)| !h.is_empty() && !p.trim_matches('/').is_empty())
             .ok_or_else(|| invalid("names no file"))?;
-        let base = format!("{}{host}", &url[..url.len() - rest.len()]);
+        // object_store's HTTP store appends the key's segments to its URL's path and keeps
+        // that URL's query: the query goes on the base.
+        let mut base = format!("{}{host}/", &located[..located.len() - rest.len()]);
+        if let Some(q) = query.filter(|q| !q.is_empty()) {
+            base = format!("{base}?{q}");
+        }
         let (options, retry) = client_options(client, url.starts_with("http://"));
         let store = object_store::http::HttpBuilder::new()
             .with_url(&base)
@@ -310,7 +318,8 @@ impl ArtifactRepository {
             .build()
             .map_err(|e| invalid(&e.to_string().to_lowercase()))?;
         let mut repo = Self::new(Arc::new(store), "")?;
-        repo.description = base;
+        // The query may carry a signature: never shown.
+        repo.description = format!("{}{host}", &located[..located.len() - rest.len()]);
         Ok((repo, path.to_owned()))
     }
 

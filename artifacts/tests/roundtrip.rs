@@ -9,6 +9,10 @@ use cox_artifacts::{
     Archive, ArtifactRepository, ClientSettings, Error, Expected, S3Config, TransferOptions,
 };
 
+mod support {
+    pub mod http;
+}
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// A description of a tree: relative path -> (kind, mode, content or link target).
@@ -525,5 +529,34 @@ fn s3_config_debug_redacts_credentials() -> TestResult {
     let shown = format!("{repo:?}");
     assert!(!shown.contains("super-secret"), "{shown}");
     assert!(shown.contains("http://127.0.0.1:9"), "{shown}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn http_urls_keep_their_query_string() -> TestResult {
+    // A signed URL: the server answers only with the exact query, encoded as given.
+    let base = support::http::serve(|target| {
+        (target == "/dir/data.bin?X-Amz-Signature=ab%2Fcd&expires=1")
+            .then(|| b"signed bytes".to_vec())
+    });
+    let url = format!("{base}/dir/data.bin?X-Amz-Signature=ab%2Fcd&expires=1#fragment");
+    let (repo, key) = ArtifactRepository::http(&url, &ClientSettings::default())?;
+    assert_eq!(key, "dir/data.bin");
+    assert!(
+        !format!("{repo:?}").contains("Signature"),
+        "the query stays out of descriptions: {repo:?}"
+    );
+    let dir = tempfile::tempdir()?;
+    let dest = dir.path().join("data.bin");
+    repo.load_detect(&key, &dest).await?;
+    assert_eq!(fs::read(&dest)?, b"signed bytes");
+    // Without the query, the same server has nothing.
+    let (repo, key) =
+        ArtifactRepository::http(&format!("{base}/dir/data.bin"), &ClientSettings::default())?;
+    assert!(
+        repo.load_detect(&key, &dir.path().join("other"))
+            .await
+            .is_err()
+    );
     Ok(())
 }

@@ -93,6 +93,9 @@ pub struct LocalExecutorConfig {
     pub artifact_dir: PathBuf,
     /// An S3-compatible artifact repository instead of the local directory.
     pub s3: Option<S3Repository>,
+    /// The repository's `archiveLogs`: archive every step's log, whatever the step's
+    /// own setting (Argo: the repository's `true` wins over templates and the workflow).
+    pub archive_logs: bool,
     /// What images mean on this host.
     pub images: ImageTable,
     /// Run steps in the bubblewrap sandbox (`false`: `--no-sandbox`).
@@ -110,6 +113,7 @@ impl LocalExecutorConfig {
             data_dir: data_dir.into(),
             artifact_dir: artifact_dir.into(),
             s3: None,
+            archive_logs: false,
             images: ImageTable::builtin(),
             sandbox: true,
             cox_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cox")),
@@ -246,7 +250,7 @@ impl LocalExecutor {
         if spec.capture_result {
             outcome.result = Some(exit.result.clone());
         }
-        if spec.archive_logs {
+        if spec.archive_logs || cfg.archive_logs {
             match self.archive_log(&spec, &step_dir).await {
                 Ok(saved) => outcome.artifacts.push(saved),
                 Err(e) => {

@@ -42,7 +42,8 @@
 //! | --- | --- | --- |
 //! | `argoproj/argosay:v2` | `@cox argosay` (also for `command: [/argosay]`) | |
 //! | `docker/whalesay*` | `cowsay` | `cowsay` -> `echo` (the message is printed, without the whale) |
-//! | `busybox*`, `alpine*`, `ubuntu*`, `debian*`, `bash*` | `sh` | |
+//! | `busybox*`, `alpine*` | `sh` | `sh` -> `busybox` (busybox's ash, as in the image) |
+//! | `ubuntu*`, `debian*`, `bash*` | `sh` | |
 //! | `python*` | `python3` | `python` -> `python3` |
 //! | `node*` | `node` | |
 //!
@@ -172,7 +173,12 @@ impl ImageTable {
             },
             ImageEntry::new("docker/whalesay*", &["cowsay"], &[("cowsay", "echo")]),
         ];
-        for p in ["busybox*", "alpine*", "ubuntu*", "debian*", "bash*"] {
+        // busybox and alpine images have busybox's ash as `sh` (with `$RANDOM`, unlike
+        // Debian's dash): busybox called as `sh` is that shell, when the host has it.
+        for p in ["busybox*", "alpine*"] {
+            images.push(ImageEntry::new(p, &sh, &[("sh", "busybox")]));
+        }
+        for p in ["ubuntu*", "debian*", "bash*"] {
             images.push(ImageEntry::new(p, &sh, &[]));
         }
         images.push(ImageEntry::new(

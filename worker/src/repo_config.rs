@@ -51,7 +51,8 @@ pub struct CoxConfigFile {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RepositorySpec {
-    /// Argo's `archiveLogs`: accepted, not used yet.
+    /// Argo's `archiveLogs`: when true, every step's log is archived (`main-logs`),
+    /// whatever its template or workflow says, as Argo's controller does.
     #[serde(default)]
     pub archive_logs: Option<bool>,
     /// A local directory.
@@ -233,6 +234,14 @@ impl CoxConfigFile {
             return Ok(CoxConfigFile::default());
         }
         serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The repository's `archiveLogs`: every step's log archived.
+    pub fn archive_logs(&self) -> bool {
+        self.artifact_repository
+            .as_ref()
+            .and_then(|r| r.archive_logs)
+            .unwrap_or(false)
     }
 
     /// Reads and parses a configuration file.

@@ -75,6 +75,9 @@ pub struct InputArtifact {
     /// Argo's `subPath`: only this relative path inside the artifact is placed.
     #[serde(default)]
     pub sub_path: Option<String>,
+    /// Argo's `optional`: an object that is not found is skipped (nothing placed).
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// The origin of an input artifact's bytes.

@@ -382,6 +382,9 @@ async fn place_sub_path(
         .map_err(|e| format!("cannot create a directory in {}: {e}", parent.display()))?;
     let whole = staging.path().join("artifact");
     place(input, repo, &whole).await?;
+    if input.optional && std::fs::symlink_metadata(&whole).is_err() {
+        return Ok(());
+    }
     let part = whole.join(rel);
     std::fs::symlink_metadata(&part)
         .map_err(|_| format!("subPath {sub:?} is not in the artifact"))?;
@@ -397,7 +400,11 @@ async fn place(
     match &input.source {
         ArtifactSource::Absent => Ok(()),
         ArtifactSource::Raw(text) => std::fs::write(path, text).map_err(|e| e.to_string()),
-        ArtifactSource::Key(key) => repo.load_detect(key, path).await.map_err(|e| e.to_string()),
+        // Argo: an optional input whose object is not found is skipped.
+        ArtifactSource::Key(key) => match repo.load_detect(key, path).await {
+            Err(cox_artifacts::Error::NotFound { .. }) if input.optional => Ok(()),
+            loaded => loaded.map_err(|e| e.to_string()),
+        },
         ArtifactSource::Stored {
             key,
             archive,
@@ -413,12 +420,17 @@ async fn place(
                 .map_err(|e| e.to_string())
         }
         ArtifactSource::Http(url) => {
-            let (site, key) =
-                ArtifactRepository::http(url, &Default::default()).map_err(|e| e.to_string())?;
+            // A query string may be a signature: kept out of messages (and so of status).
+            let hide = |text: String| match url.split_once('?') {
+                Some((_, query)) if !query.is_empty() => text.replace(query, "<query>"),
+                _ => text,
+            };
+            let (site, key) = ArtifactRepository::http(url, &Default::default())
+                .map_err(|e| hide(e.to_string()))?;
             let site = site.with_options(repo.options().clone());
             site.load_detect(&key, path)
                 .await
-                .map_err(|e| format!("{url}: {e}"))
+                .map_err(|e| hide(format!("{url}: {e}")))
         }
     }
 }

@@ -301,6 +301,7 @@ async fn artifacts_round_trip(sandbox: bool) {
             },
             mode: None,
             sub_path: None,
+            optional: false,
         })
         .collect();
     inputs.push(InputArtifact {
@@ -314,6 +315,7 @@ async fn artifacts_round_trip(sandbox: bool) {
         source: ArtifactSource::Raw("echo raw-ran".into()),
         mode: Some(0o755),
         sub_path: None,
+        optional: false,
     });
     inputs.push(InputArtifact {
         name: "absent".into(),
@@ -321,10 +323,20 @@ async fn artifacts_round_trip(sandbox: bool) {
         source: ArtifactSource::Absent,
         mode: None,
         sub_path: None,
+        optional: false,
+    });
+    // Argo: an optional input whose object is not found is skipped.
+    inputs.push(InputArtifact {
+        name: "optional-missing".into(),
+        path: s.path("in/optional-missing"),
+        source: ArtifactSource::Key("nowhere/missing".into()),
+        mode: None,
+        sub_path: None,
+        optional: true,
     });
     let raw = inputs[5].path.clone();
     let check = format!(
-        "set -e; in={in_dir}; cat $in/file-tgz $in/file-none; for d in dir-tgz dir-none dir-zip; do cat $in/$d/a $in/$d/sub/b; done; {raw}; test ! -e $in/absent",
+        "set -e; in={in_dir}; cat $in/file-tgz $in/file-none; for d in dir-tgz dir-none dir-zip; do cat $in/$d/a $in/$d/sub/b; done; {raw}; test ! -e $in/absent; test ! -e $in/optional-missing",
         in_dir = s.path("in"),
     );
     let mut sp = spec("consume", "alpine", &["sh", "-c", &check], &[]);
@@ -368,6 +380,7 @@ async fn artifacts_round_trip(sandbox: bool) {
         source: ArtifactSource::Http("http://127.0.0.1:1/x".into()),
         mode: None,
         sub_path: None,
+        optional: false,
     }];
     let o5 = s.run(sp).await;
     assert_eq!(o5.phase, StepPhase::Error);
@@ -396,6 +409,20 @@ async fn image_table(sandbox: bool) {
         .await;
     succeeded(&o);
     assert_eq!(o.result.as_deref(), Some("from-entrypoint"));
+
+    // busybox's `sh` for busybox images, as in the image: `$RANDOM` is set (dash has none).
+    if Path::new("/usr/bin/busybox").exists() || Path::new("/bin/busybox").exists() {
+        let o = s
+            .run(spec(
+                "ash",
+                "busybox",
+                &["sh", "-euc", "test -n \"$RANDOM\" && echo ash"],
+                &[],
+            ))
+            .await;
+        succeeded(&o);
+        assert_eq!(o.result.as_deref(), Some("ash"));
+    }
 
     // An unknown image without command: a clear error naming the image.
     let o = s.run(spec("unknown", "acme/mystery:1", &[], &["x"])).await;
@@ -476,6 +503,7 @@ async fn argosay(sandbox: bool) {
         source: ArtifactSource::Raw(text.into()),
         mode: None,
         sub_path: None,
+        optional: false,
     };
     let inp = s.path("argosay/in");
     let mut sp = spec("cat", img, &[], &["cat", &inp]);

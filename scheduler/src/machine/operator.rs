@@ -1173,6 +1173,7 @@ impl<'a> Operator<'a> {
                 source,
                 mode: a.mode.map(|m| m as u32),
                 sub_path,
+                optional: a.optional == Some(true),
             });
         }
         let outputs = template.outputs.clone().unwrap_or_default();
