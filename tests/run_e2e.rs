@@ -746,7 +746,7 @@ fn artifacts_between_steps() {
         // The optional artifact that was not made is simply absent.
         assert!(by_name("maybe").is_none(), "{arts:?}");
         let key = |n: &str| {
-            by_name(n).expect(n)["key"]
+            by_name(n).expect(n)["s3"]["key"]
                 .as_str()
                 .expect("key")
                 .to_string()
@@ -781,14 +781,14 @@ fn explicit_keys_sub_paths_root_paths_expressions_and_global_artifacts() {
         .find(|a| a["name"] == "keyed")
         .expect("keyed")
         .clone();
-    assert_eq!(keyed["key"], key.as_str());
+    assert_eq!(keyed["s3"]["key"], key.as_str());
     assert!(home.home().join("artifacts").join(&key).is_file());
     // fromExpression took the root artifact.
     let root_key = |node: &Value, art: &str| {
         node["outputs"]["artifacts"]
             .as_array()
             .and_then(|l| l.iter().find(|a| a["name"] == art))
-            .map(|a| a["key"].clone())
+            .map(|a| a["s3"]["key"].clone())
     };
     assert_eq!(
         root_key(run.node(&name), "chosen"),
@@ -803,7 +803,7 @@ fn explicit_keys_sub_paths_root_paths_expressions_and_global_artifacts() {
     assert_eq!(globals.len(), 1);
     assert_eq!(globals[0]["name"], "shared-dir");
     assert_eq!(
-        globals[0]["key"],
+        globals[0]["s3"]["key"],
         root_key(run.node("produce"), "dir").expect("dir")
     );
     // The saved /tmp holds the step's files only.
@@ -891,7 +891,7 @@ fn cox_cp_copies_checked_artifacts_out() {
     let key = run.node("make")["outputs"]["artifacts"]
         .as_array()
         .and_then(|l| l.iter().find(|a| a["name"] == "plain"))
-        .and_then(|a| a["key"].as_str())
+        .and_then(|a| a["s3"]["key"].as_str())
         .expect("key")
         .to_string();
     std::fs::write(home.home().join("artifacts").join(&key), "tampered").expect("tamper");
@@ -916,7 +916,7 @@ fn artifact_gc_deletes_on_completion_and_on_deletion() {
         run.node(&name)["outputs"]["artifacts"]
             .as_array()
             .and_then(|l| l.iter().find(|a| a["name"] == art))
-            .and_then(|a| a["key"].as_str())
+            .and_then(|a| a["s3"]["key"].as_str())
             .map(|k| repo.join(k))
             .unwrap_or_else(|| panic!("{art}: {}", run.describe()))
     };
@@ -984,14 +984,18 @@ fn archive_logs_saves_the_step_log_as_main_logs() {
         .and_then(|l| l.iter().find(|a| a["name"] == "main-logs"))
         .cloned()
         .unwrap_or_else(|| panic!("no main-logs: {}", run.describe()));
-    let key = logs["key"].as_str().expect("key");
+    let key = logs["s3"]["key"].as_str().expect("key");
     assert!(key.ends_with("/main.log"), "{key}");
     let text = std::fs::read_to_string(home.home().join("artifacts").join(key)).expect("log");
     // Both streams, in the order read; the last line has no newline.
     assert!(text.contains("out line\n"), "{text:?}");
     assert!(text.contains("err line\n"), "{text:?}");
     assert!(text.ends_with("no newline"), "{text:?}");
-    assert_eq!(logs["size"], text.len());
+    assert_eq!(
+        logs["archive"],
+        serde_json::json!({"none": {}}),
+        "kept as text"
+    );
     assert!(
         run.node("quiet")["outputs"]["artifacts"].is_null(),
         "{}",
@@ -1018,7 +1022,7 @@ fn repository_archive_logs_archives_every_step_log() {
             .and_then(|l| l.iter().find(|a| a["name"] == "main-logs"))
             .cloned()
             .unwrap_or_else(|| panic!("{node}: no main-logs: {}", run.describe()));
-        let key = logs["key"].as_str().expect("key");
+        let key = logs["s3"]["key"].as_str().expect("key");
         assert!(home.data().join("arts").join(key).is_file(), "{key}");
     }
     let quiet = std::fs::read_to_string(home.data().join("arts").join(format!(

@@ -792,7 +792,20 @@ pub const GC_ON_COMPLETION: &str = "OnWorkflowCompletion";
 /// See [`GC_ON_COMPLETION`].
 pub const GC_ON_DELETION: &str = "OnWorkflowDeletion";
 
-/// An artifact in a node's or the workflow's outputs.
+/// An artifact in a node's or the workflow's outputs, in Argo's `Artifact` shape: where it
+/// is as a key-only location of the run's repository (`s3: {key}`, as Argo writes artifacts
+/// of its default repository), and its archive strategy when not the default tar+gzip. Size
+/// and digest stay in the node record (`cox cp` and input staging check them), since Argo's
+/// schema has no place for them.
 fn artifact_json(a: &super::node::ArtifactRef) -> Value {
-    json!({"name": a.name, "path": a.path, "key": a.key, "size": a.size, "sha256": a.sha256})
+    let mut value = json!({"name": a.name, "s3": {"key": a.key}});
+    if !a.path.is_empty() {
+        value["path"] = json!(a.path);
+    }
+    match a.archive.as_str() {
+        "none" => value["archive"] = json!({"none": {}}),
+        "zip" => value["archive"] = json!({"zip": {}}),
+        _ => {}
+    }
+    value
 }
