@@ -16,6 +16,14 @@
 //! (steps that ended at the same time) are applied first and share one flushed write. On restart the machine gets `Start` again;
 //! attempts the store says were running are reported lost (an Error outcome, see
 //! [`LOST_STEP_MESSAGE`]) so retry strategies decide whether they run again.
+//!
+//! # Fencing
+//!
+//! Every launch gets an [`AttemptId`]: the store's epoch (it grows on every start, see
+//! [`Store::epoch`]) and a sequence number within this actor. A `StepFinished` counts only
+//! when its id is the one of the attempt the actor has running for that node; a late
+//! result of a stale attempt (an earlier launch of the node, or one of an earlier process)
+//! is logged and ignored, and the state is not touched.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +42,22 @@ use crate::store::Store;
 
 /// Node message of an attempt that was running when the previous `cox` process stopped.
 pub const LOST_STEP_MESSAGE: &str = "step lost: the process running it stopped before it ended";
+
+/// One launch of one step: the store epoch it was launched in and its sequence number in
+/// the run actor (see the module doc, "Fencing").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttemptId {
+    /// [`Store::epoch`] of the process that launched it.
+    pub epoch: u64,
+    /// Launches made by the run actor before this one.
+    pub seq: u64,
+}
+
+impl std::fmt::Display for AttemptId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.epoch, self.seq)
+    }
+}
 
 /// Where "now" comes from: the machine never reads the clock itself.
 pub trait Clock: Send + Sync + 'static {
@@ -83,8 +107,11 @@ pub struct RunActorState {
     clock: Arc<dyn Clock>,
     progress: watch::Sender<RunState>,
     on_action: Option<ActionHook>,
-    /// Cancellation tokens of the attempts launched and not yet reported, by node id.
-    running: HashMap<String, CancellationToken>,
+    /// The attempts launched and not yet reported, by node id: their id and cancellation
+    /// token.
+    running: HashMap<String, (AttemptId, CancellationToken)>,
+    /// Attempt ids handed out so far.
+    launched: u64,
     /// Pending `WakeAt` timers, aborted when the actor stops.
     timers: Vec<JoinHandle<()>>,
     /// Callers of [`RunMsg::AwaitCompletion`], answered when the run finishes.
@@ -103,6 +130,8 @@ pub enum RunMsg {
     StepFinished {
         /// The attempt's node id.
         node_id: String,
+        /// Which launch it was: a result of any other attempt is ignored.
+        attempt: AttemptId,
         /// How it ended.
         outcome: StepOutcome,
     },
@@ -147,6 +176,7 @@ impl Actor for RunActor {
             progress: args.progress,
             on_action: args.on_action,
             running: HashMap::new(),
+            launched: 0,
             timers: Vec::new(),
             waiters: Vec::new(),
             uncommitted: Vec::new(),
@@ -169,8 +199,16 @@ impl Actor for RunActor {
         for node_id in lost {
             if !state.running.contains_key(&node_id) {
                 warn!(run = %state.run.name, node = %node_id, "step lost when its process stopped");
+                let attempt = state.next_attempt();
+                state
+                    .running
+                    .insert(node_id.clone(), (attempt, CancellationToken::new()));
                 let outcome = StepOutcome::error(LOST_STEP_MESSAGE);
-                myself.cast(RunMsg::StepFinished { node_id, outcome })?;
+                myself.cast(RunMsg::StepFinished {
+                    node_id,
+                    attempt,
+                    outcome,
+                })?;
             }
         }
         Ok(())
@@ -183,7 +221,22 @@ impl Actor for RunActor {
         state: &mut RunActorState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            RunMsg::StepFinished { node_id, outcome } => {
+            RunMsg::StepFinished {
+                node_id,
+                attempt,
+                outcome,
+            } => {
+                let current = state.running.get(&node_id).map(|(id, _)| *id);
+                if current != Some(attempt) {
+                    warn!(
+                        run = %state.run.name,
+                        node = %node_id,
+                        %attempt,
+                        running = ?current.map(|id| id.to_string()),
+                        "late result of a stale attempt; ignored"
+                    );
+                    return Ok(());
+                }
                 state.running.remove(&node_id);
                 let now = state.clock.now();
                 state.step(
@@ -255,7 +308,7 @@ impl Actor for RunActor {
         }
         // Stopped with attempts still out (deleted, or the engine is shutting down): stop them
         // rather than leave processes behind; a restart relaunches what the machine wants.
-        for token in state.running.values() {
+        for (_, token) in state.running.values() {
             token.cancel();
         }
         for timer in &state.timers {
@@ -303,7 +356,7 @@ impl RunActorState {
         match action {
             Action::Launch(spec) => self.launch(myself, *spec),
             Action::Cancel { node_id } => match self.running.get(&node_id) {
-                Some(token) => token.cancel(),
+                Some((_, token)) => token.cancel(),
                 None => {
                     debug!(run = %self.run.name, node = %node_id, "cancel of an attempt not running")
                 }
@@ -339,6 +392,14 @@ impl RunActorState {
         }
     }
 
+    fn next_attempt(&mut self) -> AttemptId {
+        self.launched += 1;
+        AttemptId {
+            epoch: self.store.epoch(),
+            seq: self.launched,
+        }
+    }
+
     fn launch(&mut self, myself: &ActorRef<RunMsg>, spec: StepSpec) {
         let node_id = spec.node_id.clone();
         if self.running.contains_key(&node_id) {
@@ -346,15 +407,17 @@ impl RunActorState {
             return;
         }
         let token = CancellationToken::new();
-        self.running.insert(node_id.clone(), token.clone());
+        let attempt = self.next_attempt();
+        self.running
+            .insert(node_id.clone(), (attempt, token.clone()));
         let executor = Arc::clone(&self.executor);
         let myself = myself.clone();
         let run = self.run.name.clone();
         tokio::spawn(async move {
             // The attempt runs in its own task so that an executor panic becomes an Error
             // outcome instead of a lost step.
-            let attempt = tokio::spawn(async move { executor.run(spec, token).await });
-            let outcome = match attempt.await {
+            let task = tokio::spawn(async move { executor.run(spec, token).await });
+            let outcome = match task.await {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     warn!(run = %run, node = %node_id, error = %e, "executor task failed");
@@ -362,11 +425,90 @@ impl RunActorState {
                 }
             };
             if myself
-                .cast(RunMsg::StepFinished { node_id, outcome })
+                .cast(RunMsg::StepFinished {
+                    node_id,
+                    attempt,
+                    outcome,
+                })
                 .is_err()
             {
                 debug!(run = %run, "step finished after its run actor stopped");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::Phase;
+    use crate::testsuite::{FakeExecutor, Match, Scripted, succeeded, workflow_from_yaml};
+
+    const ONE_STEP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: fenced}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    container: {image: busybox, command: [sh, -c, 'true']}\n";
+
+    #[tokio::test]
+    async fn a_late_result_of_a_stale_attempt_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let epoch = store.epoch();
+        let executor = FakeExecutor::new();
+        executor.script(Match::Template("main".into()), Scripted::hang());
+        let run = RunState::new(workflow_from_yaml(ONE_STEP), Utc::now()).unwrap();
+        store.create_run(&run, Utc::now()).unwrap();
+        let (progress, mut watched) = watch::channel(run.clone());
+        let args = RunActorArgs {
+            run,
+            store,
+            executor: executor.clone(),
+            clock: Arc::new(SystemClock),
+            progress,
+            on_action: None,
+        };
+        let (actor, handle) = Actor::spawn(None, RunActor, args).await.unwrap();
+        let running = watched
+            .wait_for(|s| !s.running_steps().is_empty())
+            .await
+            .unwrap()
+            .running_steps();
+        let [node_id] = running.as_slice() else {
+            panic!("one step running, got {running:?}");
+        };
+
+        // The first launch of this actor is seq 1 of this epoch: anything else is stale.
+        let stale = [
+            AttemptId {
+                epoch: epoch - 1,
+                seq: 1,
+            },
+            AttemptId { epoch, seq: 2 },
+        ];
+        for attempt in stale {
+            actor
+                .cast(RunMsg::StepFinished {
+                    node_id: node_id.clone(),
+                    attempt,
+                    outcome: StepOutcome::error("late"),
+                })
+                .unwrap();
+        }
+        let snapshot = ractor::call_t!(actor, RunMsg::Snapshot, 10_000).unwrap();
+        assert_eq!(
+            snapshot.nodes[node_id].phase,
+            Phase::Running,
+            "{snapshot:?}"
+        );
+        assert_eq!(snapshot.phase(), Phase::Running);
+
+        actor
+            .cast(RunMsg::StepFinished {
+                node_id: node_id.clone(),
+                attempt: AttemptId { epoch, seq: 1 },
+                outcome: succeeded(None),
+            })
+            .unwrap();
+        let done = ractor::call_t!(actor, RunMsg::AwaitCompletion, 10_000).unwrap();
+        assert_eq!(done.phase(), Phase::Succeeded);
+        assert_eq!(done.nodes[node_id].phase, Phase::Succeeded);
+        handle.await.unwrap();
     }
 }

@@ -9,6 +9,9 @@
 //!   so `list` is in submission order without decoding every run.
 //! - `workflow_templates`, `configmaps`: namespace, a zero byte, name -> the object as JSON
 //!   text; `cluster_workflow_templates`: name -> the object (see [`ObjectKind`]).
+//! - the default tree's `epoch`: a big-endian counter that grows by one, flushed, each time
+//!   the store is opened ([`Store::epoch`]); attempt ids carry it, so a result of an attempt
+//!   launched by an earlier process can never pass for one of this process's.
 //!
 //! Every write is flushed before it returns: the run actor persists a state before it
 //! performs the actions that state produced, so after a crash the store is never behind
@@ -34,6 +37,8 @@ const RUNS: &str = "runs";
 const RUNS_BY_CREATED: &str = "runs_by_created";
 const NODES: &str = "nodes";
 const NODE: &str = "node";
+/// The key of the store epoch in the default tree.
+const EPOCH: &[u8] = b"epoch";
 const RUN: &str = "run state";
 /// How often a waiting open tries the lock again.
 const LOCK_RETRY: Duration = Duration::from_millis(100);
@@ -132,6 +137,8 @@ pub struct Store {
     nodes: sled::Tree,
     /// One tree per [`ObjectKind`] (see [`Store::objects`]).
     objects: [sled::Tree; 3],
+    /// This opening's epoch (see [`Store::epoch`]).
+    epoch: u64,
     /// Per run, a hash of each node as last written, to write only what changed.
     written: std::sync::Arc<std::sync::Mutex<HashMap<String, HashMap<String, u64>>>>,
 }
@@ -188,9 +195,11 @@ impl Store {
             db.open_tree(ObjectKind::ConfigMap.tree())
                 .map_err(store_error)?,
         ];
+        let epoch = next_epoch(&db).map_err(store_error)?;
         Ok(Store {
             objects,
             path: path.to_path_buf(),
+            epoch,
             db,
             runs,
             by_created,
@@ -498,6 +507,12 @@ impl Store {
         Ok(existed)
     }
 
+    /// The store epoch of this opening: one more than the previous opening's, persisted
+    /// (flushed) before the store is handed out, so it grows on every start, crash or not.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// Flush every tree to disk.
     pub(crate) fn flush(&self) -> Result<()> {
         self.db.flush().map(drop).map_err(|e| self.error(e))
@@ -515,6 +530,20 @@ impl Store {
             source,
         }
     }
+}
+
+/// Increments the persisted epoch and flushes it; a missing or malformed value counts as 0.
+fn next_epoch(db: &sled::Db) -> sled::Result<u64> {
+    let read = |bytes: Option<&[u8]>| {
+        bytes
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_be_bytes)
+    };
+    let new = db.update_and_fetch(EPOCH, |old| {
+        Some(read(old).saturating_add(1).to_be_bytes().to_vec())
+    })?;
+    db.flush()?;
+    Ok(read(new.as_deref()))
 }
 
 fn decode_run(name: &str, bytes: &[u8]) -> Result<RunState> {

@@ -117,6 +117,19 @@ fn a_reopened_store_has_what_was_flushed_and_the_run_continues() {
 }
 
 #[test]
+fn the_store_epoch_grows_on_every_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(dir.path()).unwrap().epoch();
+    assert_eq!(first, 1, "a new store starts at epoch 1");
+    let mut last = first;
+    for _ in 0..3 {
+        let epoch = reopen(dir.path()).epoch();
+        assert_eq!(epoch, last + 1);
+        last = epoch;
+    }
+}
+
+#[test]
 fn a_second_store_on_one_directory_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let _first = Store::open(dir.path()).unwrap();
