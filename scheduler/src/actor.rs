@@ -13,9 +13,15 @@
 //! The state is always persisted before its actions are performed, so a crash at any point
 //! leaves a store that is not behind what was done. Commits are grouped: an event's actions
 //! wait for a `Commit` message the actor sends itself, so events already queued behind it
-//! (steps that ended at the same time) are applied first and share one flushed write. On restart the machine gets `Start` again;
-//! attempts the store says were running are reported lost (an Error outcome, see
-//! [`LOST_STEP_MESSAGE`]) so retry strategies decide whether they run again.
+//! (steps that ended at the same time) are applied first and share one flushed write. On
+//! restart the machine gets `Start` again; attempts the store says were running are adopted
+//! from the executor ([`Executor::adopt`]): an attempt that ended while no scheduler ran
+//! gives its recorded outcome (not rerun), one still running is waited for (and can be
+//! cancelled), one that vanished is reported lost: an Error outcome, an infrastructure error
+//! whatever the program's exit code would have been ([`LOST_STEP_MESSAGE`]), so the
+//! template's `retryStrategy` decides whether it runs again, as for Argo's lost pods:
+//! `retryPolicy: OnError`, `OnTransientError` or `Always` retry it; the default policy,
+//! `OnFailure`, retries only the program's own failures, so by default the node stays Error.
 //!
 //! # Fencing
 //!
@@ -40,8 +46,10 @@ use tracing::{debug, warn};
 use crate::machine::{Action, Event, Request, RunState};
 use crate::store::Store;
 
-/// Node message of an attempt that was running when the previous `cox` process stopped.
-pub const LOST_STEP_MESSAGE: &str = "step lost: the process running it stopped before it ended";
+/// Node message of an attempt that was running when the previous `cox` process stopped and
+/// of which nothing is left (no live supervisor, no recorded exit).
+pub const LOST_STEP_MESSAGE: &str =
+    "step lost: it vanished without recording an outcome while the scheduler was down";
 
 /// One launch of one step: the store epoch it was launched in and its sequence number in
 /// the run actor (see the module doc, "Fencing").
@@ -191,24 +199,17 @@ impl Actor for RunActor {
         state: &mut RunActorState,
     ) -> Result<(), ActorProcessingErr> {
         // Attempts marked launched by an earlier process (a restart after a crash or a stop):
-        // they died with it, since the local executor's steps are its children. They are
-        // reported as lost, an Error outcome, so the retry strategy and failure rules apply.
-        let lost = state.run.running_steps();
+        // the executor adopts them (a local step's supervisor outlives its launcher), so one
+        // that ended meanwhile gives its recorded outcome and one still running is waited
+        // for, never launched twice. One of which nothing is left is reported lost, an Error
+        // outcome, so the retry strategy and failure rules apply.
+        let orphans = state.run.running_steps();
         let now = state.clock.now();
         state.step(&myself, Event::Start { now })?;
-        for node_id in lost {
+        for node_id in orphans {
             if !state.running.contains_key(&node_id) {
-                warn!(run = %state.run.name, node = %node_id, "step lost when its process stopped");
-                let attempt = state.next_attempt();
-                state
-                    .running
-                    .insert(node_id.clone(), (attempt, CancellationToken::new()));
-                let outcome = StepOutcome::error(LOST_STEP_MESSAGE);
-                myself.cast(RunMsg::StepFinished {
-                    node_id,
-                    attempt,
-                    outcome,
-                })?;
+                let number = state.run.nodes.get(&node_id).map_or(0, |n| n.attempt);
+                state.adopt(&myself, node_id, number);
             }
         }
         Ok(())
@@ -400,23 +401,49 @@ impl RunActorState {
         }
     }
 
+    /// Takes over an attempt launched by an earlier process ([`Executor::adopt`]).
+    fn adopt(&mut self, myself: &ActorRef<RunMsg>, node_id: String, number: u32) {
+        let run = self.run.name.clone();
+        let node = node_id.clone();
+        self.track(myself, node_id, move |executor, token| async move {
+            let adopted = executor
+                .adopt(run.clone(), node.clone(), number, token)
+                .await;
+            adopted.unwrap_or_else(|| {
+                warn!(run = %run, node = %node, "step lost when its process stopped");
+                StepOutcome::error(LOST_STEP_MESSAGE)
+            })
+        });
+    }
+
     fn launch(&mut self, myself: &ActorRef<RunMsg>, spec: StepSpec) {
         let node_id = spec.node_id.clone();
         if self.running.contains_key(&node_id) {
             warn!(run = %self.run.name, node = %node_id, "launch of an attempt already running; ignored");
             return;
         }
+        self.track(myself, node_id, move |executor, token| async move {
+            executor.run(spec, token).await
+        });
+    }
+
+    /// Registers a new attempt of `node_id` as running and runs `attempt` for it, which
+    /// reports a `StepFinished` under the attempt's id.
+    fn track<F, Fut>(&mut self, myself: &ActorRef<RunMsg>, node_id: String, attempt: F)
+    where
+        F: FnOnce(Arc<dyn Executor>, CancellationToken) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = StepOutcome> + Send + 'static,
+    {
         let token = CancellationToken::new();
-        let attempt = self.next_attempt();
-        self.running
-            .insert(node_id.clone(), (attempt, token.clone()));
+        let id = self.next_attempt();
+        self.running.insert(node_id.clone(), (id, token.clone()));
         let executor = Arc::clone(&self.executor);
         let myself = myself.clone();
         let run = self.run.name.clone();
         tokio::spawn(async move {
             // The attempt runs in its own task so that an executor panic becomes an Error
             // outcome instead of a lost step.
-            let task = tokio::spawn(async move { executor.run(spec, token).await });
+            let task = tokio::spawn(attempt(executor, token));
             let outcome = match task.await {
                 Ok(outcome) => outcome,
                 Err(e) => {
@@ -427,7 +454,7 @@ impl RunActorState {
             if myself
                 .cast(RunMsg::StepFinished {
                     node_id,
-                    attempt,
+                    attempt: id,
                     outcome,
                 })
                 .is_err()
@@ -452,6 +479,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let epoch = store.epoch();
         let executor = FakeExecutor::new();
+        executor.attach_store(store.clone());
         executor.script(Match::Template("main".into()), Scripted::hang());
         let run = RunState::new(workflow_from_yaml(ONE_STEP), Utc::now()).unwrap();
         store.create_run(&run, Utc::now()).unwrap();
@@ -492,6 +520,7 @@ mod tests {
                 .unwrap();
         }
         let snapshot = ractor::call_t!(actor, RunMsg::Snapshot, 10_000).unwrap();
+        assert_eq!(executor.launch_count(), 1);
         assert_eq!(
             snapshot.nodes[node_id].phase,
             Phase::Running,

@@ -326,4 +326,16 @@ impl Executor for MemoizingExecutor {
     fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
         self.inner.delete_artifacts(keys)
     }
+
+    // An adopted memoized step's outcome is not stored in the cache (its launcher died
+    // before it could); the next identical step runs again.
+    fn adopt(
+        &self,
+        run: String,
+        node_id: String,
+        attempt: u32,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'_, Option<StepOutcome>> {
+        self.inner.adopt(run, node_id, attempt, cancel)
+    }
 }
