@@ -203,7 +203,23 @@ impl Actor for RunActor {
         // that ended meanwhile gives its recorded outcome and one still running is waited
         // for, never launched twice. One of which nothing is left is reported lost, an Error
         // outcome, so the retry strategy and failure rules apply.
-        let orphans = state.run.running_steps();
+        // One that cannot have started its program (the earlier process died first) is
+        // launched again by the machine, as the same attempt.
+        let mut orphans = state.run.running_steps();
+        orphans.retain(|node_id| {
+            let Some(node) = state.run.nodes.get_mut(node_id) else {
+                return false;
+            };
+            if state
+                .executor
+                .may_have_started(&state.run.name, node_id, node.attempt)
+            {
+                return true;
+            }
+            debug!(run = %state.run.name, node = %node_id, "relaunching a step that never started");
+            node.launched = false;
+            false
+        });
         let now = state.clock.now();
         state.step(&myself, Event::Start { now })?;
         for node_id in orphans {

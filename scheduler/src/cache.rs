@@ -327,6 +327,10 @@ impl Executor for MemoizingExecutor {
         self.inner.delete_artifacts(keys)
     }
 
+    fn may_have_started(&self, run: &str, node_id: &str, attempt: u32) -> bool {
+        self.inner.may_have_started(run, node_id, attempt)
+    }
+
     // An adopted memoized step's outcome is not stored in the cache (its launcher died
     // before it could); the next identical step runs again.
     fn adopt(

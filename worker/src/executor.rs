@@ -538,6 +538,10 @@ impl Executor for LocalExecutor {
         Box::pin(self.run_step(spec, cancel))
     }
 
+    fn may_have_started(&self, run: &str, node_id: &str, attempt: u32) -> bool {
+        Detached::may_have_started(&self.step_dir(run, node_id, attempt))
+    }
+
     fn adopt(
         &self,
         run: String,

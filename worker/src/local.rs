@@ -508,6 +508,12 @@ impl Detached {
         (adopted.is_alive() || Detached::recorded_exit(step_dir).is_some()).then_some(adopted)
     }
 
+    /// Whether the step program in `step_dir` may have been started: its supervisor is alive
+    /// or wrote its pid (which it does before it starts the program) or recorded an exit.
+    pub fn may_have_started(step_dir: &Path) -> bool {
+        step_dir.join(PID_FILE).exists() || Detached::adopt(step_dir).is_some()
+    }
+
     /// Whether the supervisor still holds its lock.
     pub fn is_alive(&self) -> bool {
         if let Some(child) = &self.child {

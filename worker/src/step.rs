@@ -254,6 +254,14 @@ pub trait Executor: Send + Sync + 'static {
         Box::pin(async { None })
     }
 
+    /// Whether an attempt launched by an earlier process may have started its program; one
+    /// that cannot have (that process died before the step got going) is launched again, as
+    /// the same attempt, rather than counted lost. The default: it may have.
+    fn may_have_started(&self, run: &str, node_id: &str, attempt: u32) -> bool {
+        let _ = (run, node_id, attempt);
+        true
+    }
+
     /// Deletes artifacts from the repository the steps save to (Argo's `artifactGC`): each
     /// key's object, or the objects under it. An executor without a repository says so.
     fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
