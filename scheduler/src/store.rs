@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sled::transaction::Transactional;
+use tracing::warn;
 
 use crate::codec;
 use crate::error::{Error, Result};
@@ -37,6 +38,8 @@ const RUNS: &str = "runs";
 const RUNS_BY_CREATED: &str = "runs_by_created";
 const NODES: &str = "nodes";
 const NODE: &str = "node";
+/// How the message of a run whose record cannot be read starts.
+pub const QUARANTINED: &str = "quarantined, its stored record is unreadable";
 /// The key of the store epoch in the default tree.
 const EPOCH: &[u8] = b"epoch";
 const RUN: &str = "run state";
@@ -316,8 +319,23 @@ impl Store {
             let name = String::from_utf8_lossy(&name).into_owned();
             // An index entry without its run is left by a crash between the two writes of a
             // delete; it is skipped, not an error.
-            let Some(state) = self.get_header(&name)? else {
-                continue;
+            let state = match self.get_header(&name) {
+                Ok(Some(state)) => state,
+                Ok(None) => continue,
+                // Quarantined: listed as Error, saying why, never resumed; other runs go on.
+                Err(e @ Error::Record { .. }) => {
+                    warn!(run = %name, error = %e, "run quarantined: its record is unreadable");
+                    out.push(RunSummary {
+                        created_at: created_from_key(&key),
+                        name,
+                        phase: Phase::Error,
+                        started_at: None,
+                        finished_at: None,
+                        message: format!("{QUARANTINED}: {e}"),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             out.push(RunSummary {
                 created_at: created_from_key(&key),
