@@ -3,6 +3,8 @@
 //!
 //! - `cox __step STEP_DIR --artifacts DIR` (the step on stdin): the in-step wrapper that runs
 //!   inside every local step (see `cox_worker::wrapper`);
+//! - `cox __supervise STEP_DIR GRACE_MS`: a local step's supervisor, which outlives the
+//!   scheduler and records how the step ended (see `cox_worker::local::Detached`);
 //! - `cox argosay ARGS...`: the builtin stand-in for the `argoproj/argosay:v2` image (see
 //!   `cox_worker::argosay`), which the image table maps that image to.
 //!
@@ -15,6 +17,9 @@ pub fn dispatch() -> Option<ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
         Some(cox_worker::executor::STEP_SUBCOMMAND) => cox_worker::wrapper::main(&args[1..]),
+        Some(cox_worker::local::SUPERVISE_SUBCOMMAND) => {
+            cox_worker::local::supervise_main(&args[1..])
+        }
         Some("argosay") => cox_worker::argosay::main(&args[1..]),
         _ => return None,
     };

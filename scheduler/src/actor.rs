@@ -13,9 +13,23 @@
 //! The state is always persisted before its actions are performed, so a crash at any point
 //! leaves a store that is not behind what was done. Commits are grouped: an event's actions
 //! wait for a `Commit` message the actor sends itself, so events already queued behind it
-//! (steps that ended at the same time) are applied first and share one flushed write. On restart the machine gets `Start` again;
-//! attempts the store says were running are reported lost (an Error outcome, see
-//! [`LOST_STEP_MESSAGE`]) so retry strategies decide whether they run again.
+//! (steps that ended at the same time) are applied first and share one flushed write. On
+//! restart the machine gets `Start` again; attempts the store says were running are adopted
+//! from the executor ([`Executor::adopt`]): an attempt that ended while no scheduler ran
+//! gives its recorded outcome (not rerun), one still running is waited for (and can be
+//! cancelled), one that vanished is reported lost: an Error outcome, an infrastructure error
+//! whatever the program's exit code would have been ([`LOST_STEP_MESSAGE`]), so the
+//! template's `retryStrategy` decides whether it runs again, as for Argo's lost pods:
+//! `retryPolicy: OnError`, `OnTransientError` or `Always` retry it; the default policy,
+//! `OnFailure`, retries only the program's own failures, so by default the node stays Error.
+//!
+//! # Fencing
+//!
+//! Every launch gets an [`AttemptId`]: the store's epoch (it grows on every start, see
+//! [`Store::epoch`]) and a sequence number within this actor. A `StepFinished` counts only
+//! when its id is the one of the attempt the actor has running for that node; a late
+//! result of a stale attempt (an earlier launch of the node, or one of an earlier process)
+//! is logged and ignored, and the state is not touched.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,8 +46,26 @@ use tracing::{debug, warn};
 use crate::machine::{Action, Event, Request, RunState};
 use crate::store::Store;
 
-/// Node message of an attempt that was running when the previous `cox` process stopped.
-pub const LOST_STEP_MESSAGE: &str = "step lost: the process running it stopped before it ended";
+/// Node message of an attempt that was running when the previous `cox` process stopped and
+/// of which nothing is left (no live supervisor, no recorded exit).
+pub const LOST_STEP_MESSAGE: &str =
+    "step lost: it vanished without recording an outcome while the scheduler was down";
+
+/// One launch of one step: the store epoch it was launched in and its sequence number in
+/// the run actor (see the module doc, "Fencing").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttemptId {
+    /// [`Store::epoch`] of the process that launched it.
+    pub epoch: u64,
+    /// Launches made by the run actor before this one.
+    pub seq: u64,
+}
+
+impl std::fmt::Display for AttemptId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.epoch, self.seq)
+    }
+}
 
 /// Where "now" comes from: the machine never reads the clock itself.
 pub trait Clock: Send + Sync + 'static {
@@ -83,8 +115,11 @@ pub struct RunActorState {
     clock: Arc<dyn Clock>,
     progress: watch::Sender<RunState>,
     on_action: Option<ActionHook>,
-    /// Cancellation tokens of the attempts launched and not yet reported, by node id.
-    running: HashMap<String, CancellationToken>,
+    /// The attempts launched and not yet reported, by node id: their id and cancellation
+    /// token.
+    running: HashMap<String, (AttemptId, CancellationToken)>,
+    /// Attempt ids handed out so far.
+    launched: u64,
     /// Pending `WakeAt` timers, aborted when the actor stops.
     timers: Vec<JoinHandle<()>>,
     /// Callers of [`RunMsg::AwaitCompletion`], answered when the run finishes.
@@ -103,6 +138,8 @@ pub enum RunMsg {
     StepFinished {
         /// The attempt's node id.
         node_id: String,
+        /// Which launch it was: a result of any other attempt is ignored.
+        attempt: AttemptId,
         /// How it ended.
         outcome: StepOutcome,
     },
@@ -147,6 +184,7 @@ impl Actor for RunActor {
             progress: args.progress,
             on_action: args.on_action,
             running: HashMap::new(),
+            launched: 0,
             timers: Vec::new(),
             waiters: Vec::new(),
             uncommitted: Vec::new(),
@@ -161,16 +199,33 @@ impl Actor for RunActor {
         state: &mut RunActorState,
     ) -> Result<(), ActorProcessingErr> {
         // Attempts marked launched by an earlier process (a restart after a crash or a stop):
-        // they died with it, since the local executor's steps are its children. They are
-        // reported as lost, an Error outcome, so the retry strategy and failure rules apply.
-        let lost = state.run.running_steps();
+        // the executor adopts them (a local step's supervisor outlives its launcher), so one
+        // that ended meanwhile gives its recorded outcome and one still running is waited
+        // for, never launched twice. One of which nothing is left is reported lost, an Error
+        // outcome, so the retry strategy and failure rules apply.
+        // One that cannot have started its program (the earlier process died first) is
+        // launched again by the machine, as the same attempt.
+        let mut orphans = state.run.running_steps();
+        orphans.retain(|node_id| {
+            let Some(node) = state.run.nodes.get_mut(node_id) else {
+                return false;
+            };
+            if state
+                .executor
+                .may_have_started(&state.run.name, node_id, node.attempt)
+            {
+                return true;
+            }
+            debug!(run = %state.run.name, node = %node_id, "relaunching a step that never started");
+            node.launched = false;
+            false
+        });
         let now = state.clock.now();
         state.step(&myself, Event::Start { now })?;
-        for node_id in lost {
+        for node_id in orphans {
             if !state.running.contains_key(&node_id) {
-                warn!(run = %state.run.name, node = %node_id, "step lost when its process stopped");
-                let outcome = StepOutcome::error(LOST_STEP_MESSAGE);
-                myself.cast(RunMsg::StepFinished { node_id, outcome })?;
+                let number = state.run.nodes.get(&node_id).map_or(0, |n| n.attempt);
+                state.adopt(&myself, node_id, number);
             }
         }
         Ok(())
@@ -183,7 +238,22 @@ impl Actor for RunActor {
         state: &mut RunActorState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            RunMsg::StepFinished { node_id, outcome } => {
+            RunMsg::StepFinished {
+                node_id,
+                attempt,
+                outcome,
+            } => {
+                let current = state.running.get(&node_id).map(|(id, _)| *id);
+                if current != Some(attempt) {
+                    warn!(
+                        run = %state.run.name,
+                        node = %node_id,
+                        %attempt,
+                        running = ?current.map(|id| id.to_string()),
+                        "late result of a stale attempt; ignored"
+                    );
+                    return Ok(());
+                }
                 state.running.remove(&node_id);
                 let now = state.clock.now();
                 state.step(
@@ -255,7 +325,7 @@ impl Actor for RunActor {
         }
         // Stopped with attempts still out (deleted, or the engine is shutting down): stop them
         // rather than leave processes behind; a restart relaunches what the machine wants.
-        for token in state.running.values() {
+        for (_, token) in state.running.values() {
             token.cancel();
         }
         for timer in &state.timers {
@@ -303,7 +373,7 @@ impl RunActorState {
         match action {
             Action::Launch(spec) => self.launch(myself, *spec),
             Action::Cancel { node_id } => match self.running.get(&node_id) {
-                Some(token) => token.cancel(),
+                Some((_, token)) => token.cancel(),
                 None => {
                     debug!(run = %self.run.name, node = %node_id, "cancel of an attempt not running")
                 }
@@ -339,22 +409,58 @@ impl RunActorState {
         }
     }
 
+    fn next_attempt(&mut self) -> AttemptId {
+        self.launched += 1;
+        AttemptId {
+            epoch: self.store.epoch(),
+            seq: self.launched,
+        }
+    }
+
+    /// Takes over an attempt launched by an earlier process ([`Executor::adopt`]).
+    fn adopt(&mut self, myself: &ActorRef<RunMsg>, node_id: String, number: u32) {
+        let run = self.run.name.clone();
+        let node = node_id.clone();
+        self.track(myself, node_id, move |executor, token| async move {
+            let adopted = executor
+                .adopt(run.clone(), node.clone(), number, token)
+                .await;
+            adopted.unwrap_or_else(|| {
+                warn!(run = %run, node = %node, "step lost when its process stopped");
+                StepOutcome::error(LOST_STEP_MESSAGE)
+            })
+        });
+    }
+
     fn launch(&mut self, myself: &ActorRef<RunMsg>, spec: StepSpec) {
         let node_id = spec.node_id.clone();
         if self.running.contains_key(&node_id) {
             warn!(run = %self.run.name, node = %node_id, "launch of an attempt already running; ignored");
             return;
         }
+        self.track(myself, node_id, move |executor, token| async move {
+            executor.run(spec, token).await
+        });
+    }
+
+    /// Registers a new attempt of `node_id` as running and runs `attempt` for it, which
+    /// reports a `StepFinished` under the attempt's id.
+    fn track<F, Fut>(&mut self, myself: &ActorRef<RunMsg>, node_id: String, attempt: F)
+    where
+        F: FnOnce(Arc<dyn Executor>, CancellationToken) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = StepOutcome> + Send + 'static,
+    {
         let token = CancellationToken::new();
-        self.running.insert(node_id.clone(), token.clone());
+        let id = self.next_attempt();
+        self.running.insert(node_id.clone(), (id, token.clone()));
         let executor = Arc::clone(&self.executor);
         let myself = myself.clone();
         let run = self.run.name.clone();
         tokio::spawn(async move {
             // The attempt runs in its own task so that an executor panic becomes an Error
             // outcome instead of a lost step.
-            let attempt = tokio::spawn(async move { executor.run(spec, token).await });
-            let outcome = match attempt.await {
+            let task = tokio::spawn(attempt(executor, token));
+            let outcome = match task.await {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     warn!(run = %run, node = %node_id, error = %e, "executor task failed");
@@ -362,11 +468,92 @@ impl RunActorState {
                 }
             };
             if myself
-                .cast(RunMsg::StepFinished { node_id, outcome })
+                .cast(RunMsg::StepFinished {
+                    node_id,
+                    attempt: id,
+                    outcome,
+                })
                 .is_err()
             {
                 debug!(run = %run, "step finished after its run actor stopped");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::Phase;
+    use crate::testsuite::{FakeExecutor, Match, Scripted, succeeded, workflow_from_yaml};
+
+    const ONE_STEP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: fenced}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    container: {image: busybox, command: [sh, -c, 'true']}\n";
+
+    #[tokio::test]
+    async fn a_late_result_of_a_stale_attempt_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let epoch = store.epoch();
+        let executor = FakeExecutor::new();
+        executor.attach_store(store.clone());
+        executor.script(Match::Template("main".into()), Scripted::hang());
+        let run = RunState::new(workflow_from_yaml(ONE_STEP), Utc::now()).unwrap();
+        store.create_run(&run, Utc::now()).unwrap();
+        let (progress, mut watched) = watch::channel(run.clone());
+        let args = RunActorArgs {
+            run,
+            store,
+            executor: executor.clone(),
+            clock: Arc::new(SystemClock),
+            progress,
+            on_action: None,
+        };
+        let (actor, handle) = Actor::spawn(None, RunActor, args).await.unwrap();
+        let running = watched
+            .wait_for(|s| !s.running_steps().is_empty())
+            .await
+            .unwrap()
+            .running_steps();
+        let [node_id] = running.as_slice() else {
+            panic!("one step running, got {running:?}");
+        };
+
+        // The first launch of this actor is seq 1 of this epoch: anything else is stale.
+        let stale = [
+            AttemptId {
+                epoch: epoch - 1,
+                seq: 1,
+            },
+            AttemptId { epoch, seq: 2 },
+        ];
+        for attempt in stale {
+            actor
+                .cast(RunMsg::StepFinished {
+                    node_id: node_id.clone(),
+                    attempt,
+                    outcome: StepOutcome::error("late"),
+                })
+                .unwrap();
+        }
+        let snapshot = ractor::call_t!(actor, RunMsg::Snapshot, 10_000).unwrap();
+        assert_eq!(executor.launch_count(), 1);
+        assert_eq!(
+            snapshot.nodes[node_id].phase,
+            Phase::Running,
+            "{snapshot:?}"
+        );
+        assert_eq!(snapshot.phase(), Phase::Running);
+
+        actor
+            .cast(RunMsg::StepFinished {
+                node_id: node_id.clone(),
+                attempt: AttemptId { epoch, seq: 1 },
+                outcome: succeeded(None),
+            })
+            .unwrap();
+        let done = ractor::call_t!(actor, RunMsg::AwaitCompletion, 10_000).unwrap();
+        assert_eq!(done.phase(), Phase::Succeeded);
+        assert_eq!(done.nodes[node_id].phase, Phase::Succeeded);
+        handle.await.unwrap();
     }
 }

@@ -326,4 +326,20 @@ impl Executor for MemoizingExecutor {
     fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
         self.inner.delete_artifacts(keys)
     }
+
+    fn may_have_started(&self, run: &str, node_id: &str, attempt: u32) -> bool {
+        self.inner.may_have_started(run, node_id, attempt)
+    }
+
+    // An adopted memoized step's outcome is not stored in the cache (its launcher died
+    // before it could); the next identical step runs again.
+    fn adopt(
+        &self,
+        run: String,
+        node_id: String,
+        attempt: u32,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'_, Option<StepOutcome>> {
+        self.inner.adopt(run, node_id, attempt, cancel)
+    }
 }

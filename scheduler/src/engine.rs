@@ -19,7 +19,7 @@ use cox_worker::step::Executor;
 use ractor::{Actor, ActorRef};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::actor::{ActionHook, Clock, RunActor, RunActorArgs, RunMsg, SystemClock};
 use crate::cache::{MemoizingExecutor, StepCache};
@@ -258,11 +258,19 @@ impl Engine {
 
     /// Start the actors of runs left unfinished (after a crash or a stop); their names.
     pub async fn resume_unfinished(&self) -> Result<Vec<String>> {
-        let names = self.store.unfinished_runs()?;
-        for name in &names {
-            self.resume(name).await?;
+        let mut names = self.store.unfinished_runs()?;
+        let mut resumed = Vec::with_capacity(names.len());
+        for name in names.drain(..) {
+            match self.resume(&name).await {
+                Ok(()) => resumed.push(name),
+                // A run with an unreadable node stays as stored; the others go on.
+                Err(e @ Error::Record { .. }) => {
+                    warn!(run = %name, error = %e, "run not resumed: a record of it is unreadable")
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Ok(names)
+        Ok(resumed)
     }
 
     /// Start the actor of a stored, unfinished run (the machine gets `Start` again).

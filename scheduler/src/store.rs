@@ -9,6 +9,9 @@
 //!   so `list` is in submission order without decoding every run.
 //! - `workflow_templates`, `configmaps`: namespace, a zero byte, name -> the object as JSON
 //!   text; `cluster_workflow_templates`: name -> the object (see [`ObjectKind`]).
+//! - the default tree's `epoch`: a big-endian counter that grows by one, flushed, each time
+//!   the store is opened ([`Store::epoch`]); attempt ids carry it, so a result of an attempt
+//!   launched by an earlier process can never pass for one of this process's.
 //!
 //! Every write is flushed before it returns: the run actor persists a state before it
 //! performs the actions that state produced, so after a crash the store is never behind
@@ -25,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sled::transaction::Transactional;
+use tracing::warn;
 
 use crate::codec;
 use crate::error::{Error, Result};
@@ -34,6 +38,10 @@ const RUNS: &str = "runs";
 const RUNS_BY_CREATED: &str = "runs_by_created";
 const NODES: &str = "nodes";
 const NODE: &str = "node";
+/// How the message of a run whose record cannot be read starts.
+pub const QUARANTINED: &str = "quarantined, its stored record is unreadable";
+/// The key of the store epoch in the default tree.
+const EPOCH: &[u8] = b"epoch";
 const RUN: &str = "run state";
 /// How often a waiting open tries the lock again.
 const LOCK_RETRY: Duration = Duration::from_millis(100);
@@ -132,6 +140,8 @@ pub struct Store {
     nodes: sled::Tree,
     /// One tree per [`ObjectKind`] (see [`Store::objects`]).
     objects: [sled::Tree; 3],
+    /// This opening's epoch (see [`Store::epoch`]).
+    epoch: u64,
     /// Per run, a hash of each node as last written, to write only what changed.
     written: std::sync::Arc<std::sync::Mutex<HashMap<String, HashMap<String, u64>>>>,
 }
@@ -188,9 +198,11 @@ impl Store {
             db.open_tree(ObjectKind::ConfigMap.tree())
                 .map_err(store_error)?,
         ];
+        let epoch = next_epoch(&db).map_err(store_error)?;
         Ok(Store {
             objects,
             path: path.to_path_buf(),
+            epoch,
             db,
             runs,
             by_created,
@@ -307,8 +319,23 @@ impl Store {
             let name = String::from_utf8_lossy(&name).into_owned();
             // An index entry without its run is left by a crash between the two writes of a
             // delete; it is skipped, not an error.
-            let Some(state) = self.get_header(&name)? else {
-                continue;
+            let state = match self.get_header(&name) {
+                Ok(Some(state)) => state,
+                Ok(None) => continue,
+                // Quarantined: listed as Error, saying why, never resumed; other runs go on.
+                Err(e @ Error::Record { .. }) => {
+                    warn!(run = %name, error = %e, "run quarantined: its record is unreadable");
+                    out.push(RunSummary {
+                        created_at: created_from_key(&key),
+                        name,
+                        phase: Phase::Error,
+                        started_at: None,
+                        finished_at: None,
+                        message: format!("{QUARANTINED}: {e}"),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             out.push(RunSummary {
                 created_at: created_from_key(&key),
@@ -498,6 +525,12 @@ impl Store {
         Ok(existed)
     }
 
+    /// The store epoch of this opening: one more than the previous opening's, persisted
+    /// (flushed) before the store is handed out, so it grows on every start, crash or not.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// Flush every tree to disk.
     pub(crate) fn flush(&self) -> Result<()> {
         self.db.flush().map(drop).map_err(|e| self.error(e))
@@ -515,6 +548,20 @@ impl Store {
             source,
         }
     }
+}
+
+/// Increments the persisted epoch and flushes it; a missing or malformed value counts as 0.
+fn next_epoch(db: &sled::Db) -> sled::Result<u64> {
+    let read = |bytes: Option<&[u8]>| {
+        bytes
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_be_bytes)
+    };
+    let new = db.update_and_fetch(EPOCH, |old| {
+        Some(read(old).saturating_add(1).to_be_bytes().to_vec())
+    })?;
+    db.flush()?;
+    Ok(read(new.as_deref()))
 }
 
 fn decode_run(name: &str, bytes: &[u8]) -> Result<RunState> {

@@ -36,6 +36,18 @@ fn reopen(path: &std::path::Path) -> Store {
     Store::open_waiting(path, std::time::Duration::from_secs(10)).unwrap()
 }
 
+/// The store's sled database itself, once the dropped store has let go of its lock.
+fn raw_sled(path: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+}
+
 fn encoded(state: &RunState) -> Vec<u8> {
     codec::encode("run", state).unwrap()
 }
@@ -117,6 +129,19 @@ fn a_reopened_store_has_what_was_flushed_and_the_run_continues() {
 }
 
 #[test]
+fn the_store_epoch_grows_on_every_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(dir.path()).unwrap().epoch();
+    assert_eq!(first, 1, "a new store starts at epoch 1");
+    let mut last = first;
+    for _ in 0..3 {
+        let epoch = reopen(dir.path()).epoch();
+        assert_eq!(epoch, last + 1);
+        last = epoch;
+    }
+}
+
+#[test]
 fn a_second_store_on_one_directory_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let _first = Store::open(dir.path()).unwrap();
@@ -154,7 +179,7 @@ fn a_record_of_another_format_version_is_refused_not_misread() {
     }
     // Rewrite the record as a future cox would, with a newer version byte.
     {
-        let db = sled::open(&path).unwrap();
+        let db = raw_sled(&path);
         let runs = db.open_tree("runs").unwrap();
         let mut bytes = runs.get("future").unwrap().unwrap().to_vec();
         bytes[0] = FORMAT_VERSION + 1;
@@ -256,4 +281,39 @@ fn incremental_writes_keep_the_exact_state_through_every_transition_and_a_reopen
     );
     assert!(reopened.delete_run("many").unwrap());
     assert!(reopened.get_run("many").unwrap().is_none());
+}
+
+#[test]
+fn a_run_with_an_unreadable_record_is_quarantined_and_the_others_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.create_run(&run_named("good"), at(0)).unwrap();
+        store.create_run(&run_named("bad"), at(1)).unwrap();
+    }
+    // Damage bad's record behind the store's back.
+    let db = raw_sled(dir.path());
+    db.open_tree("runs")
+        .unwrap()
+        .insert("bad", &b"\xffnot a run"[..])
+        .unwrap();
+    db.flush().unwrap();
+    drop(db);
+
+    let store = reopen(dir.path());
+    let runs = store.list_runs().unwrap();
+    let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["good", "bad"]);
+    assert_eq!(runs[1].phase, Phase::Error);
+    assert!(
+        runs[1]
+            .message
+            .starts_with(cox_scheduler::store::QUARANTINED)
+            && runs[1].message.contains("runs/bad"),
+        "{}",
+        runs[1].message
+    );
+    assert_eq!(store.unfinished_runs().unwrap(), ["good"]);
+    let err = store.get_run("bad").unwrap_err().to_string();
+    assert!(err.contains("runs/bad"), "{err}");
 }

@@ -12,6 +12,10 @@
 //! script         a script template's source
 //! bin/           the image's aliases, first on PATH
 //! outcome.json   the StepOutcome the wrapper wrote
+//! process.json   the process spec the supervisor launches (mode 0600; see crate::local::Detached)
+//! supervisor.lock  locked by the step's supervisor while it lives; supervisor.pid its pid
+//! supervisor.log the supervisor's own errors
+//! exit.json      how the process ended, recorded by the supervisor
 //! main.log       with archiveLogs: the log's text while it is uploaded
 //! repository.json  S3 settings and keys, mode 0600, only with an S3 repository; the
 //!                wrapper deletes it before the program starts (see crate::repo_config)
@@ -48,6 +52,11 @@
 //! step, then SIGKILL after [`LocalExecutorConfig::grace`]) when its deadline passes
 //! (`Failed`, [`DEADLINE_MESSAGE`]) or the cancel token fires (`Failed`, [`STOPPED_MESSAGE`]).
 //! A wrapper that ends without writing an outcome gives `Error`.
+//!
+//! The process runs under a supervisor of its own ([`crate::local::Detached`]) that outlives
+//! this process: a later process takes the attempt over with [`Executor::adopt`] (its
+//! recorded end, or its end awaited; stopping it still stops the whole step). A launch of
+//! an attempt whose supervisor is alive is refused, never made twice.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -56,7 +65,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::images::ImageTable;
-use crate::local::LocalProcess;
+use crate::local::{Detached, LOCK_FILE, PROCESS_FILE};
 use crate::repo_config::{REPOSITORY_FILE, RepositoryConfig, S3Repository};
 use crate::spec::{Mount, ProcessSpec};
 use crate::step::{
@@ -178,38 +187,91 @@ impl LocalExecutor {
             return StepOutcome::error(e.to_string());
         }
         let step_dir = self.step_dir(&spec.run, &spec.node_id, spec.attempt);
+        // Launches are idempotent: never a second process for an attempt that is alive.
+        if Detached::adopt(&step_dir).is_some_and(|d| d.is_alive()) {
+            return StepOutcome::error(format!(
+                "attempt {} of {} is already running (its supervisor holds {})",
+                spec.attempt,
+                spec.node_id,
+                step_dir.join(LOCK_FILE).display()
+            ));
+        }
         let process = match self.prepare(&spec, &step_dir) {
             Ok(p) => p,
             Err(e) => return StepOutcome::error(e),
         };
-        let running = match LocalProcess::spawn(process).await {
-            Ok(r) => r,
+        let detached = match Detached::launch(&cfg.cox_binary, &process, cfg.grace).await {
+            Ok(d) => d,
             Err(e) => {
                 let _ = std::fs::remove_file(step_dir.join(REPOSITORY_FILE));
                 return StepOutcome::error(format!("cannot start step: {e}"));
             }
         };
-        let canceller = running.canceller();
-        let wait = running.wait();
-        tokio::pin!(wait);
+        self.follow(spec, &step_dir, detached, cancel, Duration::ZERO)
+            .await
+    }
+
+    /// Takes over the attempt in its step directory: `None` when its supervisor is gone
+    /// without recording an exit (or it never started).
+    async fn adopt_step(
+        &self,
+        run: &str,
+        node_id: &str,
+        attempt: u32,
+        cancel: CancellationToken,
+    ) -> Option<StepOutcome> {
+        let step_dir = self.step_dir(run, node_id, attempt);
+        let detached = Detached::adopt(&step_dir)?;
+        let process = step_dir.join(PROCESS_FILE);
+        let launched = std::fs::metadata(&process).and_then(|m| m.modified()).ok();
+        let input = std::fs::read(&process)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<ProcessSpec>(&b).ok())
+            .and_then(|p| serde_json::from_slice::<StepInput>(&p.stdin?).ok())?;
+        let elapsed = launched
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or(Duration::ZERO);
+        tracing::info!(
+            run,
+            node = node_id,
+            attempt,
+            alive = detached.is_alive(),
+            "adopting a step"
+        );
+        Some(
+            self.follow(input.spec, &step_dir, detached, cancel, elapsed)
+                .await,
+        )
+    }
+
+    /// Waits for a launched attempt (stopping it at its deadline, `elapsed` of which has
+    /// passed, or when `cancel` fires) and builds its outcome.
+    async fn follow(
+        &self,
+        spec: StepSpec,
+        step_dir: &Path,
+        mut detached: Detached,
+        cancel: CancellationToken,
+        elapsed: Duration,
+    ) -> StepOutcome {
+        let cfg = &*self.config;
         let deadline = async {
             match spec.deadline_seconds {
-                Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+                Some(s) => tokio::time::sleep(Duration::from_secs(s).saturating_sub(elapsed)).await,
                 None => std::future::pending().await,
             }
         };
         let stop = tokio::select! {
-            exit = &mut wait => Err(exit),
+            exit = detached.wait() => Err(exit),
             () = deadline => Ok(Stop::Deadline),
             () = cancel.cancelled() => Ok(Stop::Cancelled),
         };
         let (stop, exit) = match stop {
             Err(exit) => (None, exit),
             Ok(stop) => {
-                if let Err(e) = canceller.cancel(cfg.grace).await {
-                    tracing::warn!(error = %e, "cannot stop step");
-                }
-                (Some(stop), wait.await)
+                // The supervisor applies the grace, then SIGKILL, to the whole step.
+                detached.terminate();
+                (Some(stop), detached.wait().await)
             }
         };
         // The wrapper deletes the keys before the program starts; this covers a wrapper
@@ -232,7 +294,7 @@ impl LocalExecutor {
                 let mut o = StepOutcome::error(format!(
                     "the step wrapper ended ({}) without reporting an outcome; see the step log {}",
                     exit.status,
-                    exit_log(&step_dir).display()
+                    exit_log(step_dir).display()
                 ));
                 o.exit_code = Some(exit.status.container_code());
                 o
@@ -250,8 +312,8 @@ impl LocalExecutor {
         if spec.capture_result {
             outcome.result = Some(exit.result.clone());
         }
-        if spec.archive_logs || cfg.archive_logs {
-            match self.archive_log(&spec, &step_dir).await {
+        if spec.archive_logs || self.config.archive_logs {
+            match self.archive_log(&spec, step_dir).await {
                 Ok(saved) => outcome.artifacts.push(saved),
                 Err(e) => {
                     let e = format!("cannot archive the step's log: {e}");
@@ -478,6 +540,20 @@ fn artifact_paths(spec: &StepSpec) -> impl Iterator<Item = &str> {
 impl Executor for LocalExecutor {
     fn run(&self, spec: StepSpec, cancel: CancellationToken) -> BoxFuture<'_, StepOutcome> {
         Box::pin(self.run_step(spec, cancel))
+    }
+
+    fn may_have_started(&self, run: &str, node_id: &str, attempt: u32) -> bool {
+        Detached::may_have_started(&self.step_dir(run, node_id, attempt))
+    }
+
+    fn adopt(
+        &self,
+        run: String,
+        node_id: String,
+        attempt: u32,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'_, Option<StepOutcome>> {
+        Box::pin(async move { self.adopt_step(&run, &node_id, attempt, cancel).await })
     }
 
     fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 ///
 /// Sandboxed, the status is bubblewrap's, which reports a step killed by
 /// signal N as exit code 128+N, like a container runtime does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExitStatus {
     /// The exit code, when the process exited.
     pub code: Option<i32>,
@@ -57,7 +57,7 @@ impl std::fmt::Display for ExitStatus {
 }
 
 /// The outcome of one launch.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Exit {
     /// How the process ended.
     pub status: ExitStatus,

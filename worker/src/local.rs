@@ -198,7 +198,8 @@ impl LocalProcess {
 /// A started step process.
 ///
 /// Dropping it neither stops nor waits for the step: cancel it first. (If
-/// this whole process dies, `--die-with-parent` takes a sandboxed step with it.)
+/// this whole process dies, `--die-with-parent` takes a sandboxed step with it: run it
+/// under a [`Detached`] supervisor for it to outlive its launcher.)
 #[derive(Debug)]
 pub struct Running {
     canceller: Canceller,
@@ -408,6 +409,221 @@ async fn supervise(s: Supervised) -> Result<Exit> {
         result_truncated,
         cancelled: cancelled.load(Ordering::SeqCst),
     })
+}
+
+/// The hidden subcommand of a step's supervisor (see [`Detached`]).
+pub const SUPERVISE_SUBCOMMAND: &str = "__supervise";
+/// In the step directory: the [`ProcessSpec`] the supervisor launches (mode 0600).
+pub const PROCESS_FILE: &str = "process.json";
+/// In the step directory: the [`Exit`] the supervisor records when the process ended.
+pub const EXIT_FILE: &str = "exit.json";
+/// In the step directory: locked by the supervisor for as long as it lives.
+pub const LOCK_FILE: &str = "supervisor.lock";
+/// In the step directory: the supervisor's pid, written by itself.
+pub const PID_FILE: &str = "supervisor.pid";
+/// In the step directory: the supervisor's own stderr.
+pub const SUPERVISOR_LOG: &str = "supervisor.log";
+/// How often an adopted supervisor is checked.
+const ADOPT_POLL: Duration = Duration::from_millis(200);
+
+/// A step process run by a supervisor of its own, `cox __supervise STEP_DIR GRACE_MS`, that
+/// outlives the scheduler: it runs [`LocalProcess::spawn`] (the log is written by the
+/// supervisor, not through the scheduler's pipes), and records the [`Exit`] in
+/// [`EXIT_FILE`] before it ends. SIGTERM to the supervisor cancels the step
+/// ([`Canceller::cancel`] with the grace given).
+///
+/// The supervisor holds an exclusive lock on [`LOCK_FILE`] for its whole life: the
+/// launcher locks the file and hands the locked descriptor over as the supervisor's
+/// standard input, so there is no moment when the step runs unlocked. Another process finds
+/// out whether the attempt is alive by trying the lock ([`Detached::adopt`]), which pid
+/// reuse cannot fool. The supervisor is in a process group of its own, so a terminal's
+/// Ctrl-C reaches only the scheduler, which stops its steps itself.
+#[derive(Debug)]
+pub struct Detached {
+    step_dir: PathBuf,
+    pid: u32,
+    child: Option<tokio::process::Child>,
+}
+
+impl Detached {
+    /// Writes `spec` into its step directory and starts its supervisor, the binary `cox`
+    /// run with [`SUPERVISE_SUBCOMMAND`].
+    pub async fn launch(cox: &Path, spec: &ProcessSpec, grace: Duration) -> Result<Detached> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let step_dir = std::path::absolute(&spec.step_dir).map_err(|source| Error::StepDir {
+            path: spec.step_dir.clone(),
+            source,
+        })?;
+        let at = |name: &str| step_dir.join(name);
+        let io = |path: PathBuf| move |source| Error::StepDir { path, source };
+        let json = serde_json::to_vec(spec).map_err(|e| io(at(PROCESS_FILE))(e.into()))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(at(PROCESS_FILE))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &json))
+            .map_err(io(at(PROCESS_FILE)))?;
+        let lock = std::fs::File::create(at(LOCK_FILE)).map_err(io(at(LOCK_FILE)))?;
+        lock.try_lock().map_err(|e| {
+            io(at(LOCK_FILE))(std::io::Error::other(format!(
+                "already locked by a live attempt: {e}"
+            )))
+        })?;
+        let log = std::fs::File::create(at(SUPERVISOR_LOG)).map_err(io(at(SUPERVISOR_LOG)))?;
+        let child = tokio::process::Command::new(cox)
+            .arg(SUPERVISE_SUBCOMMAND)
+            .arg(&step_dir)
+            .arg(grace.as_millis().to_string())
+            .stdin(Stdio::from(lock))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .process_group(0)
+            .spawn()
+            .map_err(|source| Error::Spawn {
+                program: cox.display().to_string(),
+                source,
+            })?;
+        let pid = child.id().unwrap_or(0);
+        Ok(Detached {
+            step_dir,
+            pid,
+            child: Some(child),
+        })
+    }
+
+    /// The attempt in `step_dir`, launched by an earlier process, when its supervisor is
+    /// still alive (it holds its lock) or recorded the exit; `None` when it vanished (or
+    /// never started).
+    pub fn adopt(step_dir: &Path) -> Option<Detached> {
+        let adopted = Detached {
+            step_dir: step_dir.to_path_buf(),
+            pid: std::fs::read_to_string(step_dir.join(PID_FILE))
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or(0),
+            child: None,
+        };
+        (adopted.is_alive() || Detached::recorded_exit(step_dir).is_some()).then_some(adopted)
+    }
+
+    /// Whether the step program in `step_dir` may have been started: its supervisor is alive
+    /// or wrote its pid (which it does before it starts the program) or recorded an exit.
+    pub fn may_have_started(step_dir: &Path) -> bool {
+        step_dir.join(PID_FILE).exists() || Detached::adopt(step_dir).is_some()
+    }
+
+    /// Whether the supervisor still holds its lock.
+    pub fn is_alive(&self) -> bool {
+        if let Some(child) = &self.child {
+            return child.id().is_some();
+        }
+        std::fs::File::open(self.step_dir.join(LOCK_FILE))
+            .is_ok_and(|lock| lock.try_lock().is_err())
+    }
+
+    /// The recorded end of the attempt in `step_dir`, if its supervisor recorded one.
+    pub fn recorded_exit(step_dir: &Path) -> Option<Exit> {
+        let bytes = std::fs::read(step_dir.join(EXIT_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Asks the supervisor to stop the step (SIGTERM; it applies its grace, then SIGKILL).
+    /// An adopted supervisor is signalled only while it holds its lock, so a reused pid is
+    /// never hit.
+    pub fn terminate(&self) {
+        if self.pid != 0 && (self.child.is_some() || self.is_alive()) {
+            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM);
+        }
+    }
+
+    /// Waits for the supervisor to end; the recorded exit, or why there is none.
+    pub async fn wait(&mut self) -> std::result::Result<Exit, String> {
+        match &mut self.child {
+            Some(child) => {
+                let status = child.wait().await.map_err(|e| e.to_string())?;
+                Detached::recorded_exit(&self.step_dir).ok_or_else(|| {
+                    format!(
+                        "the step supervisor ended ({}) without recording how the step ended",
+                        ExitStatus::from(status)
+                    )
+                })
+            }
+            None => {
+                let lock = std::fs::File::open(self.step_dir.join(LOCK_FILE))
+                    .map_err(|e| e.to_string())?;
+                while lock.try_lock().is_err() {
+                    tokio::time::sleep(ADOPT_POLL).await;
+                }
+                Detached::recorded_exit(&self.step_dir).ok_or_else(|| {
+                    "the step supervisor ended without recording how the step ended".to_string()
+                })
+            }
+        }
+    }
+}
+
+/// `cox __supervise STEP_DIR GRACE_MS`: runs the step of [`PROCESS_FILE`], records its
+/// [`EXIT_FILE`] (see [`Detached`]); the exit code is 0 once the exit is recorded.
+pub fn supervise_main(args: &[String]) -> i32 {
+    let (Some(step_dir), Some(grace)) = (
+        args.first().map(PathBuf::from),
+        args.get(1).and_then(|g| g.parse::<u64>().ok()),
+    ) else {
+        eprintln!("usage: cox {SUPERVISE_SUBCOMMAND} STEP_DIR GRACE_MS");
+        return 2;
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cox-supervise: cannot start: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(supervise_step(&step_dir, Duration::from_millis(grace))) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cox-supervise: {e}");
+            1
+        }
+    }
+}
+
+async fn supervise_step(step_dir: &Path, grace: Duration) -> std::result::Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let path = step_dir.join(PROCESS_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let spec: ProcessSpec =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let pid_path = step_dir.join(PID_FILE);
+    std::fs::write(&pid_path, std::process::id().to_string())
+        .map_err(|e| format!("{}: {e}", pid_path.display()))?;
+    let running = LocalProcess::spawn(spec).await.map_err(|e| e.to_string())?;
+    let canceller = running.canceller();
+    let wait = running.wait();
+    tokio::pin!(wait);
+    let exit = tokio::select! {
+        exit = &mut wait => exit,
+        _ = term.recv() => {
+            if let Err(e) = canceller.cancel(grace).await {
+                eprintln!("cox-supervise: cannot stop the step: {e}");
+            }
+            wait.await
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    let json = serde_json::to_vec(&exit).map_err(|e| e.to_string())?;
+    let exit_path = step_dir.join(EXIT_FILE);
+    let tmp = step_dir.join(format!("{EXIT_FILE}.tmp"));
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &exit_path))
+        .map_err(|e| format!("{}: {e}", exit_path.display()))
 }
 
 /// The step's environment (see [`crate::spec`] for the rules).

@@ -45,7 +45,7 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 pub const DEFAULT_RESULT_CAP: usize = 256 * 1024;
 
 /// A directory made visible to the step.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mount {
     /// Bind a host path (file or directory; it must exist) at `target`.
     Bind {
@@ -75,7 +75,7 @@ impl Mount {
 /// One process to launch: a step's main container, run locally.
 ///
 /// Standard input is always closed (`/dev/null`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ProcessSpec {
     /// Program and arguments, passed as-is (no shell, no template expansion).
     /// The program is looked up on the step's `PATH`.

@@ -242,6 +242,29 @@ pub trait Executor: Send + Sync + 'static {
     /// Where the attempt's log is kept (JSON lines, see [`crate::logs`]), if it is a file.
     fn log_path(&self, run: &str, node_id: &str, attempt: u32) -> Option<PathBuf>;
 
+    /// Takes over an attempt launched by an earlier process (which crashed or stopped) and
+    /// waits for it like [`Executor::run`]: its outcome when it ended meanwhile, its end when
+    /// it still runs, `None` when nothing of it is left (the caller then counts it lost, an
+    /// infrastructure error). The default: nothing survives its launcher.
+    fn adopt(
+        &self,
+        run: String,
+        node_id: String,
+        attempt: u32,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> BoxFuture<'_, Option<StepOutcome>> {
+        let _ = (run, node_id, attempt, cancel);
+        Box::pin(async { None })
+    }
+
+    /// Whether an attempt launched by an earlier process may have started its program; one
+    /// that cannot have (that process died before the step got going) is launched again, as
+    /// the same attempt, rather than counted lost. The default: it may have.
+    fn may_have_started(&self, run: &str, node_id: &str, attempt: u32) -> bool {
+        let _ = (run, node_id, attempt);
+        true
+    }
+
     /// Deletes artifacts from the repository the steps save to (Argo's `artifactGC`): each
     /// key's object, or the objects under it. An executor without a repository says so.
     fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {

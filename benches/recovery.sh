@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Recovery time after a SIGKILL of `cox server` with N runs in flight: the time from the
+# restart until the server listens again, which it does once every unfinished run's actor
+# is started again (steps adopted). KIND=step: each run's step is a live local process
+# (waiting on a file); KIND=suspend: each run waits in a suspend node (no process).
+# Usage: benches/recovery.sh [N] [KIND]   (default 1000 suspend); COX=path/to/cox
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n="${1:-1000}"
+kind="${2:-suspend}"
+cox="${COX:-${CARGO_TARGET_DIR:-target}/debug/cox}"
+work=$(mktemp -d)
+export COX_HOME="$work/home"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export COX_SERVER="http://127.0.0.1:$port"
+server=""
+cleanup() {
+  [ -n "$server" ] && kill -9 "$server" 2>/dev/null || true
+  touch "$work/release"
+  sleep 1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+start() {
+  "$cox" server --addr "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+  server=$!
+  until python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.05)" 2>/dev/null; do sleep 0.01; done
+}
+if [ "$kind" = step ]; then
+  body="container: {image: busybox, command: [sh, -c, 'while [ ! -e /w/release ]; do sleep 0.5; done'], volumeMounts: [{name: w, mountPath: /w}]}"
+else
+  body="suspend: {}"
+fi
+cat >"$work/wf.yaml" <<YAML
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: inflight-}
+spec:
+  entrypoint: main
+  volumes: [{name: w, hostPath: {path: $work}}]
+  templates:
+  - name: main
+    $body
+YAML
+start
+for _ in $(seq "$n"); do "$cox" submit "$work/wf.yaml" >/dev/null; done
+until [ "$("$cox" list | grep -c Running)" -ge "$n" ]; do sleep 0.2; done
+if [ "$kind" = step ]; then
+  until [ "$(ls "$COX_HOME"/runs/*/*/supervisor.pid 2>/dev/null | wc -l)" -ge "$n" ]; do sleep 0.2; done
+fi
+kill -9 "$server"; wait "$server" 2>/dev/null || true
+t0=$(date +%s.%N)
+start
+t1=$(date +%s.%N)
+running=$("$cox" list | grep -c Running || true)
+echo "runs in flight: $n ($kind); restart to all resumed and listening: $(python3 -c "print(f'{$t1 - $t0:.2f}')") s; Running after restart: $running"
