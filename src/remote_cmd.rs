@@ -113,8 +113,17 @@ pub async fn runs(client: &Client, command: RunCommand) -> Result<ExitCode> {
             print_workflow(&workflow, args.output)?;
             Ok(ExitCode::SUCCESS)
         }
-        RunCommand::List => {
-            let list = client.get(&client.workflows(None)).await?;
+        RunCommand::List(args) => {
+            let mut path = client.workflows(None);
+            if !args.status.is_empty() {
+                // Argo's phase label, as `argo list --status` asks for it.
+                path.push_str(&format!(
+                    "?listOptions.labelSelector={}%20in%20({})",
+                    cox_scheduler::server::workflow::PHASE_LABEL,
+                    args.status.join(",")
+                ));
+            }
+            let list = client.get(&path).await?;
             let now = Utc::now();
             let mut table = comfy_table::Table::new();
             table.load_preset(comfy_table::presets::NOTHING);

@@ -35,7 +35,7 @@ pub enum RunCommand {
     /// Show a run: its status and node tree.
     Get(GetArgs),
     /// List runs, oldest first.
-    List,
+    List(ListArgs),
     /// Print a run's step logs, `node: line`.
     Logs(LogsArgs),
     /// Delete a run.
@@ -77,6 +77,30 @@ pub struct GetArgs {
 }
 
 #[derive(Args)]
+pub struct ListArgs {
+    /// Only runs in these phases (comma separated, repeatable): Pending, Running, Succeeded,
+    /// Failed, Error.
+    #[arg(long, value_delimiter = ',', value_name = "PHASE[,PHASE]", value_parser = workflow_phase)]
+    pub(crate) status: Vec<String>,
+}
+
+/// The workflow phases `--status` accepts, Argo's names.
+const WORKFLOW_PHASES: [&str; 5] = ["Pending", "Running", "Succeeded", "Failed", "Error"];
+
+fn workflow_phase(text: &str) -> Result<String, String> {
+    WORKFLOW_PHASES
+        .iter()
+        .find(|phase| phase.eq_ignore_ascii_case(text.trim()))
+        .map(|phase| phase.to_string())
+        .ok_or_else(|| {
+            format!(
+                "unknown workflow phase '{text}' (one of {})",
+                WORKFLOW_PHASES.join(", ")
+            )
+        })
+}
+
+#[derive(Args)]
 pub struct LogsArgs {
     /// The run's name.
     pub(crate) name: String,
@@ -113,7 +137,7 @@ pub fn run(command: RunCommand, remote: Option<Client>) -> Result<ExitCode> {
         match command {
             RunCommand::Run(args) => run_workflow(args).await,
             RunCommand::Get(args) => get(args).await,
-            RunCommand::List => list().await,
+            RunCommand::List(args) => list(args).await,
             RunCommand::Logs(args) => logs(args).await,
             RunCommand::Delete(args) => delete(args).await,
         }
@@ -645,13 +669,16 @@ async fn get(args: GetArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn list() -> Result<ExitCode> {
+async fn list(args: ListArgs) -> Result<ExitCode> {
     let engine = open_engine(true)?;
     let now = Utc::now();
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::NOTHING);
     table.set_header(["NAME", "STATUS", "AGE", "DURATION", "MESSAGE"]);
     for run in engine.list()? {
+        if !args.status.is_empty() && !args.status.iter().any(|s| s == run.phase.as_str()) {
+            continue;
+        }
         table.add_row([
             run.name.clone(),
             run.phase.as_str().to_string(),

@@ -124,6 +124,13 @@ fn cli_commands_talk_to_the_server() {
         "{}",
         text(&list)
     );
+    // `--status` asks the server for the phase label, as `argo list --status` does.
+    for (phases, listed) in [("Succeeded,Error", true), ("Running,Failed", false)] {
+        let list = cox(&["list", "--status", phases]);
+        assert!(list.status.success(), "{}", text(&list));
+        let shown = String::from_utf8_lossy(&list.stdout).contains(&name);
+        assert_eq!(shown, listed, "--status {phases}: {}", text(&list));
+    }
 
     // A workflow waiting at a suspend node: suspended, then stopped with a message.
     let submitted = cox(&["submit", &held.display().to_string()]);

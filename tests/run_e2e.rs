@@ -1179,6 +1179,17 @@ fn get_list_logs_and_delete() {
         .find(|l| l.contains(&name))
         .unwrap_or_else(|| panic!("{name} not listed:\n{list}"));
     assert!(row.contains("Succeeded"), "{row}");
+    // `--status` keeps only the runs in the given phases (Argo's names, any case).
+    let failed = text(&home.cox(&["list", "--status", "Failed"]));
+    assert!(!failed.contains(&name), "{failed}");
+    let both = text(&home.cox(&["list", "--status", "Failed,succeeded"]));
+    assert!(both.contains(&name), "{both}");
+    let again = text(&home.cox(&["list", "--status", "Error", "--status", "Succeeded"]));
+    assert!(again.contains(&name), "{again}");
+    let bad = home.cox(&["list", "--status", "Done"]);
+    assert_ne!(bad.status.code(), Some(0));
+    let why = String::from_utf8_lossy(&bad.stderr);
+    assert!(why.contains("unknown workflow phase 'Done'"), "{why}");
 
     let logs = home.cox(&["logs", &name]);
     assert_eq!(logs.status.code(), Some(0));

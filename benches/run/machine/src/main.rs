@@ -4,7 +4,8 @@
 //!   apply          RunState::apply(event)
 //!   encode         codec::encode of the whole state (what Store::put_run encodes)
 //!   clone          RunState::clone (the actor's progress.send_replace(self.run.clone()))
-//!   put_run        Store::put_run: encode + sled insert + sled flush (only with --store DIR)
+//!   put_run        Store::put_run: encode + sled insert + sled flush (only with --store DIR),
+//!                  also reported as transitions written and flushed per second
 //!
 //! usage: cox-run-machine-bench WORKFLOW.yaml [--store DIR] [--max-secs S]
 use std::time::{Duration, Instant};
@@ -47,18 +48,29 @@ fn ms(d: Duration) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).expect("usage: WORKFLOW.yaml [--store DIR] [--max-secs S]");
-    let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
-    let max = Duration::from_secs_f64(opt("--max-secs").map_or(600.0, |s| s.parse().expect("secs")));
+    let path = args
+        .get(1)
+        .expect("usage: WORKFLOW.yaml [--store DIR] [--max-secs S]");
+    let opt = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    let max =
+        Duration::from_secs_f64(opt("--max-secs").map_or(600.0, |s| s.parse().expect("secs")));
     let store = opt("--store").map(|d| Store::open(std::path::Path::new(d)).expect("store"));
 
     let text = std::fs::read_to_string(path).expect("read");
     let loaded = load(path, &text);
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-    let Some(Manifest::Workflow(wf)) = loaded.documents.into_iter().next().map(|d| d.manifest) else {
+    let Some(Manifest::Workflow(wf)) = loaded.documents.into_iter().next().map(|d| d.manifest)
+    else {
         panic!("not a workflow")
     };
-    let mut now = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("time");
+    let mut now = chrono::Utc
+        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("time");
     let mut state = RunState::new(wf, now).expect("state");
     if let Some(s) = &store {
         s.create_run(&state, now).expect("create");
@@ -110,7 +122,7 @@ fn main() {
                     queue.push_back(*spec)
                 }
                 Action::Finished => finished = true,
-                Action::WakeAt { .. } | Action::Cancel { .. } => {}
+                Action::WakeAt { .. } | Action::Cancel { .. } | Action::DeleteArtifacts { .. } => {}
             }
         }
         if finished || total_start.elapsed() > max {
@@ -118,7 +130,11 @@ fn main() {
         }
         now += chrono::Duration::seconds(1);
         let spec = queue.pop_front().expect("stuck: nothing running");
-        event = Event::StepFinished { node_id: spec.node_id, outcome: ok(), now };
+        event = Event::StepFinished {
+            node_id: spec.node_id,
+            outcome: ok(),
+            now,
+        };
     }
     if window.events > 0 {
         windows.push((acc.events, window));
@@ -147,8 +163,19 @@ fn main() {
         per(acc.put, acc.events),
         acc.bytes
     );
+    if store.is_some() {
+        // Store write throughput: transitions written and flushed per second of put_run.
+        println!(
+            "put_run with flush: {} transitions in {:.1} ms = {:.0} transitions/s",
+            acc.events,
+            ms(acc.put),
+            acc.events as f64 / acc.put.as_secs_f64()
+        );
+    }
     if windows.len() > 1 {
-        println!("per-event ms by window (events up to | apply | encode | clone | put_run | state bytes):");
+        println!(
+            "per-event ms by window (events up to | apply | encode | clone | put_run | state bytes):"
+        );
         for (upto, w) in &windows {
             println!(
                 "  {upto:>6} | {:.3} | {:.3} | {:.3} | {:.3} | {}",
