@@ -574,15 +574,8 @@ pub fn supervise_main(args: &[String]) -> i32 {
         eprintln!("usage: cox {SUPERVISE_SUBCOMMAND} STEP_DIR GRACE_MS");
         return 2;
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cox-supervise: cannot start: {e}");
-            return 1;
-        }
+    let Some(runtime) = crate::wrapper::step_runtime("cox-supervise") else {
+        return 1;
     };
     match runtime.block_on(supervise_step(&step_dir, Duration::from_millis(grace))) {
         Ok(()) => 0,

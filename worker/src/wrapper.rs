@@ -116,6 +116,16 @@ impl WrapperArgs {
     }
 }
 
+/// The single-threaded runtime of a per-step process (`who` names it in the message when it
+/// cannot start).
+pub(crate) fn step_runtime(who: &str) -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("{who}: cannot start: {e}"))
+        .ok()
+}
+
 /// Entry point of `cox __step ARGS...`: runs the step and returns the process exit code
 /// (the program's, or 1 when it did not run; 2 for bad arguments).
 pub fn main(args: &[String]) -> i32 {
@@ -126,15 +136,8 @@ pub fn main(args: &[String]) -> i32 {
             return 2;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cox-step: cannot start: {e}");
-            return 1;
-        }
+    let Some(runtime) = crate::wrapper::step_runtime("cox-step") else {
+        return 1;
     };
     runtime.block_on(async {
         let outcome = run(&args).await;

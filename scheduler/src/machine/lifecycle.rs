@@ -23,11 +23,13 @@ use chrono::{DateTime, Utc};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeFieldSelector(Vec<(String, bool, String)>);
 
-impl NodeFieldSelector {
-    /// Parse `field=value`, `field==value`, `field!=value`, comma separated.
-    pub fn parse(text: &str) -> Result<NodeFieldSelector, String> {
-        let mut requirements = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+/// The terms of a Kubernetes-style field selector (`a=b`, `a==b`, `a!=b`, comma separated):
+/// each as (field, equal, value), trimmed, or the term that is none of those.
+pub fn selector_terms(text: &str) -> impl Iterator<Item = Result<(&str, bool, &str), &str>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|part| {
             let (field, equal, value) = if let Some((f, v)) = part.split_once("!=") {
                 (f, false, v)
             } else if let Some((f, v)) = part.split_once("==") {
@@ -35,11 +37,20 @@ impl NodeFieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!(
-                    "nodeFieldSelector: '{part}': expected FIELD=VALUE or FIELD!=VALUE"
-                ));
+                return Err(part);
             };
-            let field = field.trim();
+            Ok((field.trim(), equal, value.trim()))
+        })
+}
+
+impl NodeFieldSelector {
+    /// Parse `field=value`, `field==value`, `field!=value`, comma separated.
+    pub fn parse(text: &str) -> Result<NodeFieldSelector, String> {
+        let mut requirements = Vec::new();
+        for term in selector_terms(text) {
+            let (field, equal, value) = term.map_err(|part| {
+                format!("nodeFieldSelector: '{part}': expected FIELD=VALUE or FIELD!=VALUE")
+            })?;
             let known = matches!(
                 field,
                 "id" | "name"
@@ -53,7 +64,7 @@ impl NodeFieldSelector {
             if !known {
                 return Err(format!("nodeFieldSelector: unknown field '{field}'"));
             }
-            requirements.push((field.to_string(), equal, value.trim().to_string()));
+            requirements.push((field.to_string(), equal, value.to_string()));
         }
         Ok(NodeFieldSelector(requirements))
     }

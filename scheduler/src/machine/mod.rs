@@ -16,7 +16,7 @@ mod operator;
 mod rerun;
 mod run;
 
-pub use lifecycle::{NodeFieldSelector, Request};
+pub use lifecycle::{NodeFieldSelector, Request, selector_terms};
 pub use node::{ArtifactRef, MemoizationStatus, Node, NodeType, Outputs, Phase, node_id};
 pub(crate) use operator::parse_ts;
 pub use rerun::{RESUBMITTED_FROM, RetryOptions};

@@ -47,25 +47,18 @@ impl Filter {
             .map(String::as_str)
             .unwrap_or_default();
         let mut fields = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (field, equal, value) = if let Some((f, v)) = part.split_once("!=") {
-                (f, false, v)
-            } else if let Some((f, v)) = part.split_once("==") {
-                (f, true, v)
-            } else if let Some((f, v)) = part.split_once('=') {
-                (f, true, v)
-            } else {
-                return Err(ApiError::invalid(format!(
+        for term in crate::machine::selector_terms(text) {
+            let (field, equal, value) = term.map_err(|part| {
+                ApiError::invalid(format!(
                     "listOptions.fieldSelector: '{part}': expected field=value or field!=value"
-                )));
-            };
-            let field = field.trim();
+                ))
+            })?;
             if field != "metadata.name" && field != "metadata.namespace" {
                 return Err(ApiError::invalid(format!(
                     "listOptions.fieldSelector: '{field}': only metadata.name and metadata.namespace are supported"
                 )));
             }
-            fields.push((field.to_string(), equal, value.trim().to_string()));
+            fields.push((field.to_string(), equal, value.to_string()));
         }
         Ok(Filter {
             namespace,
