@@ -42,8 +42,7 @@ pub struct CpArgs {
 
 /// Runs `cox cp`.
 pub fn run(args: CpArgs) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(copy(args))
+    crate::block_on(copy(args))
 }
 
 async fn copy(args: CpArgs) -> Result<ExitCode> {

@@ -98,61 +98,45 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         .filter(|s| !s.is_empty())
         .map(|server| client::Client::new(server, namespace))
         .transpose()?;
-    let on_runtime = |work: std::pin::Pin<
-        Box<dyn std::future::Future<Output = anyhow::Result<ExitCode>> + '_>,
-    >| {
-        tokio::runtime::Runtime::new()
-            .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
-            .block_on(work)
-    };
     match cli.command {
         Command::Lint(args) => lint::run(&args),
         Command::Runs(command) => run_cmd::run(command, remote),
         Command::Server(args) => server_cmd::run(args),
-        Command::Submit(args) => on_runtime(Box::pin(remote_cmd::submit(remote.as_ref(), args))),
-        Command::Suspend(args) => on_runtime(Box::pin(remote_cmd::lifecycle(
-            remote.as_ref(),
-            "suspend",
-            args,
-        ))),
-        Command::Resume(args) => on_runtime(Box::pin(remote_cmd::lifecycle(
-            remote.as_ref(),
-            "resume",
-            args,
-        ))),
-        Command::Stop(args) => on_runtime(Box::pin(remote_cmd::lifecycle(
-            remote.as_ref(),
-            "stop",
-            args,
-        ))),
-        Command::Terminate(args) => on_runtime(Box::pin(remote_cmd::lifecycle(
-            remote.as_ref(),
-            "terminate",
-            args,
-        ))),
-        Command::Node(command) => on_runtime(Box::pin(remote_cmd::node(remote.as_ref(), command))),
-        Command::Wait(args) => on_runtime(Box::pin(remote_cmd::wait(remote.as_ref(), args, false))),
-        Command::Watch(args) => on_runtime(Box::pin(remote_cmd::wait(remote.as_ref(), args, true))),
-        Command::Apply(args) => on_runtime(Box::pin(resources_cmd::apply(
-            remote.as_ref(),
-            namespace,
-            args,
-        ))),
-        Command::Template(command) => on_runtime(Box::pin(resources_cmd::template(
+        Command::Submit(args) => block_on(remote_cmd::submit(remote.as_ref(), args)),
+        Command::Suspend(args) => block_on(remote_cmd::lifecycle(remote.as_ref(), "suspend", args)),
+        Command::Resume(args) => block_on(remote_cmd::lifecycle(remote.as_ref(), "resume", args)),
+        Command::Stop(args) => block_on(remote_cmd::lifecycle(remote.as_ref(), "stop", args)),
+        Command::Terminate(args) => {
+            block_on(remote_cmd::lifecycle(remote.as_ref(), "terminate", args))
+        }
+        Command::Node(command) => block_on(remote_cmd::node(remote.as_ref(), command)),
+        Command::Wait(args) => block_on(remote_cmd::wait(remote.as_ref(), args, false)),
+        Command::Watch(args) => block_on(remote_cmd::wait(remote.as_ref(), args, true)),
+        Command::Apply(args) => block_on(resources_cmd::apply(remote.as_ref(), namespace, args)),
+        Command::Template(command) => block_on(resources_cmd::template(
             remote.as_ref(),
             namespace,
             command,
             false,
-        ))),
-        Command::ClusterTemplate(command) => on_runtime(Box::pin(resources_cmd::template(
+        )),
+        Command::ClusterTemplate(command) => block_on(resources_cmd::template(
             remote.as_ref(),
             namespace,
             command,
             true,
-        ))),
+        )),
         Command::Cache(command) => cache_cmd::run(command),
         Command::Retry(args) => rerun_cmd::retry(remote.as_ref(), args),
         Command::Resubmit(args) => rerun_cmd::resubmit(remote.as_ref(), args),
         Command::Cp(args) => cp_cmd::run(args),
     }
+}
+
+/// Run `work` to its end on a fresh runtime: the one way the CLI's commands get one.
+pub(crate) fn block_on<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
+        .block_on(work)
 }

@@ -105,7 +105,7 @@ pub async fn runs(client: &Client, command: RunCommand) -> Result<ExitCode> {
             let created = create(client, &workflow).await?;
             let name = name_of(&created)?;
             let finished = client.follow(&name, |_| {}).await?;
-            print_workflow(&finished, args.output)?;
+            print_workflow(&finished, args.local.output)?;
             Ok(exit_code(&finished))
         }
         RunCommand::Get(args) => {

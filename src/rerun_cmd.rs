@@ -2,7 +2,6 @@
 //! `argo retry` and `argo resubmit` do. Here, or on the server (`--server`); either way the
 //! run is followed until it ends, like `cox run` (exit 0 only if it succeeded).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
@@ -12,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::client::Client;
 use crate::remote_cmd::{exit_code, print_workflow};
-use crate::run_cmd::{Output, follow, open_runner, parse_parameters};
+use crate::run_cmd::{LocalArgs, Output, follow, parse_parameters};
 
 /// What both commands share.
 #[derive(Args)]
@@ -22,15 +21,8 @@ pub struct Common {
     /// Set a workflow parameter, `NAME=VALUE` (repeatable).
     #[arg(short = 'p', long = "parameter", value_name = "NAME=VALUE")]
     parameters: Vec<String>,
-    /// Output format of the final result.
-    #[arg(short, long, value_enum)]
-    output: Option<Output>,
-    /// Here: run steps as plain host processes, without the bubblewrap sandbox.
-    #[arg(long)]
-    no_sandbox: bool,
-    /// Here: the cox configuration file (see `cox run --help`).
-    #[arg(long, value_name = "FILE", env = "COX_CONFIG")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    local: LocalArgs,
 }
 
 /// `cox retry NAME`.
@@ -66,7 +58,7 @@ pub fn retry(remote: Option<&Client>, args: RetryArgs) -> Result<ExitCode> {
         .map(NodeFieldSelector::parse)
         .transpose()
         .map_err(|e| anyhow!(e))?;
-    runtime()?.block_on(async move {
+    crate::block_on(async move {
         if let Some(client) = remote {
             let body = json!({
                 "restartSuccessful": args.restart_successful,
@@ -74,16 +66,16 @@ pub fn retry(remote: Option<&Client>, args: RetryArgs) -> Result<ExitCode> {
                 "parameters": c.parameters,
             });
             client.lifecycle(&c.name, "retry", body).await?;
-            return follow_remote(client, &c.name, c.output).await;
+            return follow_remote(client, &c.name, c.local.output).await;
         }
         let options = RetryOptions {
             restart_successful: args.restart_successful,
             node_selector: selector,
             parameters,
         };
-        let engine = open_runner(c.no_sandbox, c.config.as_deref()).await?;
+        let engine = c.local.open().await?;
         engine.retry(&c.name, &options).await?;
-        follow(engine, &c.name, c.output).await
+        follow(engine, &c.name, c.local.output).await
     })
 }
 
@@ -91,18 +83,18 @@ pub fn retry(remote: Option<&Client>, args: RetryArgs) -> Result<ExitCode> {
 pub fn resubmit(remote: Option<&Client>, args: ResubmitArgs) -> Result<ExitCode> {
     let c = args.common;
     let parameters = parse_parameters(&c.parameters)?;
-    runtime()?.block_on(async move {
+    crate::block_on(async move {
         if let Some(client) = remote {
             let body = json!({"memoized": args.memoized, "parameters": c.parameters});
             let new = client.lifecycle(&c.name, "resubmit", body).await?;
             let name = new["metadata"]["name"]
                 .as_str()
                 .ok_or_else(|| anyhow!("the server answered a workflow without a name"))?;
-            return follow_remote(client, name, c.output).await;
+            return follow_remote(client, name, c.local.output).await;
         }
-        let engine = open_runner(c.no_sandbox, c.config.as_deref()).await?;
+        let engine = c.local.open().await?;
         let name = engine.resubmit(&c.name, args.memoized, &parameters).await?;
-        follow(engine, &name, c.output).await
+        follow(engine, &name, c.local.output).await
     })
 }
 
@@ -111,8 +103,4 @@ async fn follow_remote(client: &Client, name: &str, output: Option<Output>) -> R
     let workflow: Value = client.follow(name, |_| {}).await?;
     print_workflow(&workflow, output)?;
     Ok(exit_code(&workflow))
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Runtime::new().map_err(|e| anyhow!("cannot start the async runtime: {e}"))
 }

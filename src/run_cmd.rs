@@ -55,16 +55,31 @@ pub struct RunArgs {
     /// Start with this template instead of `spec.entrypoint`.
     #[arg(long)]
     pub(crate) entrypoint: Option<String>,
+    #[command(flatten)]
+    pub(crate) local: LocalArgs,
+}
+
+/// How a run started here is run and shown: shared by `cox run`, `cox retry` and
+/// `cox resubmit`.
+#[derive(Args)]
+pub struct LocalArgs {
     /// Output format of the final result.
     #[arg(short, long, value_enum)]
     pub(crate) output: Option<Output>,
-    /// Run steps as plain host processes, without the bubblewrap sandbox.
+    /// Here: run steps as plain host processes, without the bubblewrap sandbox.
     #[arg(long)]
     pub(crate) no_sandbox: bool,
-    /// The cox configuration file (YAML): `artifactRepository` (local or s3); see
+    /// Here: the cox configuration file (YAML): `artifactRepository` (local or s3); see
     /// docs/artifacts.md.
     #[arg(long, value_name = "FILE", env = "COX_CONFIG")]
     pub(crate) config: Option<PathBuf>,
+}
+
+impl LocalArgs {
+    /// The engine on the local home with these settings.
+    pub(crate) async fn open(&self) -> Result<Arc<Engine>> {
+        open_runner(self.no_sandbox, self.config.as_deref()).await
+    }
 }
 
 #[derive(Args)]
@@ -129,8 +144,7 @@ pub(crate) enum Output {
 
 /// Run one of the subcommands on a fresh runtime: against the server when there is one.
 pub fn run(command: RunCommand, remote: Option<Client>) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    crate::block_on(async move {
         if let Some(client) = remote {
             return remote_cmd::runs(&client, command).await;
         }
@@ -215,12 +229,12 @@ async fn run_workflow(args: RunArgs) -> Result<ExitCode> {
         &args.parameters,
         args.parameter_file.as_deref(),
         args.entrypoint.as_deref(),
-        args.no_sandbox,
-        args.config.as_deref(),
+        args.local.no_sandbox,
+        args.local.config.as_deref(),
     )
     .await?;
     let workflow = workflows.pop().ok_or_else(|| anyhow!("no workflow"))?;
-    run_local(&engine, workflow, args.output).await
+    run_local(&engine, workflow, args.local.output).await
 }
 
 /// Workflow files to run here, and the engine to run them: each file is linted before the

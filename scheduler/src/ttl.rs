@@ -1,15 +1,16 @@
 //! `ttlStrategy`: finished workflows deleted once their time to live has passed, as Argo's
-//! TTL controller does. `cox server` sweeps the store every second ([`Reaper::sweep`]), the
-//! first time as it starts, so a run whose TTL passed while no server was up is deleted
-//! then. A deletion is the engine's ([`Engine::delete`]): artifactGC `OnWorkflowDeletion`
-//! and the watch stream's `DELETED` event included.
+//! TTL controller does. `cox server` looks at every stored run once as it starts (so a run
+//! whose TTL passed while no server was up is deleted then), and from then on at each run
+//! as it finishes: a [`Reaper`] keeps the expiry times in order and wakes for the next one,
+//! so an idle server reads nothing. A deletion is the engine's ([`Engine::delete`]):
+//! artifactGC `OnWorkflowDeletion` and the watch stream's `DELETED` event included.
 //!
 //! Which delay applies is Argo's rule: `secondsAfterFailure` for a Failed run,
 //! `secondsAfterSuccess` for a Succeeded one, when set; otherwise `secondsAfterCompletion`
 //! (so an Error run only ever expires by `secondsAfterCompletion`, as in Argo, whose
 //! `Failed()` is the Failed phase alone). The delay counts from the run's `finishedAt`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use cox_config::model::TtlStrategy;
@@ -34,63 +35,92 @@ pub fn expiry(
     Some(finished_at + Duration::seconds(i64::from(seconds)))
 }
 
-/// Finished runs already looked at: their `finishedAt` then, and when they expire. A run
-/// finished again since (a retry) is looked at again.
+/// The finished runs that will expire, in the order they do. Each entry is a promise to
+/// look again: when it falls due the run is read afresh (a retry may have restarted it,
+/// or a deletion removed it) before it is deleted.
 #[derive(Debug, Default)]
 pub struct Reaper {
-    seen: HashMap<String, (String, Option<DateTime<Utc>>)>,
+    due: BTreeSet<(DateTime<Utc>, String)>,
+    expires: HashMap<String, DateTime<Utc>>,
 }
 
 impl Reaper {
-    /// A reaper that has seen nothing yet.
+    /// A reaper that knows of no run yet.
     pub fn new() -> Reaper {
         Reaper::default()
     }
 
-    /// Delete every stored, finished run whose TTL has passed; their names. A run that
-    /// cannot be read or deleted is logged and left for the next sweep.
-    pub async fn sweep(&mut self, engine: &Engine) -> Result<Vec<String>> {
-        let now = engine.now();
-        let runs = engine.list()?;
-        self.seen
-            .retain(|name, _| runs.iter().any(|run| &run.name == name));
-        let mut deleted = Vec::new();
-        for run in runs {
-            let Some(finished_at) = run.finished_at.filter(|_| run.phase.is_done()) else {
-                continue;
-            };
-            let expires = match self.seen.get(&run.name) {
-                Some((seen_at, expires)) if *seen_at == finished_at => *expires,
-                _ => {
-                    let expires = Self::expires(engine, &run.name, run.phase, &finished_at);
-                    self.seen
-                        .insert(run.name.clone(), (finished_at.clone(), expires));
-                    expires
-                }
-            };
-            if expires.is_none_or(|at| at > now) {
-                continue;
-            }
-            match engine.delete(&run.name).await {
-                Ok(_) => {
-                    info!(run = %run.name, "deleted: its ttlStrategy expired");
-                    self.seen.remove(&run.name);
-                    deleted.push(run.name);
-                }
-                Err(e) => warn!(run = %run.name, error = %e, "expired run not deleted"),
+    /// Look at every stored run: at start, and after run events were missed.
+    pub fn scan(&mut self, engine: &Engine) -> Result<()> {
+        self.due.clear();
+        self.expires.clear();
+        for run in engine.list()? {
+            if run.phase.is_done() {
+                self.look_at(engine, &run.name);
             }
         }
-        Ok(deleted)
+        Ok(())
     }
 
-    /// When the stored run expires, from its workflow's `ttlStrategy`.
-    fn expires(
-        engine: &Engine,
-        name: &str,
-        phase: Phase,
-        finished_at: &str,
-    ) -> Option<DateTime<Utc>> {
-        let finished_at = parse_ts(finished_at)?;
+    /// (Re)compute when the stored run `name` expires, if it has finished and has a TTL.
+    pub fn look_at(&mut self, engine: &Engine, name: &str) {
+        self.forget(name);
+        if let Some(at) = Self::expires(engine, name) {
+            self.due.insert((at, name.to_string()));
+            self.expires.insert(name.to_string(), at);
+        }
+    }
+
+    /// Drop the run `name` (it was deleted).
+    pub fn forget(&mut self, name: &str) {
+        if let Some(at) = self.expires.remove(name) {
+            self.due.remove(&(at, name.to_string()));
+        }
+    }
+
+    /// When the next run expires, if any will.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.due.first().map(|(at, _)| *at)
+    }
+
+    /// Delete every run whose TTL has passed by `engine.now()`; their names. A run that
+    /// cannot be deleted is logged and tried again at the next look.
+    pub async fn reap(&mut self, engine: &Engine) -> Vec<String> {
+        let now = engine.now();
+        let mut deleted = Vec::new();
+        while let Some((at, name)) = self.due.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.forget(&name);
+            // Read afresh: the run may have been retried or deleted since it was looked at.
+            match Self::expires(engine, &name) {
+                Some(at) if at <= now => match engine.delete(&name).await {
+                    Ok(_) => {
+                        info!(run = %name, "deleted: its ttlStrategy expired");
+                        deleted.push(name);
+                    }
+                    Err(e) => warn!(run = %name, error = %e, "expired run not deleted"),
+                },
+                Some(later) => {
+                    self.due.insert((later, name.clone()));
+                    self.expires.insert(name, later);
+                }
+                None => {}
+            }
+        }
+        deleted
+    }
+
+    /// Look at every stored run, then delete those whose TTL has passed.
+    pub async fn sweep(&mut self, engine: &Engine) -> Result<Vec<String>> {
+        self.scan(engine)?;
+        Ok(self.reap(engine).await)
+    }
+
+    /// When the stored run expires, from its phase, `finishedAt` and its workflow's
+    /// `ttlStrategy`; `None` if it is gone, unfinished, unreadable or has no TTL.
+    fn expires(engine: &Engine, name: &str) -> Option<DateTime<Utc>> {
         let mut state = match engine.get(name) {
             Ok(Some(state)) => state,
             Ok(None) => return None,
@@ -99,6 +129,11 @@ impl Reaper {
                 return None;
             }
         };
+        let phase = state.phase();
+        if !phase.is_done() {
+            return None;
+        }
+        let finished_at = parse_ts(state.finished_at.as_deref()?)?;
         let ttl = state.workflow().ok()?.spec.ttl_strategy.clone()?;
         expiry(&ttl, phase, finished_at)
     }

@@ -55,8 +55,9 @@ use axum::routing::{get, post, put};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, RunEvent};
 use crate::error::Result;
+use crate::machine::RunState;
 pub use admission::{LISTEN_BACKLOG, bind};
 use auth::Auth;
 
@@ -298,20 +299,50 @@ pub async fn serve(
     served
 }
 
-/// How often finished runs are checked against their `ttlStrategy`.
-const TTL_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest the reaper sleeps between looks at its next expiry (a bound, so a clock
+/// that is set rather than running is still followed; a look costs no store read).
+const TTL_WAKE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Delete finished runs whose `ttlStrategy` has expired (see [`crate::ttl`]): at once, then
-/// every [`TTL_SWEEP_EVERY`] until `end` is cancelled.
+/// Delete finished runs whose `ttlStrategy` has expired (see [`crate::ttl`]): every stored
+/// run is looked at once, then each run as it finishes, until `end` is cancelled.
 async fn reap_expired(engine: Arc<Engine>, end: CancellationToken) {
+    use tokio::sync::broadcast::error::RecvError;
+    // Subscribed before the scan, so no run can finish unseen in between.
+    let mut runs = engine.subscribe();
+    let (finished_tx, mut finished) = tokio::sync::mpsc::unbounded_channel::<String>();
     let mut reaper = crate::ttl::Reaper::new();
+    if let Err(e) = reaper.scan(&engine) {
+        warn!(error = %e, "ttlStrategy: stored runs not read");
+    }
     loop {
-        if let Err(e) = reaper.sweep(&engine).await {
-            warn!(error = %e, "ttlStrategy sweep failed");
-        }
+        reaper.reap(&engine).await;
+        let wait = reaper
+            .next_due()
+            .and_then(|at| (at - engine.now()).to_std().ok())
+            .map_or(TTL_WAKE_AT_MOST, |wait| wait.min(TTL_WAKE_AT_MOST));
         tokio::select! {
             () = end.cancelled() => return,
-            () = tokio::time::sleep(TTL_SWEEP_EVERY) => {}
+            () = tokio::time::sleep(wait) => {}
+            Some(name) = finished.recv() => reaper.look_at(&engine, &name),
+            event = runs.recv() => match event {
+                Ok(RunEvent::Started(name)) => {
+                    if let Some(mut progress) = engine.watch(&name) {
+                        let finished_tx = finished_tx.clone();
+                        tokio::spawn(async move {
+                            // Finished, or its actor gone (stopped or deleted): look again.
+                            let _ = progress.wait_for(RunState::is_finished).await;
+                            let _ = finished_tx.send(name);
+                        });
+                    }
+                }
+                Ok(RunEvent::Deleted(name)) => reaper.forget(&name),
+                Err(RecvError::Lagged(_)) => {
+                    if let Err(e) = reaper.scan(&engine) {
+                        warn!(error = %e, "ttlStrategy: stored runs not read");
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            },
         }
     }
 }
