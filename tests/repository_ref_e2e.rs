@@ -83,9 +83,17 @@ fn apply_config_map(home: &Path, dir: &Path, data: &str) {
 
 /// Runs the workflow with `key` and returns the resulting Workflow.
 fn run(home: &Path, dir: &Path, key: &str, env: &[(&str, &str)]) -> (Output, Option<Value>) {
+    run_workflow(home, dir, &WORKFLOW.replace("KEY", key), env)
+}
+
+fn run_workflow(
+    home: &Path,
+    dir: &Path,
+    workflow: &str,
+    env: &[(&str, &str)],
+) -> (Output, Option<Value>) {
     let paths = dir.join("paths");
-    let workflow = WORKFLOW
-        .replace("KEY", key)
+    let workflow = workflow
         .replace("OUT", &paths.join("out").display().to_string())
         .replace("IN", &paths.join("in").display().to_string());
     std::fs::write(dir.join("wf.yaml"), workflow).unwrap();
@@ -156,6 +164,45 @@ fn local_directory_from_a_config_map() {
         std::fs::read_to_string(dest.join("file").join("file.txt")).expect("copied artifact")
     });
     assert_eq!(copied.trim(), "hello-ref");
+}
+
+/// Every regular file under `dir`.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn artifact_gc_deletes_from_the_runs_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, repo) = (tmp.path().join("home"), tmp.path().join("repo"));
+    // No key in the ref: the ConfigMap's annotation names it.
+    apply_config_map(
+        &home,
+        tmp.path(),
+        &format!("  other: |\n    local:\n      path: {}\n", repo.display()),
+    );
+    let workflow = WORKFLOW.replace(
+        "  artifactRepositoryRef:\n    key: KEY\n",
+        "  artifactRepositoryRef: {configMap: artifact-repositories}\n  artifactGC: {strategy: OnWorkflowCompletion}\n",
+    );
+    let (out, wf) = run_workflow(&home, tmp.path(), &workflow, &[]);
+    let (wf, run) = succeeded(&out, wf);
+    assert_eq!(wf["status"]["artifactRepositoryRef"]["key"], "other");
+    assert!(
+        repo.exists(),
+        "the steps never used the ConfigMap's repository"
+    );
+    let left = files(&repo.join(&run));
+    assert!(left.is_empty(), "not collected: {left:?}");
 }
 
 #[test]
