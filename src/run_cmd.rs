@@ -21,7 +21,9 @@ use cox_scheduler::{Engine, EngineConfig};
 
 use crate::client::Client;
 use crate::remote_cmd;
-use cox_worker::repo_config::{CoxConfigFile, RepositoryConfig};
+use cox_worker::repo_config::{
+    CoxConfigFile, Credentials, RepositoryConfig, RepositoryLocation, env_credentials,
+};
 use cox_worker::step::Executor;
 use cox_worker::{LocalExecutor, LocalExecutorConfig};
 
@@ -155,6 +157,9 @@ pub(crate) fn local_executor(
     config.sandbox = !no_sandbox;
     config.set_repository(configured.repository);
     config.archive_logs = configured.archive_logs;
+    if config.credentials.is_none() {
+        config.credentials = configured.env_credentials;
+    }
     Arc::new(LocalExecutor::new(config))
 }
 
@@ -165,6 +170,32 @@ pub(crate) struct Configured {
     pub repository: RepositoryConfig,
     /// The repository's `archiveLogs`: every step's log archived.
     pub archive_logs: bool,
+    /// Keys from the environment, for runs' own buckets (`artifactRepositoryRef`).
+    pub env_credentials: Option<Credentials>,
+}
+
+impl Configured {
+    /// The repository of a run: its own (`status.artifactRepositoryRef`), else this one.
+    pub fn for_run(&self, workflow: &serde_json::Value) -> RepositoryConfig {
+        let own = workflow
+            .pointer("/status/artifactRepositoryRef/artifactRepository")
+            .and_then(|r| serde_json::from_value::<RepositoryLocation>(r.clone()).ok());
+        match own {
+            Some(l) => {
+                let keys = self
+                    .repository
+                    .credentials()
+                    .or(self.env_credentials.as_ref());
+                l.with_credentials(keys)
+            }
+            None => self.repository.clone(),
+        }
+    }
+}
+
+/// Keys from the environment of this process (a half-set pair counts as none).
+fn process_env_credentials() -> Option<Credentials> {
+    env_credentials(&|name| std::env::var(name).ok()).unwrap_or(None)
 }
 
 /// The artifact repository of the configuration file `config` (`--config`/`COX_CONFIG`),
@@ -175,6 +206,7 @@ pub(crate) fn repository(home: &Path, config: Option<&Path>) -> Result<Configure
         return Ok(Configured {
             repository: RepositoryConfig::Local(default),
             archive_logs: false,
+            env_credentials: process_env_credentials(),
         });
     };
     let file = CoxConfigFile::load(path).map_err(|e| anyhow!("{e}"))?;
@@ -188,6 +220,7 @@ pub(crate) fn repository(home: &Path, config: Option<&Path>) -> Result<Configure
     Ok(Configured {
         repository,
         archive_logs: file.archive_logs(),
+        env_credentials: process_env_credentials(),
     })
 }
 

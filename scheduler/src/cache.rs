@@ -323,8 +323,12 @@ impl Executor for MemoizingExecutor {
         self.inner.log_path(run, node_id, attempt)
     }
 
-    fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
-        self.inner.delete_artifacts(keys)
+    fn delete_artifacts(
+        &self,
+        repository: Option<cox_worker::repo_config::RepositoryLocation>,
+        keys: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), String>> {
+        self.inner.delete_artifacts(repository, keys)
     }
 
     fn may_have_started(&self, run: &str, node_id: &str, attempt: u32) -> bool {

@@ -452,16 +452,19 @@ impl Engine {
         }
         // artifactGC OnWorkflowDeletion: the artifacts go first; the run stays if they cannot.
         if let Some(mut run) = self.store.get_run(name)? {
-            let keys = match run.workflow() {
+            let (repository, keys) = match run.workflow() {
                 Ok(wf) => {
                     let wf = wf.clone();
-                    run.artifact_gc_keys(&wf, crate::machine::GC_ON_DELETION)
+                    (
+                        crate::resolve::run_repository(&wf),
+                        run.artifact_gc_keys(&wf, crate::machine::GC_ON_DELETION),
+                    )
                 }
-                Err(_) => Vec::new(),
+                Err(_) => (None, Vec::new()),
             };
             if !keys.is_empty() {
                 self.executor
-                    .delete_artifacts(keys)
+                    .delete_artifacts(repository, keys)
                     .await
                     .map_err(|message| Error::ArtifactGc {
                         run: name.to_string(),

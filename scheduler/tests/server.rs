@@ -1055,3 +1055,61 @@ async fn list_pages_and_filters_by_phase_and_fields() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn artifact_repository_ref_is_resolved_from_a_config_map_or_400() {
+    let server = TestServer::start().await;
+    let config_map = r#"{"apiVersion": "v1", "kind": "ConfigMap",
+      "metadata": {"name": "artifact-repositories"},
+      "data": {"shared": "local:\n  path: /srv/shared-artifacts\n"}}"#;
+    let (status, created) = server
+        .call(
+            "POST",
+            "/api/v1/namespaces/argo/configmaps",
+            Some(config_map),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let workflow = |name: &str, key: &str| {
+        format!(
+            r#"{{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {{"name": "{name}"}},
+              "spec": {{"entrypoint": "main", "artifactRepositoryRef": {{"key": "{key}"}},
+                "templates": [{{"name": "main", "container": {{"image": "busybox", "command": ["true"]}}}}]}}}}"#
+        )
+    };
+    let (status, refused) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo",
+            Some(&create_body(&workflow("missing-key", "nope"))),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(
+        refused["message"],
+        "spec.artifactRepositoryRef: key 'nope' not found in ConfigMap 'artifact-repositories'"
+    );
+
+    let (status, created) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo",
+            Some(&create_body(&workflow("uses-shared", "shared"))),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let finished = server.await_phase("argo", "uses-shared", "Succeeded").await;
+    assert_shape("Workflow", &finished);
+    assert_eq!(
+        finished["status"]["artifactRepositoryRef"],
+        json!({"configMap": "artifact-repositories", "key": "shared", "namespace": "argo",
+            "artifactRepository": {"local": {"path": "/srv/shared-artifacts"}}})
+    );
+    let launches = server.executor.launches();
+    assert_eq!(
+        launches[0].spec.repository,
+        Some(cox_worker::repo_config::RepositoryLocation::Local {
+            path: "/srv/shared-artifacts".into()
+        })
+    );
+}

@@ -66,7 +66,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::images::ImageTable;
 use crate::local::{Detached, LOCK_FILE, PROCESS_FILE};
-use crate::repo_config::{REPOSITORY_FILE, RepositoryConfig, S3Repository};
+use crate::repo_config::{
+    Credentials, REPOSITORY_FILE, RepositoryConfig, RepositoryLocation, S3Repository,
+};
 use crate::spec::{Mount, ProcessSpec};
 use crate::step::{
     ArchiveKind, BoxFuture, Executor, SavedArtifact, StepOutcome, StepPhase, StepSpec,
@@ -102,6 +104,9 @@ pub struct LocalExecutorConfig {
     pub artifact_dir: PathBuf,
     /// An S3-compatible artifact repository instead of the local directory.
     pub s3: Option<S3Repository>,
+    /// Keys for a run's own bucket (`artifactRepositoryRef`): the configuration file's,
+    /// else the environment's of `cox run`/`cox server`.
+    pub credentials: Option<Credentials>,
     /// The repository's `archiveLogs`: archive every step's log, whatever the step's
     /// own setting (Argo: the repository's `true` wins over templates and the workflow).
     pub archive_logs: bool,
@@ -122,6 +127,7 @@ impl LocalExecutorConfig {
             data_dir: data_dir.into(),
             artifact_dir: artifact_dir.into(),
             s3: None,
+            credentials: None,
             archive_logs: false,
             images: ImageTable::builtin(),
             sandbox: true,
@@ -137,7 +143,20 @@ impl LocalExecutorConfig {
                 self.artifact_dir = dir;
                 self.s3 = None;
             }
-            RepositoryConfig::S3(s3) => self.s3 = Some(s3),
+            RepositoryConfig::S3(s3) => {
+                self.credentials = s3.credentials.clone();
+                self.s3 = Some(s3);
+            }
+        }
+    }
+
+    /// The repository of a step or run: its own `location` (with [`Self::credentials`]),
+    /// else the configured one.
+    pub fn repository_for(&self, location: Option<&RepositoryLocation>) -> RepositoryConfig {
+        match (location, &self.s3) {
+            (Some(l), _) => l.with_credentials(self.credentials.as_ref()),
+            (None, Some(s3)) => RepositoryConfig::S3(s3.clone()),
+            (None, None) => RepositoryConfig::Local(self.artifact_dir.clone()),
         }
     }
 }
@@ -254,7 +273,6 @@ impl LocalExecutor {
         cancel: CancellationToken,
         elapsed: Duration,
     ) -> StepOutcome {
-        let cfg = &*self.config;
         let deadline = async {
             match spec.deadline_seconds {
                 Some(s) => tokio::time::sleep(Duration::from_secs(s).saturating_sub(elapsed)).await,
@@ -276,9 +294,7 @@ impl LocalExecutor {
         };
         // The wrapper deletes the keys before the program starts; this covers a wrapper
         // that never got that far.
-        if cfg.s3.is_some() {
-            let _ = std::fs::remove_file(step_dir.join(REPOSITORY_FILE));
-        }
+        let _ = std::fs::remove_file(step_dir.join(REPOSITORY_FILE));
         let exit = match exit {
             Ok(exit) => exit,
             Err(e) => return StepOutcome::error(format!("lost the step process: {e}")),
@@ -333,12 +349,12 @@ impl LocalExecutor {
         outcome
     }
 
-    /// The artifact repository, opened on the host.
-    fn repository(&self) -> cox_artifacts::Result<cox_artifacts::ArtifactRepository> {
-        match &self.config.s3 {
-            Some(s3) => s3.open(),
-            None => cox_artifacts::ArtifactRepository::local(&self.config.artifact_dir),
-        }
+    /// The artifact repository of a step or run, opened on the host.
+    fn repository(
+        &self,
+        location: Option<&RepositoryLocation>,
+    ) -> cox_artifacts::Result<cox_artifacts::ArtifactRepository> {
+        self.config.repository_for(location).open()
     }
 
     /// Argo's `archiveLogs`: the log's text saved, from the host, as the artifact
@@ -347,7 +363,9 @@ impl LocalExecutor {
         let text = step_dir.join(LOG_TEXT_FILE);
         let log = exit_log(step_dir);
         crate::logs::write_text(&log, &text).map_err(|e| e.to_string())?;
-        let repo = self.repository().map_err(|e| e.to_string())?;
+        let repo = self
+            .repository(spec.repository.as_ref())
+            .map_err(|e| e.to_string())?;
         let key = format!("{}/{}/main.log", spec.run, spec.node_id);
         let saved = repo
             .save_file(&text, &key)
@@ -376,21 +394,17 @@ impl LocalExecutor {
         }
         std::fs::create_dir_all(step_dir).map_err(|e| io("create", step_dir, e))?;
         // Local repository: its canonical directory, bound into the sandbox.
-        let artifact_dir = match &cfg.s3 {
-            Some(_) => None,
-            None => {
-                std::fs::create_dir_all(&cfg.artifact_dir)
-                    .map_err(|e| io("create", &cfg.artifact_dir, e))?;
-                Some(
-                    std::fs::canonicalize(&cfg.artifact_dir)
-                        .map_err(|e| io("resolve", &cfg.artifact_dir, e))?,
-                )
+        let artifact_dir = match cfg.repository_for(spec.repository.as_ref()) {
+            RepositoryConfig::S3(s3) => {
+                let path = step_dir.join(REPOSITORY_FILE);
+                s3.write_private(&path).map_err(|e| io("write", &path, e))?;
+                None
+            }
+            RepositoryConfig::Local(dir) => {
+                std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
+                Some(std::fs::canonicalize(&dir).map_err(|e| io("resolve", &dir, e))?)
             }
         };
-        if let Some(s3) = &cfg.s3 {
-            let path = step_dir.join(REPOSITORY_FILE);
-            s3.write_private(&path).map_err(|e| io("write", &path, e))?;
-        }
 
         let (inner_step, cox) = if cfg.sandbox {
             (PathBuf::from(STEP_MOUNT), PathBuf::from(COX_MOUNT))
@@ -556,9 +570,15 @@ impl Executor for LocalExecutor {
         Box::pin(async move { self.adopt_step(&run, &node_id, attempt, cancel).await })
     }
 
-    fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
+    fn delete_artifacts(
+        &self,
+        repository: Option<RepositoryLocation>,
+        keys: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
-            let repo = self.repository().map_err(|e| e.to_string())?;
+            let repo = self
+                .repository(repository.as_ref())
+                .map_err(|e| e.to_string())?;
             for key in keys.iter().filter(|k| !k.trim_matches('/').is_empty()) {
                 // A directory saved without an archive is the objects under its key.
                 let under = repo.delete_prefix(key).await.map_err(|e| e.to_string())?;

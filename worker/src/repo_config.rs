@@ -215,6 +215,90 @@ impl S3Repository {
     }
 }
 
+/// A run's own repository (from Argo's `artifactRepositoryRef`), as written into the run's
+/// status and each step's spec: where, never the keys. The executor adds the credentials it
+/// has (the configuration file's key files, else the environment) when it opens it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RepositoryLocation {
+    /// A local directory (absolute).
+    Local {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// An S3-compatible bucket.
+    #[serde(rename_all = "camelCase")]
+    S3 {
+        /// Endpoint (`host:port` or URL); AWS when `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint: Option<String>,
+        /// Bucket.
+        bucket: String,
+        /// Region.
+        region: String,
+        /// Allow plain HTTP.
+        #[serde(default)]
+        insecure: bool,
+        /// Key prefix.
+        #[serde(default)]
+        key_prefix: String,
+    },
+}
+
+impl RepositoryLocation {
+    /// Parses the YAML of an `artifact-repositories` ConfigMap value (Argo's
+    /// `ArtifactRepository`: `s3: {...}`, or cox's `local: {path}` with an absolute path).
+    /// Key files are refused: a ConfigMap must not make the host read files as keys.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let spec: RepositorySpec = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        match (&spec.local, &spec.s3) {
+            (Some(l), None) if l.path.is_absolute() => Ok(RepositoryLocation::Local {
+                path: l.path.clone(),
+            }),
+            (Some(l), None) => Err(format!(
+                "local.path: must be absolute, not {}",
+                l.path.display()
+            )),
+            (None, Some(s3)) => {
+                if s3.access_key.is_some() || s3.secret_key.is_some() || s3.session_token.is_some()
+                {
+                    return Err("s3: accessKey, secretKey and sessionToken files are only accepted in the cox configuration file".into());
+                }
+                let r = s3_repository(s3, Path::new("/"), &|_| None)?;
+                Ok(RepositoryLocation::S3 {
+                    endpoint: r.endpoint,
+                    bucket: r.bucket,
+                    region: r.region,
+                    insecure: r.insecure,
+                    key_prefix: r.key_prefix,
+                })
+            }
+            _ => Err("give one of local and s3".into()),
+        }
+    }
+
+    /// The repository, with `credentials` for a bucket.
+    pub fn with_credentials(&self, credentials: Option<&Credentials>) -> RepositoryConfig {
+        match self {
+            RepositoryLocation::Local { path } => RepositoryConfig::Local(path.clone()),
+            RepositoryLocation::S3 {
+                endpoint,
+                bucket,
+                region,
+                insecure,
+                key_prefix,
+            } => RepositoryConfig::S3(S3Repository {
+                endpoint: endpoint.clone(),
+                bucket: bucket.clone(),
+                region: region.clone(),
+                insecure: *insecure,
+                key_prefix: key_prefix.clone(),
+                credentials: credentials.cloned(),
+            }),
+        }
+    }
+}
+
 /// Where artifacts go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RepositoryConfig {
@@ -224,8 +308,41 @@ pub enum RepositoryConfig {
     S3(S3Repository),
 }
 
+impl RepositoryConfig {
+    /// Opens the repository.
+    pub fn open(&self) -> cox_artifacts::Result<ArtifactRepository> {
+        match self {
+            RepositoryConfig::Local(dir) => ArtifactRepository::local(dir),
+            RepositoryConfig::S3(s3) => s3.open(),
+        }
+    }
+
+    /// The bucket's keys, if any.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        match self {
+            RepositoryConfig::Local(_) => None,
+            RepositoryConfig::S3(s3) => s3.credentials.as_ref(),
+        }
+    }
+}
+
 /// Reads an environment variable (for tests: any lookup).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Keys from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (both or neither) and
+/// `AWS_SESSION_TOKEN`.
+pub fn env_credentials(env: EnvLookup<'_>) -> Result<Option<Credentials>, String> {
+    let get = |n: &str| env(n).filter(|v| !v.is_empty());
+    match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
+        (Some(a), Some(s)) => Ok(Some(Credentials {
+            access_key_id: a,
+            secret_access_key: s,
+            session_token: get("AWS_SESSION_TOKEN"),
+        })),
+        (None, None) => Ok(None),
+        _ => Err("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither".into()),
+    }
+}
 
 impl CoxConfigFile {
     /// Parses the YAML text of a configuration file.
@@ -317,22 +434,7 @@ fn s3_repository(s3: &S3Spec, base: &Path, env: EnvLookup<'_>) -> Result<S3Repos
                 "artifactRepository.s3: give both accessKey and secretKey files, or neither".into(),
             );
         }
-        (None, None) => {
-            let get = |n: &str| env(n).filter(|v| !v.is_empty());
-            match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
-                (Some(a), Some(s)) => Some(Credentials {
-                    access_key_id: a,
-                    secret_access_key: s,
-                    session_token: get("AWS_SESSION_TOKEN"),
-                }),
-                (None, None) => None,
-                _ => {
-                    return Err(
-                        "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither".into(),
-                    );
-                }
-            }
-        }
+        (None, None) => env_credentials(env)?,
     };
     Ok(S3Repository {
         endpoint: s3.endpoint.clone().filter(|e| !e.trim().is_empty()),
@@ -417,6 +519,42 @@ mod tests {
         );
         assert_eq!(S3Repository::take_private(&f).unwrap(), r);
         assert!(!f.exists());
+    }
+
+    #[test]
+    fn locations_from_config_maps() {
+        let l = RepositoryLocation::parse("local:\n  path: /srv/arts\n").unwrap();
+        assert_eq!(
+            l,
+            RepositoryLocation::Local {
+                path: "/srv/arts".into()
+            }
+        );
+        let s = RepositoryLocation::parse(
+            "s3:\n  endpoint: minio:9000\n  bucket: b\n  insecure: true\n  accessKeySecret: {name: c, key: a}\n",
+        )
+        .unwrap();
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["s3"]["bucket"], "b");
+        assert_eq!(json["s3"]["region"], "us-east-1");
+        assert_eq!(
+            serde_json::from_value::<RepositoryLocation>(json).unwrap(),
+            s
+        );
+        let k = Credentials {
+            access_key_id: "A".into(),
+            secret_access_key: "S".into(),
+            session_token: None,
+        };
+        assert_eq!(s.with_credentials(Some(&k)).credentials(), Some(&k));
+        for bad in [
+            "local:\n  path: rel\n",
+            "s3:\n  bucket: b\n  accessKey: /etc/passwd\n  secretKey: /etc/passwd\n",
+            "gcs: {bucket: b}\n",
+            "{}",
+        ] {
+            assert!(RepositoryLocation::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub struct StepSpec {
     /// Template `memoize`, resolved: the outcome may come from, and goes to, a step cache.
     #[serde(default)]
     pub memoize: Option<Memoize>,
+    /// The run's own repository (Argo's `artifactRepositoryRef`), without keys; `None`: the
+    /// executor's configured one.
+    #[serde(default)]
+    pub repository: Option<crate::repo_config::RepositoryLocation>,
 }
 
 /// A step's memoization (Argo's template `memoize`), resolved.
@@ -266,9 +270,14 @@ pub trait Executor: Send + Sync + 'static {
     }
 
     /// Deletes artifacts from the repository the steps save to (Argo's `artifactGC`): each
-    /// key's object, or the objects under it. An executor without a repository says so.
-    fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
-        let _ = keys;
+    /// key's object, or the objects under it, in the run's own `repository` when it has
+    /// one. An executor without a repository says so.
+    fn delete_artifacts(
+        &self,
+        repository: Option<crate::repo_config::RepositoryLocation>,
+        keys: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), String>> {
+        let _ = (repository, keys);
         Box::pin(async { Err("this executor keeps no artifacts to delete".to_string()) })
     }
 }

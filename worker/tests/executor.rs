@@ -86,6 +86,7 @@ fn spec(node: &str, image: &str, command: &[&str], args: &[&str]) -> StepSpec {
         deadline_seconds: None,
         capture_result: true,
         memoize: None,
+        repository: None,
         archive_logs: false,
     }
 }

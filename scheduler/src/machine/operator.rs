@@ -1267,6 +1267,7 @@ impl<'a> Operator<'a> {
                     .ok()
                     .map(|d| d.as_secs()),
             }),
+            repository: crate::resolve::run_repository(self.wf),
         };
         if let Some(n) = self.nodes.get_mut(id) {
             n.memoization = spec.memoize.as_ref().map(|m| MemoizationStatus {

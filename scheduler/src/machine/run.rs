@@ -452,7 +452,10 @@ impl RunState {
             self.finished_at = Some(ts(now));
             let keys = self.artifact_gc_keys(workflow, GC_ON_COMPLETION);
             if !keys.is_empty() {
-                actions.push(Action::DeleteArtifacts { keys });
+                actions.push(Action::DeleteArtifacts {
+                    repository: crate::resolve::run_repository(workflow),
+                    keys,
+                });
             }
             actions.push(Action::Finished);
         } else if let Some(at) = wake {
@@ -776,6 +779,7 @@ impl RunState {
             for key in [
                 crate::resolve::STORED_TEMPLATES,
                 crate::resolve::STORED_SPEC,
+                crate::resolve::ARTIFACT_REPOSITORY_REF,
             ] {
                 if let (Some(value), Value::Object(status)) = (submitted.get(key), &mut status) {
                     status.insert(key.into(), value.clone());
