@@ -52,18 +52,19 @@ async fn copy(args: CpArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| std::env::var_os("COX_CONFIG").map(PathBuf::from));
     let repository = run_cmd::repository(&home, config.as_deref())?;
-    let state = {
+    let (state, store) = {
         let engine = Engine::open(EngineConfig::new(
             &home,
             run_cmd::local_executor(&home, true, repository.clone()),
         ))?;
-        engine
+        let state = engine
             .get(&args.name)?
-            .ok_or_else(|| anyhow!("run {}: not found", args.name))?
+            .ok_or_else(|| anyhow!("run {}: not found", args.name))?;
+        (state, engine.store().clone())
     };
     // The run's own repository (artifactRepositoryRef), else the configured one.
     let repo = repository
-        .for_run(&state.workflow_json())
+        .for_run(&state.workflow_json(), &store)?
         .open()
         .context("cannot open the artifact repository")?;
     let namespace = state.workflow_json()["metadata"]["namespace"]

@@ -22,7 +22,8 @@ use cox_scheduler::{Engine, EngineConfig};
 use crate::client::Client;
 use crate::remote_cmd;
 use cox_worker::repo_config::{
-    CoxConfigFile, Credentials, RepositoryConfig, RepositoryLocation, env_credentials,
+    CoxConfigFile, Credentials, RepositoryConfig, RepositoryLocation, RepositoryPolicy,
+    SecretSource, env_credentials,
 };
 use cox_worker::step::Executor;
 use cox_worker::{LocalExecutor, LocalExecutorConfig};
@@ -157,9 +158,7 @@ pub(crate) fn local_executor(
     config.sandbox = !no_sandbox;
     config.set_repository(configured.repository);
     config.archive_logs = configured.archive_logs;
-    if config.credentials.is_none() {
-        config.credentials = configured.env_credentials;
-    }
+    config.policy = configured.policy;
     Arc::new(LocalExecutor::new(config))
 }
 
@@ -170,25 +169,27 @@ pub(crate) struct Configured {
     pub repository: RepositoryConfig,
     /// The repository's `archiveLogs`: every step's log archived.
     pub archive_logs: bool,
-    /// Keys from the environment, for runs' own buckets (`artifactRepositoryRef`).
-    pub env_credentials: Option<Credentials>,
+    /// What repositories workflows may name, and which get the host's keys.
+    pub policy: RepositoryPolicy,
 }
 
 impl Configured {
-    /// The repository of a run: its own (`status.artifactRepositoryRef`), else this one.
-    pub fn for_run(&self, workflow: &serde_json::Value) -> RepositoryConfig {
+    /// The repository of a run: its own (`status.artifactRepositoryRef`, under the
+    /// policy, keys from `secrets`), else this one.
+    pub fn for_run(
+        &self,
+        workflow: &serde_json::Value,
+        secrets: &dyn SecretSource,
+    ) -> Result<RepositoryConfig> {
         let own = workflow
             .pointer("/status/artifactRepositoryRef/artifactRepository")
             .and_then(|r| serde_json::from_value::<RepositoryLocation>(r.clone()).ok());
         match own {
-            Some(l) => {
-                let keys = self
-                    .repository
-                    .credentials()
-                    .or(self.env_credentials.as_ref());
-                l.with_credentials(keys)
-            }
-            None => self.repository.clone(),
+            Some(l) => self
+                .policy
+                .resolve(&l, Some(secrets))
+                .map_err(|e| anyhow!("the run's artifactRepositoryRef: {e}")),
+            None => Ok(self.repository.clone()),
         }
     }
 }
@@ -203,10 +204,12 @@ fn process_env_credentials() -> Option<Credentials> {
 pub(crate) fn repository(home: &Path, config: Option<&Path>) -> Result<Configured> {
     let default = home.join("artifacts");
     let Some(path) = config else {
+        let repository = RepositoryConfig::Local(default.clone());
+        let policy = RepositoryPolicy::new(&repository, &[], process_env_credentials(), default);
         return Ok(Configured {
-            repository: RepositoryConfig::Local(default),
+            repository,
             archive_logs: false,
-            env_credentials: process_env_credentials(),
+            policy,
         });
     };
     let file = CoxConfigFile::load(path).map_err(|e| anyhow!("{e}"))?;
@@ -217,10 +220,11 @@ pub(crate) fn repository(home: &Path, config: Option<&Path>) -> Result<Configure
     let repository = file
         .repository(&base, &default, &|name| std::env::var(name).ok())
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let policy = file.policy(&base, &repository, process_env_credentials(), &default);
     Ok(Configured {
         repository,
         archive_logs: file.archive_logs(),
-        env_credentials: process_env_credentials(),
+        policy,
     })
 }
 

@@ -319,6 +319,17 @@ impl Executor for MemoizingExecutor {
         }
     }
 
+    fn check_repository(
+        &self,
+        location: &cox_worker::repo_config::RepositoryLocation,
+    ) -> std::result::Result<(), String> {
+        self.inner.check_repository(location)
+    }
+
+    fn use_secrets(&self, secrets: Arc<dyn cox_worker::repo_config::SecretSource>) {
+        self.inner.use_secrets(secrets)
+    }
+
     fn log_path(&self, run: &str, node_id: &str, attempt: u32) -> Option<std::path::PathBuf> {
         self.inner.log_path(run, node_id, attempt)
     }

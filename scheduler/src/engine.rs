@@ -123,6 +123,8 @@ impl Engine {
                 other => other,
             },
         )?;
+        // Buckets that name Secrets get their keys from the store, at launch.
+        config.executor.use_secrets(Arc::new(store.clone()));
         // Memoized steps (template `memoize`) are answered from the store's step cache.
         let executor = Arc::new(MemoizingExecutor::new(
             config.executor,
@@ -192,6 +194,8 @@ impl Engine {
         }
         workflow.metadata.creation_timestamp = Some(now.to_rfc3339_opts(SecondsFormat::Secs, true));
         crate::resolve::resolve(&mut workflow, &self.store).map_err(Error::Submit)?;
+        crate::resolve::check_run_repository(&workflow, |l| self.executor.check_repository(l))
+            .map_err(Error::Submit)?;
         let mut attempts = 0;
         let state = loop {
             let name = match (&fixed_name, &prefix) {

@@ -69,6 +69,34 @@ pub trait Objects {
     }
 }
 
+/// Checks the run's own repository with `check` (the executor's rules), the error naming
+/// the ConfigMap and key it came from.
+pub fn check_run_repository(
+    workflow: &Workflow,
+    check: impl Fn(&RepositoryLocation) -> Result<(), String>,
+) -> Result<(), String> {
+    let Some(location) = run_repository(workflow) else {
+        return Ok(());
+    };
+    check(&location).map_err(|e| {
+        let from = workflow
+            .status
+            .as_ref()
+            .and_then(|s| s.get(ARTIFACT_REPOSITORY_REF));
+        let field = |f: &str| {
+            from.and_then(|r| r.get(f))
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string()
+        };
+        format!(
+            "spec.artifactRepositoryRef: ConfigMap '{}' key '{}': {e}",
+            field("configMap"),
+            field("key")
+        )
+    })
+}
+
 /// The run's own repository, from its `status.artifactRepositoryRef` (`None`: the
 /// configured one).
 pub fn run_repository(workflow: &Workflow) -> Option<RepositoryLocation> {
@@ -274,7 +302,7 @@ fn artifact_repository(
     let text = data
         .get(&key)
         .ok_or_else(|| format!("key '{key}' not found in ConfigMap '{name}'"))?;
-    let location = RepositoryLocation::parse(text)
+    let location = RepositoryLocation::parse(text, namespace)
         .map_err(|e| format!("ConfigMap '{name}' key '{key}': {e}"))?;
     Ok(serde_json::json!({
         "configMap": name,

@@ -52,6 +52,23 @@ pub struct StepSpec {
     pub repository: Option<crate::repo_config::RepositoryLocation>,
 }
 
+impl StepSpec {
+    /// The artifacts' own buckets, each once, with the name of the first artifact in it.
+    pub fn artifact_stores(&self) -> Vec<(&str, &crate::repo_config::RepositoryLocation)> {
+        let mut stores: Vec<(&str, &crate::repo_config::RepositoryLocation)> = Vec::new();
+        let inputs = (self.input_artifacts.iter()).map(|a| (a.name.as_str(), a.store.as_ref()));
+        let outputs = (self.output_artifacts.iter()).map(|a| (a.name.as_str(), a.store.as_ref()));
+        for (name, store) in inputs.chain(outputs) {
+            if let Some(store) = store
+                && !stores.iter().any(|(_, s)| *s == store)
+            {
+                stores.push((name, store));
+            }
+        }
+        stores
+    }
+}
+
 /// A step's memoization (Argo's template `memoize`), resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Memoize {
@@ -82,6 +99,10 @@ pub struct InputArtifact {
     /// Argo's `optional`: an object that is not found is skipped (nothing placed).
     #[serde(default)]
     pub optional: bool,
+    /// Its own bucket (`s3:` with an endpoint or bucket), for [`ArtifactSource::Key`] and
+    /// [`ArtifactSource::Stored`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: ArtifactStore,
 }
 
 /// The origin of an input artifact's bytes.
@@ -110,6 +131,10 @@ pub enum ArtifactSource {
     /// Optional and absent: nothing is placed.
     Absent,
 }
+
+/// Where one artifact is kept when it has its own `s3:` location (endpoint and bucket, or
+/// Secrets): that bucket instead of the run's repository.
+pub type ArtifactStore = Option<crate::repo_config::RepositoryLocation>;
 
 /// Archive strategy of a stored artifact (Argo's `archive`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -147,6 +172,9 @@ pub struct OutputArtifact {
     pub archive: ArchiveKind,
     /// Missing is not an error.
     pub optional: bool,
+    /// Its own bucket (`s3:` with an endpoint or bucket) instead of the run's repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: ArtifactStore,
 }
 
 /// A volume mounted into a step.
@@ -279,5 +307,23 @@ pub trait Executor: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), String>> {
         let _ = (repository, keys);
         Box::pin(async { Err("this executor keeps no artifacts to delete".to_string()) })
+    }
+
+    /// Whether a workflow may use the repository at `location` (a run's
+    /// `artifactRepositoryRef`), checked at submission so that a refusal is an error there
+    /// and not in every step; the error says why. Executors that store artifacts check
+    /// again when they open it. The default (an executor keeping no artifacts): allowed.
+    fn check_repository(
+        &self,
+        location: &crate::repo_config::RepositoryLocation,
+    ) -> Result<(), String> {
+        let _ = location;
+        Ok(())
+    }
+
+    /// Where the values of Secrets named by repositories come from (the scheduler's store),
+    /// given once, when the engine opens. The default: Secrets are not used.
+    fn use_secrets(&self, secrets: std::sync::Arc<dyn crate::repo_config::SecretSource>) {
+        let _ = secrets;
     }
 }
