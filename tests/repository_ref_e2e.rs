@@ -3,6 +3,12 @@
 //! `status.artifactRepositoryRef`, and the artifacts land there (a local directory always; a
 //! real S3-compatible bucket when `COX_TEST_S3_ENDPOINT` is set, see tests/s3_e2e.rs). A
 //! reference to a missing key is refused before anything runs.
+//!
+//! The rules for what a ConfigMap may name (see `RepositoryPolicy`): local directories only
+//! under the local repository root; the host's keys only for the configured bucket (or
+//! `credentialsAllowedFor`), any other bucket needs `accessKeySecret`/`secretKeySecret`,
+//! read from stored Secrets at launch and never written into the run, its logs or messages.
+//! Artifacts with their own `s3:` bucket follow the same rules.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -69,11 +75,19 @@ fn cox(home: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// Stores the `artifact-repositories` ConfigMap with `data` (YAML lines, indented by 2).
 fn apply_config_map(home: &Path, dir: &Path, data: &str) {
-    let text = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: artifact-repositories\n  annotations:\n    workflows.argoproj.io/default-artifact-repository: other\ndata:\n{data}"
+    apply(
+        home,
+        dir,
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: artifact-repositories\n  annotations:\n    workflows.argoproj.io/default-artifact-repository: other\ndata:\n{data}"
+        ),
     );
-    std::fs::write(dir.join("cm.yaml"), text).unwrap();
-    let out = cox(home, dir, &["apply", "-f", "cm.yaml"], &[]);
+}
+
+/// `cox apply` of the object `text`.
+fn apply(home: &Path, dir: &Path, text: &str) {
+    std::fs::write(dir.join("object.yaml"), text).unwrap();
+    let out = cox(home, dir, &["apply", "-f", "object.yaml"], &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -118,7 +132,9 @@ fn succeeded(out: &Output, wf: Option<Value>) -> (Value, String) {
 #[test]
 fn local_directory_from_a_config_map() {
     let tmp = tempfile::tempdir().unwrap();
-    let (home, repo) = (tmp.path().join("home"), tmp.path().join("repo"));
+    // Under the local repository root: the configured local directory, `<home>/artifacts`.
+    let home = tmp.path().join("home");
+    let repo = home.join("artifacts").join("team");
     apply_config_map(
         &home,
         tmp.path(),
@@ -183,7 +199,8 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn artifact_gc_deletes_from_the_runs_repository() {
     let tmp = tempfile::tempdir().unwrap();
-    let (home, repo) = (tmp.path().join("home"), tmp.path().join("repo"));
+    let home = tmp.path().join("home");
+    let repo = home.join("artifacts").join("team");
     // No key in the ref: the ConfigMap's annotation names it.
     apply_config_map(
         &home,
@@ -242,66 +259,219 @@ fn missing_config_map_is_refused() {
 }
 
 #[test]
-fn s3_bucket_from_a_config_map() {
-    let Ok(endpoint) = std::env::var("COX_TEST_S3_ENDPOINT") else {
-        eprintln!(
-            "skipping: COX_TEST_S3_ENDPOINT is not set (scripts/test starts moto and sets it)"
-        );
-        return;
-    };
-    let get = |n: &str, d: &str| std::env::var(n).unwrap_or_else(|_| d.to_string());
-    let (bucket, region) = (
-        get("COX_TEST_S3_BUCKET", "cox-test"),
-        get("COX_TEST_S3_REGION", "us-east-1"),
-    );
-    let (access, secret) = (
-        get("COX_TEST_S3_ACCESS_KEY", "test"),
-        get("COX_TEST_S3_SECRET_KEY", "test"),
-    );
-    let insecure = endpoint.starts_with("http://") || !endpoint.contains("://");
-    let prefix = format!("cox-repo-ref-{}", std::process::id());
+fn local_directories_outside_the_root_are_refused_at_submission() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
+    let root = home.join("artifacts");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+    let entries = [
+        (
+            "root",
+            "/".to_string(),
+            "resolves to /, outside the local repository root",
+        ),
+        (
+            "etc",
+            "/etc".to_string(),
+            "outside the local repository root",
+        ),
+        (
+            "dotdot",
+            format!("{}/../../outside", root.display()),
+            "must not contain `.` or `..`",
+        ),
+        (
+            "link",
+            format!("{}/link/deeper", root.display()),
+            "outside the local repository root",
+        ),
+    ];
+    let data: String = entries
+        .iter()
+        .map(|(key, path, _)| format!("  {key}: |\n    local:\n      path: {path}\n"))
+        .collect();
+    apply_config_map(&home, tmp.path(), &data);
+    for (key, _, why) in entries {
+        let (out, _) = run(&home, tmp.path(), key, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{key}: ran");
+        assert!(
+            stderr.contains(&format!(
+                "spec.artifactRepositoryRef: ConfigMap 'artifact-repositories' key '{key}': local.path: "
+            )) && stderr.contains(why),
+            "{key}: {stderr}"
+        );
+    }
+    // Nothing ran, nothing was created through the link.
+    assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+    assert!(
+        !home.join("runs").exists() || std::fs::read_dir(home.join("runs")).unwrap().count() == 0
+    );
+
+    // The configuration's localRepositoryRoot moves the root.
+    let shared = tmp.path().join("shared");
+    std::fs::write(
+        tmp.path().join("cox.yaml"),
+        format!("localRepositoryRoot: {}\n", shared.display()),
+    )
+    .unwrap();
     apply_config_map(
         &home,
         tmp.path(),
         &format!(
-            "  bucket: |\n    s3:\n      endpoint: {endpoint}\n      bucket: {bucket}\n      region: {region}\n      insecure: {insecure}\n      keyPrefix: {prefix}\n      accessKeySecret: {{name: my-s3, key: accessKey}}\n      secretKeySecret: {{name: my-s3, key: secretKey}}\n"
+            "  mine: |\n    local:\n      path: {}/team\n",
+            shared.display()
+        ),
+    );
+    let config = tmp.path().join("cox.yaml").display().to_string();
+    let (out, wf) = run(&home, tmp.path(), "mine", &[("COX_CONFIG", &config)]);
+    let (_, run) = succeeded(&out, wf);
+    assert!(shared.join("team").join(&run).exists());
+}
+
+/// The S3 test server's settings, or `None` (the test is skipped) without one.
+struct S3Server {
+    endpoint: String,
+    bucket: String,
+    region: String,
+    access: String,
+    secret: String,
+    insecure: bool,
+}
+
+fn s3_server() -> Option<S3Server> {
+    let Ok(endpoint) = std::env::var("COX_TEST_S3_ENDPOINT") else {
+        eprintln!(
+            "skipping: COX_TEST_S3_ENDPOINT is not set (scripts/test starts moto and sets it)"
+        );
+        return None;
+    };
+    let get = |n: &str, d: &str| std::env::var(n).unwrap_or_else(|_| d.to_string());
+    Some(S3Server {
+        insecure: endpoint.starts_with("http://") || !endpoint.contains("://"),
+        endpoint,
+        bucket: get("COX_TEST_S3_BUCKET", "cox-test"),
+        region: get("COX_TEST_S3_REGION", "us-east-1"),
+        access: get("COX_TEST_S3_ACCESS_KEY", "test"),
+        secret: get("COX_TEST_S3_SECRET_KEY", "test"),
+    })
+}
+
+impl S3Server {
+    fn repository(&self, prefix: &str) -> ArtifactRepository {
+        let mut cfg = S3Config::new(self.bucket.clone(), self.region.clone());
+        cfg.endpoint = Some(self.endpoint.clone());
+        cfg.insecure = self.insecure;
+        cfg.access_key_id = Some(self.access.clone());
+        cfg.secret_access_key = Some(self.secret.clone());
+        cfg.prefix = prefix.to_string();
+        ArtifactRepository::s3(cfg).unwrap()
+    }
+
+    /// The Secret `my-s3` holding the keys (`stringData`).
+    fn secret_yaml(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: my-s3\nstringData:\n  accessKey: {}\n  secretKey: {}\n",
+            self.access, self.secret
+        )
+    }
+
+    /// The same endpoint, written with another host name for the same server.
+    fn other_endpoint(&self) -> String {
+        self.endpoint.replace("127.0.0.1", "localhost")
+    }
+}
+
+fn list(repo: &ArtifactRepository, prefix: &str) -> Vec<cox_artifacts::ListedObject> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(repo.list_prefix(prefix))
+        .expect("list the bucket")
+}
+
+/// No file under `home` but the store holds `text`.
+fn assert_nowhere(home: &Path, text: &str) {
+    for file in files(home) {
+        if file.components().any(|c| c.as_os_str() == "store") {
+            continue;
+        }
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(text),
+            "a key in {}",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn s3_bucket_from_a_config_map() {
+    let Some(s3) = s3_server() else { return };
+    let prefix = format!("cox-repo-ref-{}", std::process::id());
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let bucket_yaml = |endpoint: &str, secrets: &str| {
+        format!(
+            "    s3:\n      endpoint: {endpoint}\n      bucket: {}\n      region: {}\n      insecure: {}\n      keyPrefix: {prefix}\n{secrets}",
+            s3.bucket, s3.region, s3.insecure
+        )
+    };
+    let named = "      accessKeySecret: {name: my-s3, key: accessKey}\n      secretKeySecret: {name: my-s3, key: secretKey}\n";
+    apply_config_map(
+        &home,
+        tmp.path(),
+        &format!(
+            "  bucket: |\n{}  nokeys: |\n{}",
+            bucket_yaml(&s3.endpoint, named),
+            bucket_yaml(&s3.endpoint, "")
         ),
     );
     let env = [
-        ("AWS_ACCESS_KEY_ID", access.as_str()),
-        ("AWS_SECRET_ACCESS_KEY", secret.as_str()),
+        ("AWS_ACCESS_KEY_ID", s3.access.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", s3.secret.as_str()),
     ];
-    let (out, wf) = run(&home, tmp.path(), "bucket", &env);
-    let (wf, run) = succeeded(&out, wf);
-    let text = wf.to_string();
+    // A bucket naming no Secrets does not get the host's (environment's) keys.
+    let (out, _) = run(&home, tmp.path(), "nokeys", &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
     assert!(
-        !text.contains(&secret) && !text.contains(&access),
+        stderr.contains("ConfigMap 'artifact-repositories' key 'nokeys': bucket")
+            && stderr.contains("give accessKeySecret and secretKeySecret"),
+        "{stderr}"
+    );
+    // Secrets named but not stored: the step fails, saying which.
+    let (out, wf) = run(&home, tmp.path(), "bucket", &[]);
+    let wf = wf.expect("a workflow");
+    assert_eq!(wf["status"]["phase"], "Failed", "{wf:#}");
+    assert!(
+        wf.to_string()
+            .contains("secret 'my-s3' not found in namespace 'default'"),
+        "{wf:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Stored: the keys come from the Secret (none in the environment).
+    apply(&home, tmp.path(), &s3.secret_yaml());
+    let (out, wf) = run(&home, tmp.path(), "bucket", &[]);
+    let (wf, run) = succeeded(&out, wf);
+    let text = format!("{wf} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !text.contains(&s3.secret) && !text.contains(&s3.access),
         "keys in the status"
     );
+    assert_nowhere(&home, &s3.secret);
     assert_eq!(
         wf["status"]["artifactRepositoryRef"]["artifactRepository"]["s3"]["bucket"],
-        bucket.as_str()
+        s3.bucket.as_str()
     );
     assert!(!home.join("artifacts").join(&run).exists());
-
-    let mut cfg = S3Config::new(bucket, region);
-    cfg.endpoint = Some(endpoint);
-    cfg.insecure = insecure;
-    cfg.access_key_id = Some(access.clone());
-    cfg.secret_access_key = Some(secret.clone());
-    cfg.prefix = prefix;
-    let repo = ArtifactRepository::s3(cfg).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let objects = rt
-        .block_on(repo.list_prefix(&run))
-        .expect("list the bucket");
     assert!(
-        !objects.is_empty(),
+        !list(&s3.repository(&prefix), &run).is_empty(),
         "no objects under {run} in the ConfigMap's bucket"
     );
 
@@ -310,11 +480,136 @@ fn s3_bucket_from_a_config_map() {
         &home,
         tmp.path(),
         &["cp", &run, dest.to_str().unwrap()],
-        &env,
+        &[],
     );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn configured_bucket_from_a_config_map_gets_the_host_keys() {
+    let Some(s3) = s3_server() else { return };
+    let prefix = format!("cox-repo-ref-host-{}", std::process::id());
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::write(
+        tmp.path().join("cox.yaml"),
+        format!(
+            "artifactRepository:\n  s3:\n    endpoint: {}\n    bucket: {}\n    insecure: {}\n",
+            s3.endpoint, s3.bucket, s3.insecure
+        ),
+    )
+    .unwrap();
+    // The configured bucket with another prefix: the host's keys. The same server under
+    // another name: not the configured endpoint, refused.
+    apply_config_map(
+        &home,
+        tmp.path(),
+        &format!(
+            "  same: |\n    s3: {{endpoint: '{}', bucket: {}, insecure: {}, keyPrefix: {prefix}}}\n  renamed: |\n    s3: {{endpoint: '{}', bucket: {}, insecure: {}}}\n",
+            s3.endpoint,
+            s3.bucket,
+            s3.insecure,
+            s3.other_endpoint(),
+            s3.bucket,
+            s3.insecure
+        ),
+    );
+    let config = tmp.path().join("cox.yaml").display().to_string();
+    let env = [
+        ("COX_CONFIG", config.as_str()),
+        ("AWS_ACCESS_KEY_ID", s3.access.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", s3.secret.as_str()),
+    ];
+    let (out, wf) = run(&home, tmp.path(), "same", &env);
+    let (_, name) = succeeded(&out, wf);
+    assert!(!list(&s3.repository(&prefix), &name).is_empty());
+    let (out, _) = run(&home, tmp.path(), "renamed", &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("is not the configured repository"),
+        "{stderr}"
+    );
+}
+
+const OWN_BUCKET_WORKFLOW: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  generateName: own-bucket-
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - name: produce
+        template: produce
+    - - name: consume
+        template: consume
+  - name: produce
+    container:
+      image: alpine:3.7
+      command: [sh, -c]
+      args: ["mkdir -p OUT && echo hello-own > OUT/file.txt"]
+    outputs:
+      artifacts:
+      - name: file
+        path: OUT/file.txt
+        s3: {LOCATION}
+  - name: consume
+    inputs:
+      artifacts:
+      - name: file
+        path: IN/file.txt
+        s3: {LOCATION}
+    container:
+      image: alpine:3.7
+      command: [sh, -c]
+      args: ['test "$(cat IN/file.txt)" = hello-own']
+"#;
+
+#[test]
+fn artifacts_with_their_own_bucket() {
+    let Some(s3) = s3_server() else { return };
+    let dir = format!("cox-own-{}", std::process::id());
+    let key = format!("{dir}/file.tgz");
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let location = |endpoint: &str, secrets: &str| {
+        format!(
+            "{{endpoint: '{endpoint}', bucket: {}, region: {}, insecure: {}, key: {key}{secrets}}}",
+            s3.bucket, s3.region, s3.insecure
+        )
+    };
+    let named = ", accessKeySecret: {name: my-s3, key: accessKey}, secretKeySecret: {name: my-s3, key: secretKey}";
+    apply(&home, tmp.path(), &s3.secret_yaml());
+    let workflow = OWN_BUCKET_WORKFLOW.replace("{LOCATION}", &location(&s3.endpoint, named));
+    let (out, wf) = run_workflow(&home, tmp.path(), &workflow, &[]);
+    let (wf, _) = succeeded(&out, wf);
+    assert!(!wf.to_string().contains(&s3.secret));
+    assert_nowhere(&home, &s3.secret);
+    let stored = list(&s3.repository(""), &dir);
+    assert_eq!(
+        stored.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+        [key.as_str()]
+    );
+
+    // No Secrets, a bucket that is not the configured repository: the step errs, naming
+    // the artifact, and the environment's keys go nowhere.
+    let workflow = OWN_BUCKET_WORKFLOW.replace("{LOCATION}", &location(&s3.endpoint, ""));
+    let env = [
+        ("AWS_ACCESS_KEY_ID", s3.access.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", s3.secret.as_str()),
+    ];
+    let (_, wf) = run_workflow(&home, tmp.path(), &workflow, &env);
+    let wf = wf.expect("a workflow");
+    assert_eq!(wf["status"]["phase"], "Failed", "{wf:#}");
+    let text = wf.to_string();
+    assert!(
+        text.contains("artifact \\\"file\\\": bucket") && text.contains("give accessKeySecret"),
+        "{wf:#}"
     );
 }

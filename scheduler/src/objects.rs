@@ -286,6 +286,59 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_stored_as_kubernetes_keeps_them_and_read_by_reference() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::open(&home.path().join("store")).unwrap();
+        let secret = json!({"kind": "Secret", "metadata": {"name": "s3"},
+            "data": {"accessKey": BASE64.encode("AKID"), "both": BASE64.encode("old")},
+            "stringData": {"secretKey": "SHHH", "both": "new"}});
+        let object = StoredObject::from_value(ObjectKind::Secret, secret, Some("argo")).unwrap();
+        assert_eq!(object.value["apiVersion"], "v1");
+        assert_eq!(object.value["type"], "Opaque");
+        assert!(object.value.get("stringData").is_none());
+        assert_eq!(object.value["data"]["secretKey"], BASE64.encode("SHHH"));
+        object.put(&store, PutMode::Create, Utc::now()).unwrap();
+        let value = |name: &str, key: &str| {
+            store.secret_value(&SecretRef {
+                namespace: "argo".into(),
+                name: name.into(),
+                key: key.into(),
+            })
+        };
+        assert_eq!(value("s3", "accessKey").unwrap(), "AKID");
+        assert_eq!(value("s3", "secretKey").unwrap(), "SHHH");
+        assert_eq!(value("s3", "both").unwrap(), "new");
+        assert_eq!(
+            value("s3", "nope").unwrap_err(),
+            "key 'nope' not found in secret 's3'"
+        );
+        assert_eq!(
+            value("gone", "accessKey").unwrap_err(),
+            "secret 'gone' not found in namespace 'argo'"
+        );
+        // Bad values are refused by field, never quoted.
+        for (bad, error) in [
+            (
+                json!({"data": {"k": "not base64!"}}),
+                "data.k: must be base64",
+            ),
+            (json!({"data": {"k": 1}}), "data.k: must be a string"),
+            (
+                json!({"stringData": {"k": 1}}),
+                "stringData.k: must be a string",
+            ),
+            (json!({"stringData": "x"}), "stringData: must be an object"),
+        ] {
+            let mut secret = bad;
+            secret["metadata"] = json!({"name": "x"});
+            assert_eq!(
+                StoredObject::from_value(ObjectKind::Secret, secret, None).unwrap_err(),
+                error
+            );
+        }
+    }
+
+    #[test]
     fn bad_objects_are_refused_with_the_field() {
         let bad = |kind, value| StoredObject::from_value(kind, value, None).unwrap_err();
         assert_eq!(
