@@ -439,9 +439,9 @@ pub enum RepositoryLocation {
         /// Key prefix.
         #[serde(default)]
         key_prefix: String,
-        /// The Secrets holding its keys.
+        /// The Secrets holding its keys (boxed: most locations name none).
         #[serde(default, flatten)]
-        secrets: SecretKeys,
+        secrets: Box<SecretKeys>,
     },
 }
 
@@ -487,7 +487,7 @@ impl RepositoryLocation {
                     region: r.region,
                     insecure: r.insecure,
                     key_prefix: r.key_prefix,
-                    secrets,
+                    secrets: Box::new(secrets),
                 })
             }
             _ => Err("give one of local and s3".into()),
@@ -527,7 +527,7 @@ impl RepositoryLocation {
             region: text(&s3.region).unwrap_or_else(|| "us-east-1".into()),
             insecure: s3.insecure.unwrap_or(false),
             key_prefix: String::new(),
-            secrets,
+            secrets: Box::new(secrets),
         }))
     }
 
@@ -1106,7 +1106,7 @@ mod tests {
                 region: "us-east-1".into(),
                 insecure,
                 key_prefix: "other/".into(),
-                secrets,
+                secrets: Box::new(secrets),
             }
         };
         let host = Some(keys("HOSTAK", "HOSTSK"));
