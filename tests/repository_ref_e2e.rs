@@ -246,16 +246,27 @@ fn missing_key_is_refused() {
 }
 
 #[test]
-fn missing_config_map_is_refused() {
+fn missing_config_map_is_refused_unless_it_is_the_default_one() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
-    let (out, _) = run(&home, tmp.path(), "mine", &[]);
+    let workflow = WORKFLOW.replace("    key: KEY\n", "    configMap: mine\n    key: k\n");
+    let (out, _) = run_workflow(&home, tmp.path(), &workflow, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("ConfigMap 'artifact-repositories' not found in namespace 'default'"),
+        stderr.contains("ConfigMap 'mine' not found in namespace 'default'"),
         "{stderr}"
     );
+    // `artifact-repositories` (the default name), none stored: the configured repository,
+    // standing in for the ConfigMap of an Argo installation (Argo's example
+    // artifact-repository-ref.yaml).
+    let (out, wf) = run(&home, tmp.path(), "my-key", &[]);
+    let (wf, run) = succeeded(&out, wf);
+    assert_eq!(
+        wf["status"]["artifactRepositoryRef"],
+        serde_json::json!({"default": true})
+    );
+    assert!(home.join("artifacts").join(&run).exists());
 }
 
 #[test]

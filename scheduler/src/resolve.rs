@@ -271,9 +271,11 @@ fn artifact_repository(
     namespace: &str,
     objects: &dyn Objects,
 ) -> Result<Value, String> {
-    let name = reference
+    let named = reference
         .and_then(|r| r.config_map.clone())
-        .filter(|n| !n.is_empty())
+        .filter(|n| !n.is_empty());
+    let name = named
+        .clone()
         .unwrap_or_else(|| ARTIFACT_REPOSITORIES.to_string());
     let data = objects.config_map(namespace, &name)?;
     let key = match reference
@@ -288,6 +290,13 @@ fn artifact_repository(
         // No ref and no default in the namespace: the configured repository, as Argo's
         // controller falls back to its own.
         (_, _, None) => return Ok(serde_json::json!({"default": true})),
+        // A ref to the default ConfigMap, none stored in the namespace: the configured
+        // repository stands in for the `artifact-repositories` ConfigMap an Argo
+        // installation provides (Argo would refuse the ref). A ConfigMap named in the ref
+        // must exist.
+        (None, _, Some(_)) if named.is_none() => {
+            return Ok(serde_json::json!({"default": true}));
+        }
         (None, _, Some(_)) => {
             return Err(format!(
                 "ConfigMap '{name}' not found in namespace '{namespace}'"
@@ -594,10 +603,13 @@ mod tests {
                 )
             })
         };
-        // Nothing stored: the configured repository.
-        let (r, l) = status(&Fixed::default(), "").unwrap();
-        assert_eq!(r, serde_json::json!({"default": true}));
-        assert_eq!(l, None);
+        // Nothing stored: the configured repository, with or without a ref to a key of the
+        // default ConfigMap (which an Argo installation would provide).
+        for extra in ["", "  artifactRepositoryRef: {key: my-key}\n"] {
+            let (r, l) = status(&Fixed::default(), extra).unwrap();
+            assert_eq!(r, serde_json::json!({"default": true}));
+            assert_eq!(l, None);
+        }
         let objects = Fixed {
             config_maps: vec![
                 ("artifact-repositories", "a", "local: {path: /a}"),
