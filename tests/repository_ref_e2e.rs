@@ -553,6 +553,7 @@ metadata:
   generateName: own-bucket-
 spec:
   entrypoint: main
+  artifactGC: {strategy: OnWorkflowCompletion}
   templates:
   - name: main
     steps:
@@ -597,6 +598,11 @@ fn artifacts_with_their_own_bucket() {
     };
     let named = ", accessKeySecret: {name: my-s3, key: accessKey}, secretKeySecret: {name: my-s3, key: secretKey}";
     apply(&home, tmp.path(), &s3.secret_yaml());
+    // An object of the same key in the run's (local) repository, which artifactGC must
+    // leave alone: the artifact is in its own bucket.
+    let decoy = home.join("artifacts").join(&key);
+    std::fs::create_dir_all(decoy.parent().unwrap()).unwrap();
+    std::fs::write(&decoy, "not the artifact").unwrap();
     let workflow = OWN_BUCKET_WORKFLOW.replace("{LOCATION}", &location(&s3.endpoint, named));
     let (out, wf) = run_workflow(&home, tmp.path(), &workflow, &[]);
     let (wf, _) = succeeded(&out, wf);
@@ -607,6 +613,7 @@ fn artifacts_with_their_own_bucket() {
         stored.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
         [key.as_str()]
     );
+    assert!(decoy.exists(), "artifactGC deleted the run repository's object");
 
     // No Secrets, a bucket that is not the configured repository: the step errs, naming
     // the artifact, and the environment's keys go nowhere.
