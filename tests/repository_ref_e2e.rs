@@ -613,7 +613,10 @@ fn artifacts_with_their_own_bucket() {
         stored.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
         [key.as_str()]
     );
-    assert!(decoy.exists(), "artifactGC deleted the run repository's object");
+    assert!(
+        decoy.exists(),
+        "artifactGC deleted the run repository's object"
+    );
 
     // No Secrets, a bucket that is not the configured repository: the step errs, naming
     // the artifact, and the environment's keys go nowhere.

@@ -12,20 +12,31 @@
 //!     keyPrefix: artifacts/      # optional, prepended to every key
 //!     accessKey: /path/to/file   # optional: file holding the access key id
 //!     secretKey: /path/to/file   # optional: file holding the secret access key
-//!     # accessKeySecret / secretKeySecret (Kubernetes secrets) are accepted and ignored
+//!     # accessKeySecret / secretKeySecret (Kubernetes secrets) are accepted and ignored here
+//! localRepositoryRoot: DIR       # where workflow-named local repositories must lie
+//! credentialsAllowedFor:         # more buckets the host's keys may go to
+//! - {endpoint: 127.0.0.1:9000, bucket: shared, insecure: true}
 //! ```
 //!
 //! or `local: {path: DIR}` (relative to the configuration file's directory). Without
 //! `accessKey`/`secretKey`, credentials come from the environment of `cox run`:
 //! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and optionally `AWS_SESSION_TOKEN`.
 //!
+//! # Repositories named by workflows
+//!
+//! An `artifact-repositories` ConfigMap value or an artifact's own `s3:` bucket is a
+//! [`RepositoryLocation`] (where, and which stored Secrets hold its keys); the executor
+//! resolves it under its [`RepositoryPolicy`], which says which local directories may be
+//! named and which buckets get the host's keys.
+//!
 //! # Credentials and the wrapper
 //!
-//! Credentials never go into the step input nor into any process environment (steps run with
-//! a cleared environment, and a wrapper's environment would be inherited by the program and
-//! readable in `/proc/<pid>/environ`). The executor writes the resolved S3 settings, keys
-//! included, to [`REPOSITORY_FILE`] in the step directory, created with mode 0600; the
-//! wrapper reads it and deletes it before it stages inputs or starts the program, keeping
+//! Credentials never go into the step input (kept in the step directory's `process.json`)
+//! nor into any process environment (steps run with a cleared environment, and a wrapper's
+//! environment would be inherited by the program and readable in `/proc/<pid>/environ`).
+//! The executor writes the resolved S3 settings, keys included ([`StepStores`]: the run's
+//! bucket and artifacts' own), to [`REPOSITORY_FILE`] in the step directory, created with
+//! mode 0600; the wrapper reads it and deletes it before it stages inputs or starts the program, keeping
 //! the keys only in its own memory; the executor deletes it again when the step ends, in
 //! case the wrapper never ran.
 

@@ -1,4 +1,4 @@
-//! The in-step wrapper, `cox __step STEP_DIR (--artifacts DIR | --repository FILE)
+//! The in-step wrapper, `cox __step STEP_DIR [--artifacts DIR] [--repository FILE]
 //! [--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES]`: runs inside the step (the sandbox, or
 //! a plain process with `--no-sandbox`) around the user's program. Its standard input is a
 //! [`StepInput`] as JSON: the step's spec and the image table (a pipe rather than files: no
@@ -6,9 +6,10 @@
 //!
 //! 1. reads the [`StepInput`] from stdin; `STEP_DIR` is the step directory as the step sees
 //!    it (`/tmp/.cox/step` when sandboxed);
-//! 2. opens the artifact repository: the local directory `DIR`, or the S3 bucket described
-//!    by `FILE` (see [`crate::repo_config`]; the file holds keys and is deleted as soon as it
-//!    is read, before anything else runs); places the input artifacts (raw text, objects of
+//! 2. opens the artifact repository: the S3 bucket described by `FILE`, else the local
+//!    directory `DIR`, and the buckets of artifacts with their own location, also in `FILE`
+//!    (see [`crate::repo_config`]; the file holds keys and is deleted as soon as it is read,
+//!    before anything else runs); places the input artifacts (raw text, objects of
 //!    the repository, checked against their recorded size and SHA-256) and sets their modes;
 //! 3. writes a script template's source to `<step>/script` and appends that path to the
 //!    argv (Argo: the script file is the last argument);
