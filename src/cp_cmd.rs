@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use cox_artifacts::{Archive, ArtifactRepository, Expected};
+use cox_artifacts::{Archive, Expected};
 use cox_scheduler::engine::{Engine, EngineConfig};
-use cox_worker::repo_config::RepositoryConfig;
 
 use crate::run_cmd;
 
@@ -52,20 +51,21 @@ async fn copy(args: CpArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| std::env::var_os("COX_CONFIG").map(PathBuf::from));
     let repository = run_cmd::repository(&home, config.as_deref())?;
-    let state = {
+    let (state, store) = {
         let engine = Engine::open(EngineConfig::new(
             &home,
             run_cmd::local_executor(&home, true, repository.clone()),
         ))?;
-        engine
+        let state = engine
             .get(&args.name)?
-            .ok_or_else(|| anyhow!("run {}: not found", args.name))?
+            .ok_or_else(|| anyhow!("run {}: not found", args.name))?;
+        (state, engine.store().clone())
     };
-    let repo = match &repository.repository {
-        RepositoryConfig::Local(dir) => ArtifactRepository::local(dir),
-        RepositoryConfig::S3(s3) => s3.open(),
-    }
-    .context("cannot open the artifact repository")?;
+    // The run's own repository (artifactRepositoryRef), else the configured one.
+    let repo = repository
+        .for_run(&state.workflow_json(), &store)?
+        .open()
+        .context("cannot open the artifact repository")?;
     let namespace = state.workflow_json()["metadata"]["namespace"]
         .as_str()
         .unwrap_or("default")

@@ -1,5 +1,5 @@
 //! `cox apply`, `cox template ...`, `cox cluster-template ...`: WorkflowTemplates,
-//! ClusterWorkflowTemplates and ConfigMaps in the local store, as `argo template` and
+//! ClusterWorkflowTemplates, ConfigMaps and Secrets in the local store, as `argo template` and
 //! `kubectl apply` handle them. Wiring only: checking and storing is `cox_scheduler::objects`.
 
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ use crate::run_cmd::open_local_engine;
 
 #[derive(Args)]
 pub struct ApplyArgs {
-    /// Files of WorkflowTemplates, ClusterWorkflowTemplates and ConfigMaps (with a server,
+    /// Files of WorkflowTemplates, ClusterWorkflowTemplates, ConfigMaps and Secrets (with a server,
     /// Workflows too: they are submitted) (repeatable).
     #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
@@ -114,7 +114,7 @@ pub(crate) fn stored_object(
 ) -> Result<StoredObject> {
     let Some(kind) = ObjectKind::from_kind(kind) else {
         bail!(
-            "{kind}: cox apply stores WorkflowTemplate, ClusterWorkflowTemplate and ConfigMap objects; run workflows with cox run or cox submit"
+            "{kind}: cox apply stores WorkflowTemplate, ClusterWorkflowTemplate, ConfigMap and Secret objects; run workflows with cox run or cox submit"
         );
     };
     let name = value
@@ -206,14 +206,15 @@ fn collection(client: &Client, kind: ObjectKind) -> String {
         ObjectKind::WorkflowTemplate => format!("/api/v1/workflow-templates/{}", client.namespace),
         ObjectKind::ClusterWorkflowTemplate => "/api/v1/cluster-workflow-templates".into(),
         ObjectKind::ConfigMap => format!("/api/v1/namespaces/{}/configmaps", client.namespace),
+        ObjectKind::Secret => format!("/api/v1/namespaces/{}/secrets", client.namespace),
     }
 }
 
 /// The request body that creates or replaces the object: Argo's `{"template": ...}`, or the
-/// ConfigMap itself.
+/// ConfigMap or Secret itself.
 fn request_body(object: &StoredObject) -> Value {
     match object.kind {
-        ObjectKind::ConfigMap => object.value.clone(),
+        ObjectKind::ConfigMap | ObjectKind::Secret => object.value.clone(),
         _ => json!({"namespace": object.namespace, "template": object.value}),
     }
 }

@@ -21,7 +21,10 @@ use cox_scheduler::{Engine, EngineConfig};
 
 use crate::client::Client;
 use crate::remote_cmd;
-use cox_worker::repo_config::{CoxConfigFile, RepositoryConfig};
+use cox_worker::repo_config::{
+    CoxConfigFile, Credentials, RepositoryConfig, RepositoryLocation, RepositoryPolicy,
+    SecretSource, env_credentials,
+};
 use cox_worker::step::Executor;
 use cox_worker::{LocalExecutor, LocalExecutorConfig};
 
@@ -169,6 +172,7 @@ pub(crate) fn local_executor(
     config.sandbox = !no_sandbox;
     config.set_repository(configured.repository);
     config.archive_logs = configured.archive_logs;
+    config.policy = configured.policy;
     Arc::new(LocalExecutor::new(config))
 }
 
@@ -179,6 +183,34 @@ pub(crate) struct Configured {
     pub repository: RepositoryConfig,
     /// The repository's `archiveLogs`: every step's log archived.
     pub archive_logs: bool,
+    /// What repositories workflows may name, and which get the host's keys.
+    pub policy: RepositoryPolicy,
+}
+
+impl Configured {
+    /// The repository of a run: its own (`status.artifactRepositoryRef`, under the
+    /// policy, keys from `secrets`), else this one.
+    pub fn for_run(
+        &self,
+        workflow: &serde_json::Value,
+        secrets: &dyn SecretSource,
+    ) -> Result<RepositoryConfig> {
+        let own = workflow
+            .pointer("/status/artifactRepositoryRef/artifactRepository")
+            .and_then(|r| serde_json::from_value::<RepositoryLocation>(r.clone()).ok());
+        match own {
+            Some(l) => self
+                .policy
+                .resolve(&l, Some(secrets))
+                .map_err(|e| anyhow!("the run's artifactRepositoryRef: {e}")),
+            None => Ok(self.repository.clone()),
+        }
+    }
+}
+
+/// Keys from the environment of this process (a half-set pair counts as none).
+fn process_env_credentials() -> Option<Credentials> {
+    env_credentials(&|name| std::env::var(name).ok()).unwrap_or(None)
 }
 
 /// The artifact repository of the configuration file `config` (`--config`/`COX_CONFIG`),
@@ -186,9 +218,12 @@ pub(crate) struct Configured {
 pub(crate) fn repository(home: &Path, config: Option<&Path>) -> Result<Configured> {
     let default = home.join("artifacts");
     let Some(path) = config else {
+        let repository = RepositoryConfig::Local(default.clone());
+        let policy = RepositoryPolicy::new(&repository, &[], process_env_credentials(), default);
         return Ok(Configured {
-            repository: RepositoryConfig::Local(default),
+            repository,
             archive_logs: false,
+            policy,
         });
     };
     let file = CoxConfigFile::load(path).map_err(|e| anyhow!("{e}"))?;
@@ -199,9 +234,11 @@ pub(crate) fn repository(home: &Path, config: Option<&Path>) -> Result<Configure
     let repository = file
         .repository(&base, &default, &|name| std::env::var(name).ok())
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let policy = file.policy(&base, &repository, process_env_credentials(), &default);
     Ok(Configured {
         repository,
         archive_logs: file.archive_logs(),
+        policy,
     })
 }
 

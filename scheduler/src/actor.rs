@@ -128,8 +128,10 @@ pub struct RunActorState {
     uncommitted: Vec<Action>,
     /// A [`RunMsg::Commit`] is queued.
     commit_queued: bool,
-    /// Artifacts to delete when the run finishes ([`Action::DeleteArtifacts`]).
+    /// Artifacts to delete when the run finishes ([`Action::DeleteArtifacts`]), and the
+    /// run's own repository they are in.
     gc_keys: Vec<String>,
+    gc_repository: Option<cox_worker::repo_config::RepositoryLocation>,
 }
 
 /// Messages of a run actor.
@@ -190,6 +192,7 @@ impl Actor for RunActor {
             uncommitted: Vec::new(),
             commit_queued: false,
             gc_keys: Vec::new(),
+            gc_repository: None,
         })
     }
 
@@ -387,16 +390,20 @@ impl RunActorState {
                     let _ = myself.cast(RunMsg::Timer);
                 }));
             }
-            Action::DeleteArtifacts { keys } => self.gc_keys.extend(keys),
+            Action::DeleteArtifacts { repository, keys } => {
+                self.gc_keys.extend(keys);
+                self.gc_repository = repository;
+            }
             Action::Finished => {
                 let waiters: Vec<_> = self.waiters.drain(..).collect();
                 let keys = std::mem::take(&mut self.gc_keys);
+                let repository = self.gc_repository.take();
                 let (executor, run, myself) =
                     (Arc::clone(&self.executor), self.run.clone(), myself.clone());
                 // Waiters hear of the end once the artifacts to collect are gone.
                 tokio::spawn(async move {
                     if !keys.is_empty()
-                        && let Err(e) = executor.delete_artifacts(keys).await
+                        && let Err(e) = executor.delete_artifacts(repository, keys).await
                     {
                         warn!(run = %run.name, error = %e, "artifact garbage collection failed");
                     }

@@ -319,12 +319,27 @@ impl Executor for MemoizingExecutor {
         }
     }
 
+    fn check_repository(
+        &self,
+        location: &cox_worker::repo_config::RepositoryLocation,
+    ) -> std::result::Result<(), String> {
+        self.inner.check_repository(location)
+    }
+
+    fn use_secrets(&self, secrets: Arc<dyn cox_worker::repo_config::SecretSource>) {
+        self.inner.use_secrets(secrets)
+    }
+
     fn log_path(&self, run: &str, node_id: &str, attempt: u32) -> Option<std::path::PathBuf> {
         self.inner.log_path(run, node_id, attempt)
     }
 
-    fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
-        self.inner.delete_artifacts(keys)
+    fn delete_artifacts(
+        &self,
+        repository: Option<cox_worker::repo_config::RepositoryLocation>,
+        keys: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), String>> {
+        self.inner.delete_artifacts(repository, keys)
     }
 
     fn may_have_started(&self, run: &str, node_id: &str, attempt: u32) -> bool {

@@ -123,6 +123,8 @@ impl Engine {
                 other => other,
             },
         )?;
+        // Buckets that name Secrets get their keys from the store, at launch.
+        config.executor.use_secrets(Arc::new(store.clone()));
         // Memoized steps (template `memoize`) are answered from the store's step cache.
         let executor = Arc::new(MemoizingExecutor::new(
             config.executor,
@@ -192,6 +194,8 @@ impl Engine {
         }
         workflow.metadata.creation_timestamp = Some(now.to_rfc3339_opts(SecondsFormat::Secs, true));
         crate::resolve::resolve(&mut workflow, &self.store).map_err(Error::Submit)?;
+        crate::resolve::check_run_repository(&workflow, |l| self.executor.check_repository(l))
+            .map_err(Error::Submit)?;
         let mut attempts = 0;
         let state = loop {
             let name = match (&fixed_name, &prefix) {
@@ -452,16 +456,19 @@ impl Engine {
         }
         // artifactGC OnWorkflowDeletion: the artifacts go first; the run stays if they cannot.
         if let Some(mut run) = self.store.get_run(name)? {
-            let keys = match run.workflow() {
+            let (repository, keys) = match run.workflow() {
                 Ok(wf) => {
                     let wf = wf.clone();
-                    run.artifact_gc_keys(&wf, crate::machine::GC_ON_DELETION)
+                    (
+                        crate::resolve::run_repository(&wf),
+                        run.artifact_gc_keys(&wf, crate::machine::GC_ON_DELETION),
+                    )
                 }
-                Err(_) => Vec::new(),
+                Err(_) => (None, Vec::new()),
             };
             if !keys.is_empty() {
                 self.executor
-                    .delete_artifacts(keys)
+                    .delete_artifacts(repository, keys)
                     .await
                     .map_err(|message| Error::ArtifactGc {
                         run: name.to_string(),

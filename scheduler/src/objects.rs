@@ -1,16 +1,25 @@
-//! Objects kept beside runs (WorkflowTemplates, ClusterWorkflowTemplates, ConfigMaps): read
-//! from a document, checked, and stored with the metadata a server sets. `cox apply` and the
-//! API share this.
+//! Objects kept beside runs (WorkflowTemplates, ClusterWorkflowTemplates, ConfigMaps,
+//! Secrets): read from a document, checked, and stored with the metadata a server sets. `cox
+//! apply` and the API share this.
+//!
+//! Secrets are stored as Kubernetes keeps them: `stringData` merged into `data` as base64
+//! (a `stringData` key wins) and dropped. Their values are read only by
+//! [`SecretSource::secret_value`], when a step's bucket needs its keys; errors name the
+//! Secret and key, never a value.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, SecondsFormat, Utc};
 use cox_config::model::{ClusterWorkflowTemplate, Manifest, WorkflowTemplate};
+use cox_worker::repo_config::{SecretRef, SecretSource};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::resolve::{DEFAULT_NAMESPACE, config_map_data};
 use crate::store::{ObjectKind, PutMode, Store};
 
-/// A WorkflowTemplate, ClusterWorkflowTemplate or ConfigMap, checked and ready to store.
+/// A WorkflowTemplate, ClusterWorkflowTemplate, ConfigMap or Secret, checked and ready to
+/// store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredObject {
     /// Its kind.
@@ -43,7 +52,7 @@ impl StoredObject {
             Some(found) => return Err(format!("kind: must be {}, not {found}", kind.as_str())),
         }
         let api_version = match kind {
-            ObjectKind::ConfigMap => "v1",
+            ObjectKind::ConfigMap | ObjectKind::Secret => "v1",
             _ => cox_config::load::API_VERSION,
         };
         object
@@ -83,6 +92,7 @@ impl StoredObject {
             ObjectKind::ConfigMap => {
                 config_map_data(&value.to_string())?;
             }
+            ObjectKind::Secret => normalize_secret(&mut value)?,
         }
         Ok(StoredObject {
             kind,
@@ -120,6 +130,67 @@ impl StoredObject {
         })?;
         store.put_object(self.kind, &self.namespace, &self.name, &text, mode)?;
         Ok(self.value)
+    }
+}
+
+/// Checks a Secret's `data` (base64 strings) and `stringData` (strings) and merges the
+/// latter into the former, as Kubernetes stores a Secret. Errors never quote a value.
+fn normalize_secret(value: &mut Value) -> std::result::Result<(), String> {
+    let Value::Object(object) = value else {
+        return Err("must be an object".into());
+    };
+    let mut data = match object.remove("data") {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(data)) => data,
+        Some(_) => return Err("data: must be an object".into()),
+    };
+    for (key, v) in &data {
+        let text = v
+            .as_str()
+            .ok_or_else(|| format!("data.{key}: must be a string"))?;
+        BASE64
+            .decode(text)
+            .map_err(|_| format!("data.{key}: must be base64"))?;
+    }
+    match object.remove("stringData") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(plain)) => {
+            for (key, v) in plain {
+                let text = v
+                    .as_str()
+                    .ok_or_else(|| format!("stringData.{key}: must be a string"))?;
+                data.insert(key, json!(BASE64.encode(text)));
+            }
+        }
+        Some(_) => return Err("stringData: must be an object".into()),
+    }
+    object.insert("data".into(), Value::Object(data));
+    object.entry("type").or_insert_with(|| json!("Opaque"));
+    Ok(())
+}
+
+impl SecretSource for Store {
+    fn secret_value(&self, secret: &SecretRef) -> std::result::Result<String, String> {
+        let text = self
+            .get_object(ObjectKind::Secret, &secret.namespace, &secret.name)
+            .map_err(|e| format!("{secret}: {e}"))?
+            .ok_or_else(|| {
+                format!(
+                    "secret '{}' not found in namespace '{}'",
+                    secret.name, secret.namespace
+                )
+            })?;
+        let object: Value =
+            serde_json::from_str(&text).map_err(|_| format!("{secret}: not a stored Secret"))?;
+        let encoded = object
+            .pointer("/data")
+            .and_then(|d| d.get(&secret.key))
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("key '{}' not found in secret '{}'", secret.key, secret.name))?;
+        let bytes = BASE64
+            .decode(encoded)
+            .map_err(|_| format!("{secret}: not base64"))?;
+        String::from_utf8(bytes).map_err(|_| format!("{secret}: not UTF-8 text"))
     }
 }
 
@@ -212,6 +283,59 @@ mod tests {
             get(&store, ObjectKind::ConfigMap, "argo", "cm"),
             Err(Error::ObjectNotFound { .. })
         ));
+    }
+
+    #[test]
+    fn secrets_are_stored_as_kubernetes_keeps_them_and_read_by_reference() {
+        let home = tempfile::tempdir().unwrap();
+        let store = Store::open(&home.path().join("store")).unwrap();
+        let secret = json!({"kind": "Secret", "metadata": {"name": "s3"},
+            "data": {"accessKey": BASE64.encode("AKID"), "both": BASE64.encode("old")},
+            "stringData": {"secretKey": "SHHH", "both": "new"}});
+        let object = StoredObject::from_value(ObjectKind::Secret, secret, Some("argo")).unwrap();
+        assert_eq!(object.value["apiVersion"], "v1");
+        assert_eq!(object.value["type"], "Opaque");
+        assert!(object.value.get("stringData").is_none());
+        assert_eq!(object.value["data"]["secretKey"], BASE64.encode("SHHH"));
+        object.put(&store, PutMode::Create, Utc::now()).unwrap();
+        let value = |name: &str, key: &str| {
+            store.secret_value(&SecretRef {
+                namespace: "argo".into(),
+                name: name.into(),
+                key: key.into(),
+            })
+        };
+        assert_eq!(value("s3", "accessKey").unwrap(), "AKID");
+        assert_eq!(value("s3", "secretKey").unwrap(), "SHHH");
+        assert_eq!(value("s3", "both").unwrap(), "new");
+        assert_eq!(
+            value("s3", "nope").unwrap_err(),
+            "key 'nope' not found in secret 's3'"
+        );
+        assert_eq!(
+            value("gone", "accessKey").unwrap_err(),
+            "secret 'gone' not found in namespace 'argo'"
+        );
+        // Bad values are refused by field, never quoted.
+        for (bad, error) in [
+            (
+                json!({"data": {"k": "not base64!"}}),
+                "data.k: must be base64",
+            ),
+            (json!({"data": {"k": 1}}), "data.k: must be a string"),
+            (
+                json!({"stringData": {"k": 1}}),
+                "stringData.k: must be a string",
+            ),
+            (json!({"stringData": "x"}), "stringData: must be an object"),
+        ] {
+            let mut secret = bad;
+            secret["metadata"] = json!({"name": "x"});
+            assert_eq!(
+                StoredObject::from_value(ObjectKind::Secret, secret, None).unwrap_err(),
+                error
+            );
+        }
     }
 
     #[test]

@@ -13,10 +13,18 @@
 //!   key, `namespaced/<WorkflowTemplate>/<template>` or `cluster/<ClusterWorkflowTemplate>/<template>`,
 //!   together with the templates it calls by plain name (which live in the same
 //!   WorkflowTemplate) and, recursively, those it refers to.
+//! - `artifactRepositoryRef {configMap, key}`: the ConfigMap (default
+//!   `artifact-repositories`, in the workflow's namespace) and key (default: the ConfigMap's
+//!   annotation `workflows.argoproj.io/default-artifact-repository`) name the repository of
+//!   the run's steps, kept in `status.artifactRepositoryRef` as Argo does; without a ref,
+//!   that ConfigMap's default when there is one, else `{default: true}` (the configured
+//!   repository). The repository is stored without keys (see
+//!   [`cox_worker::repo_config::RepositoryLocation`]).
 
 use std::collections::{BTreeMap, HashMap};
 
-use cox_config::model::{Template, TemplateRef, Workflow, WorkflowSpec};
+use cox_config::model::{ArtifactRepositoryRef, Template, TemplateRef, Workflow, WorkflowSpec};
+use cox_worker::repo_config::RepositoryLocation;
 use serde_json::{Map, Value};
 
 use crate::store::{ObjectKind, Store};
@@ -27,6 +35,12 @@ pub const STORED_TEMPLATES: &str = "storedTemplates";
 pub const STORED_SPEC: &str = "storedWorkflowTemplateSpec";
 /// The namespace of objects given without one.
 pub const DEFAULT_NAMESPACE: &str = "default";
+/// `status` key of the run's artifact repository (Argo's name).
+pub const ARTIFACT_REPOSITORY_REF: &str = "artifactRepositoryRef";
+/// The ConfigMap of artifact repositories when a ref names none (Argo's).
+pub const ARTIFACT_REPOSITORIES: &str = "artifact-repositories";
+/// The annotation naming a ConfigMap's default repository key (Argo's).
+pub const DEFAULT_REPOSITORY_ANNOTATION: &str = "workflows.argoproj.io/default-artifact-repository";
 
 /// Where referenced objects come from.
 pub trait Objects {
@@ -43,6 +57,55 @@ pub trait Objects {
         namespace: &str,
         name: &str,
     ) -> Result<Option<BTreeMap<String, String>>, String>;
+    /// An annotation of a stored ConfigMap.
+    fn config_map_annotation(
+        &self,
+        namespace: &str,
+        name: &str,
+        annotation: &str,
+    ) -> Result<Option<String>, String> {
+        let _ = (namespace, name, annotation);
+        Ok(None)
+    }
+}
+
+/// Checks the run's own repository with `check` (the executor's rules), the error naming
+/// the ConfigMap and key it came from.
+pub fn check_run_repository(
+    workflow: &Workflow,
+    check: impl Fn(&RepositoryLocation) -> Result<(), String>,
+) -> Result<(), String> {
+    let Some(location) = run_repository(workflow) else {
+        return Ok(());
+    };
+    check(&location).map_err(|e| {
+        let from = workflow
+            .status
+            .as_ref()
+            .and_then(|s| s.get(ARTIFACT_REPOSITORY_REF));
+        let field = |f: &str| {
+            from.and_then(|r| r.get(f))
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string()
+        };
+        format!(
+            "spec.artifactRepositoryRef: ConfigMap '{}' key '{}': {e}",
+            field("configMap"),
+            field("key")
+        )
+    })
+}
+
+/// The run's own repository, from its `status.artifactRepositoryRef` (`None`: the
+/// configured one).
+pub fn run_repository(workflow: &Workflow) -> Option<RepositoryLocation> {
+    let found = workflow
+        .status
+        .as_ref()?
+        .get(ARTIFACT_REPOSITORY_REF)?
+        .get("artifactRepository")?;
+    serde_json::from_value(found.clone()).ok()
 }
 
 impl Objects for Store {
@@ -83,6 +146,26 @@ impl Objects for Store {
             return Ok(None);
         };
         config_map_data(&text).map(Some)
+    }
+
+    fn config_map_annotation(
+        &self,
+        namespace: &str,
+        name: &str,
+        annotation: &str,
+    ) -> Result<Option<String>, String> {
+        let Some(text) = self
+            .get_object(ObjectKind::ConfigMap, namespace, name)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let object: Value = serde_json::from_str(&text).map_err(|e| format!("ConfigMap: {e}"))?;
+        Ok(object
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(annotation))
+            .and_then(Value::as_str)
+            .map(str::to_string))
     }
 }
 
@@ -171,8 +254,71 @@ pub fn resolve(workflow: &mut Workflow, objects: &dyn Objects) -> Result<(), Str
     if !stored.is_empty() {
         status.insert(STORED_TEMPLATES.into(), Value::Object(stored));
     }
+    let repository = artifact_repository(
+        effective.artifact_repository_ref.as_ref(),
+        &namespace,
+        objects,
+    )
+    .map_err(|e| format!("spec.artifactRepositoryRef: {e}"))?;
+    status.insert(ARTIFACT_REPOSITORY_REF.into(), repository);
     workflow.status = (!status.is_empty()).then_some(Value::Object(status));
     Ok(())
+}
+
+/// Argo's `status.artifactRepositoryRef` for `reference` (see the module doc).
+fn artifact_repository(
+    reference: Option<&ArtifactRepositoryRef>,
+    namespace: &str,
+    objects: &dyn Objects,
+) -> Result<Value, String> {
+    let named = reference
+        .and_then(|r| r.config_map.clone())
+        .filter(|n| !n.is_empty());
+    let name = named
+        .clone()
+        .unwrap_or_else(|| ARTIFACT_REPOSITORIES.to_string());
+    let data = objects.config_map(namespace, &name)?;
+    let key = match reference
+        .and_then(|r| r.key.clone())
+        .filter(|k| !k.is_empty())
+    {
+        Some(key) => Some(key),
+        None => objects.config_map_annotation(namespace, &name, DEFAULT_REPOSITORY_ANNOTATION)?,
+    };
+    let (data, key) = match (data, key, reference) {
+        (Some(data), Some(key), _) => (data, key),
+        // No ref and no default in the namespace: the configured repository, as Argo's
+        // controller falls back to its own.
+        (_, _, None) => return Ok(serde_json::json!({"default": true})),
+        // A ref to the default ConfigMap, none stored in the namespace: the configured
+        // repository stands in for the `artifact-repositories` ConfigMap an Argo
+        // installation provides (Argo would refuse the ref). A ConfigMap named in the ref
+        // must exist.
+        (None, _, Some(_)) if named.is_none() => {
+            return Ok(serde_json::json!({"default": true}));
+        }
+        (None, _, Some(_)) => {
+            return Err(format!(
+                "ConfigMap '{name}' not found in namespace '{namespace}'"
+            ));
+        }
+        (Some(_), None, Some(_)) => {
+            return Err(format!(
+                "no key given and ConfigMap '{name}' has no annotation {DEFAULT_REPOSITORY_ANNOTATION}"
+            ));
+        }
+    };
+    let text = data
+        .get(&key)
+        .ok_or_else(|| format!("key '{key}' not found in ConfigMap '{name}'"))?;
+    let location = RepositoryLocation::parse(text, namespace)
+        .map_err(|e| format!("ConfigMap '{name}' key '{key}': {e}"))?;
+    Ok(serde_json::json!({
+        "configMap": name,
+        "key": key,
+        "namespace": namespace,
+        "artifactRepository": location,
+    }))
 }
 
 struct Resolver<'r> {
@@ -397,6 +543,8 @@ mod tests {
     struct Fixed {
         templates: Vec<(bool, &'static str, &'static str)>,
         config_maps: Vec<(&'static str, &'static str, &'static str)>,
+        /// (ConfigMap, default repository key annotation).
+        annotations: Vec<(&'static str, &'static str)>,
     }
 
     impl Objects for Fixed {
@@ -425,6 +573,94 @@ mod tests {
                 .map(|(_, k, v)| (k.to_string(), v.to_string()))
                 .collect();
             Ok((!data.is_empty()).then_some(data))
+        }
+
+        fn config_map_annotation(
+            &self,
+            _namespace: &str,
+            name: &str,
+            annotation: &str,
+        ) -> Result<Option<String>, String> {
+            assert_eq!(annotation, DEFAULT_REPOSITORY_ANNOTATION);
+            Ok(self
+                .annotations
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, key)| key.to_string()))
+        }
+    }
+
+    #[test]
+    fn artifact_repository_refs() {
+        let base = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: w, namespace: ns}\nspec:\n  entrypoint: m\n  templates: [{name: m, container: {image: x}}]\n";
+        let status = |objects: &Fixed, extra: &str| {
+            let mut wf = workflow(&format!("{base}{extra}"));
+            resolve(&mut wf, objects).map(|()| {
+                let repository = run_repository(&wf);
+                (
+                    wf.status.unwrap()[ARTIFACT_REPOSITORY_REF].clone(),
+                    repository,
+                )
+            })
+        };
+        // Nothing stored: the configured repository, with or without a ref to a key of the
+        // default ConfigMap (which an Argo installation would provide).
+        for extra in ["", "  artifactRepositoryRef: {key: my-key}\n"] {
+            let (r, l) = status(&Fixed::default(), extra).unwrap();
+            assert_eq!(r, serde_json::json!({"default": true}));
+            assert_eq!(l, None);
+        }
+        let objects = Fixed {
+            config_maps: vec![
+                ("artifact-repositories", "a", "local: {path: /a}"),
+                ("artifact-repositories", "bad", "local: {path: rel}"),
+                (
+                    "mine",
+                    "b",
+                    "s3: {bucket: bb, endpoint: 'h:1', insecure: true}",
+                ),
+            ],
+            annotations: vec![("artifact-repositories", "a")],
+            ..Fixed::default()
+        };
+        // No ref: the namespace's default (annotation), as Argo does.
+        let (r, l) = status(&objects, "").unwrap();
+        assert_eq!(
+            r,
+            serde_json::json!({"configMap": "artifact-repositories", "key": "a", "namespace": "ns",
+                "artifactRepository": {"local": {"path": "/a"}}})
+        );
+        assert_eq!(l, Some(RepositoryLocation::Local { path: "/a".into() }));
+        let (r, _) = status(
+            &objects,
+            "  artifactRepositoryRef: {configMap: mine, key: b}\n",
+        )
+        .unwrap();
+        assert_eq!(r["artifactRepository"]["s3"]["bucket"], "bb");
+        assert_eq!(r["configMap"], "mine");
+        for (extra, error) in [
+            (
+                "{configMap: mine}",
+                "no key given and ConfigMap 'mine' has no annotation",
+            ),
+            (
+                "{key: zz}",
+                "key 'zz' not found in ConfigMap 'artifact-repositories'",
+            ),
+            (
+                "{configMap: gone}",
+                "ConfigMap 'gone' not found in namespace 'ns'",
+            ),
+            (
+                "{key: bad}",
+                "ConfigMap 'artifact-repositories' key 'bad': local.path: must be absolute",
+            ),
+        ] {
+            let e = status(&objects, &format!("  artifactRepositoryRef: {extra}\n")).unwrap_err();
+            assert!(
+                e.starts_with("spec.artifactRepositoryRef: ") && e.contains(error),
+                "{e}"
+            );
         }
     }
 
@@ -480,6 +716,7 @@ mod tests {
                 "entrypoint: main\narguments:\n  parameters:\n  - {name: a, value: from-template}\n  - name: b\n    valueFrom: {configMapKeyRef: {name: cm, key: k}}\ntemplates:\n- name: main\n  container: {image: busybox}\n",
             )],
             config_maps: vec![("cm", "k", "from-configmap")],
+            ..Fixed::default()
         };
         let mut wf = workflow(
             "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: w}\nspec:\n  arguments:\n    parameters:\n    - {name: a, value: mine}\n  workflowTemplateRef: {name: base}\n",

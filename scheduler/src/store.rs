@@ -7,7 +7,7 @@
 //!   nodes costs a few small writes per event, not the whole run.
 //! - `runs_by_created`: creation time (big-endian milliseconds) followed by the name -> name,
 //!   so `list` is in submission order without decoding every run.
-//! - `workflow_templates`, `configmaps`: namespace, a zero byte, name -> the object as JSON
+//! - `workflow_templates`, `configmaps`, `secrets`: namespace, a zero byte, name -> the object as JSON
 //!   text; `cluster_workflow_templates`: name -> the object (see [`ObjectKind`]).
 //! - the default tree's `epoch`: a big-endian counter that grows by one, flushed, each time
 //!   the store is opened ([`Store::epoch`]); attempt ids carry it, so a result of an attempt
@@ -56,6 +56,8 @@ pub enum ObjectKind {
     ClusterWorkflowTemplate,
     /// Kubernetes `ConfigMap` (namespaced).
     ConfigMap,
+    /// Kubernetes `Secret` (namespaced): keys of artifact buckets.
+    Secret,
 }
 
 impl ObjectKind {
@@ -65,6 +67,7 @@ impl ObjectKind {
             ObjectKind::WorkflowTemplate => "WorkflowTemplate",
             ObjectKind::ClusterWorkflowTemplate => "ClusterWorkflowTemplate",
             ObjectKind::ConfigMap => "ConfigMap",
+            ObjectKind::Secret => "Secret",
         }
     }
 
@@ -74,6 +77,7 @@ impl ObjectKind {
             ObjectKind::WorkflowTemplate => "workflowtemplates.argoproj.io",
             ObjectKind::ClusterWorkflowTemplate => "clusterworkflowtemplates.argoproj.io",
             ObjectKind::ConfigMap => "configmaps",
+            ObjectKind::Secret => "secrets",
         }
     }
 
@@ -87,6 +91,7 @@ impl ObjectKind {
             ObjectKind::WorkflowTemplate => "workflow_templates",
             ObjectKind::ClusterWorkflowTemplate => "cluster_workflow_templates",
             ObjectKind::ConfigMap => "configmaps",
+            ObjectKind::Secret => "secrets",
         }
     }
 
@@ -96,6 +101,7 @@ impl ObjectKind {
             ObjectKind::WorkflowTemplate,
             ObjectKind::ClusterWorkflowTemplate,
             ObjectKind::ConfigMap,
+            ObjectKind::Secret,
         ]
         .into_iter()
         .find(|k| k.as_str() == kind)
@@ -139,7 +145,7 @@ pub struct Store {
     by_created: sled::Tree,
     nodes: sled::Tree,
     /// One tree per [`ObjectKind`] (see [`Store::objects`]).
-    objects: [sled::Tree; 3],
+    objects: [sled::Tree; 4],
     /// This opening's epoch (see [`Store::epoch`]).
     epoch: u64,
     /// Per run, a hash of each node as last written, to write only what changed.
@@ -196,6 +202,8 @@ impl Store {
             db.open_tree(ObjectKind::ClusterWorkflowTemplate.tree())
                 .map_err(store_error)?,
             db.open_tree(ObjectKind::ConfigMap.tree())
+                .map_err(store_error)?,
+            db.open_tree(ObjectKind::Secret.tree())
                 .map_err(store_error)?,
         ];
         let epoch = next_epoch(&db).map_err(store_error)?;
@@ -429,6 +437,7 @@ impl Store {
             ObjectKind::WorkflowTemplate => 0,
             ObjectKind::ClusterWorkflowTemplate => 1,
             ObjectKind::ConfigMap => 2,
+            ObjectKind::Secret => 3,
         }]
     }
 

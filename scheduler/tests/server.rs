@@ -1055,3 +1055,127 @@ async fn list_pages_and_filters_by_phase_and_fields() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn secrets_are_stored_on_kubernetes_paths_and_runs_keep_only_references() {
+    let server = TestServer::start().await;
+    let secret = r#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "my-s3"},
+      "stringData": {"accessKey": "AKIA-SERVER", "secretKey": "SERVER-SECRET"}}"#;
+    let (status, created) = server
+        .call("POST", "/api/v1/namespaces/argo/secrets", Some(secret))
+        .await;
+    assert_eq!(status, 200, "{created}");
+    // As Kubernetes: stringData stored as base64 data.
+    assert_eq!(created["data"]["secretKey"], "U0VSVkVSLVNFQ1JFVA==");
+    assert!(created.get("stringData").is_none());
+    let (status, got) = server
+        .call("GET", "/api/v1/namespaces/argo/secrets/my-s3", None)
+        .await;
+    assert_eq!((status, &got["data"]), (200, &created["data"]));
+    let (status, list) = server
+        .call("GET", "/api/v1/namespaces/argo/secrets", None)
+        .await;
+    assert_eq!(
+        (status, list["items"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+    let (status, bad) = server
+        .call(
+            "PUT",
+            "/api/v1/namespaces/argo/secrets/my-s3",
+            Some(r#"{"metadata": {"name": "my-s3"}, "data": {"k": "not-base64!"}}"#),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    assert_eq!(bad["message"], "data.k: must be base64");
+
+    let config_map = r#"{"apiVersion": "v1", "kind": "ConfigMap",
+      "metadata": {"name": "artifact-repositories"},
+      "data": {"bucket": "s3:\n  endpoint: s3.example.com\n  bucket: b\n  accessKeySecret: {name: my-s3, key: accessKey}\n  secretKeySecret: {name: my-s3, key: secretKey}\n"}}"#;
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/v1/namespaces/argo/configmaps",
+            Some(config_map),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let workflow = r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "keyed"},
+      "spec": {"entrypoint": "main", "artifactRepositoryRef": {"key": "bucket"},
+        "templates": [{"name": "main", "container": {"image": "busybox", "command": ["true"]}}]}}"#;
+    let (status, created) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo",
+            Some(&create_body(workflow)),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let finished = server.await_phase("argo", "keyed", "Succeeded").await;
+    let text = finished.to_string();
+    assert!(!text.contains("SERVER-SECRET") && !text.contains("AKIA-SERVER"));
+    assert_eq!(
+        finished["status"]["artifactRepositoryRef"]["artifactRepository"]["s3"]["secretKeySecret"],
+        json!({"namespace": "argo", "name": "my-s3", "key": "secretKey"})
+    );
+    let launched = serde_json::to_string(&server.executor.launches()[0].spec).unwrap();
+    assert!(!launched.contains("SERVER-SECRET"), "{launched}");
+}
+
+#[tokio::test]
+async fn artifact_repository_ref_is_resolved_from_a_config_map_or_400() {
+    let server = TestServer::start().await;
+    let config_map = r#"{"apiVersion": "v1", "kind": "ConfigMap",
+      "metadata": {"name": "artifact-repositories"},
+      "data": {"shared": "local:\n  path: /srv/shared-artifacts\n"}}"#;
+    let (status, created) = server
+        .call(
+            "POST",
+            "/api/v1/namespaces/argo/configmaps",
+            Some(config_map),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let workflow = |name: &str, key: &str| {
+        format!(
+            r#"{{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {{"name": "{name}"}},
+              "spec": {{"entrypoint": "main", "artifactRepositoryRef": {{"key": "{key}"}},
+                "templates": [{{"name": "main", "container": {{"image": "busybox", "command": ["true"]}}}}]}}}}"#
+        )
+    };
+    let (status, refused) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo",
+            Some(&create_body(&workflow("missing-key", "nope"))),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(
+        refused["message"],
+        "spec.artifactRepositoryRef: key 'nope' not found in ConfigMap 'artifact-repositories'"
+    );
+
+    let (status, created) = server
+        .call(
+            "POST",
+            "/api/v1/workflows/argo",
+            Some(&create_body(&workflow("uses-shared", "shared"))),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let finished = server.await_phase("argo", "uses-shared", "Succeeded").await;
+    assert_shape("Workflow", &finished);
+    assert_eq!(
+        finished["status"]["artifactRepositoryRef"],
+        json!({"configMap": "artifact-repositories", "key": "shared", "namespace": "argo",
+            "artifactRepository": {"local": {"path": "/srv/shared-artifacts"}}})
+    );
+    let launches = server.executor.launches();
+    assert_eq!(
+        launches[0].spec.repository,
+        Some(cox_worker::repo_config::RepositoryLocation::Local {
+            path: "/srv/shared-artifacts".into()
+        })
+    );
+}

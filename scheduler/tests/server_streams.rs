@@ -23,6 +23,11 @@ fn every_path() -> Vec<String> {
         "/api/v1/userinfo".to_string(),
         "/api/v1/workflows/argo/hello/log".to_string(),
         "/no/such/route".to_string(),
+        // Kubernetes' paths: ConfigMaps and Secrets (whose values GET returns).
+        "/api/v1/namespaces/argo/configmaps".to_string(),
+        "/api/v1/namespaces/argo/configmaps/x".to_string(),
+        "/api/v1/namespaces/argo/secrets".to_string(),
+        "/api/v1/namespaces/argo/secrets/x".to_string(),
     ];
     if let Some(swagger) = Swagger::load() {
         let filled = swagger.0["paths"]

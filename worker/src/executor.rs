@@ -66,7 +66,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::images::ImageTable;
 use crate::local::{Detached, LOCK_FILE, PROCESS_FILE};
-use crate::repo_config::{REPOSITORY_FILE, RepositoryConfig, S3Repository};
+use crate::repo_config::{
+    REPOSITORY_FILE, RepositoryConfig, RepositoryLocation, RepositoryPolicy, S3Repository,
+    SecretSource, StepStores,
+};
 use crate::spec::{Mount, ProcessSpec};
 use crate::step::{
     ArchiveKind, BoxFuture, Executor, SavedArtifact, StepOutcome, StepPhase, StepSpec,
@@ -102,6 +105,10 @@ pub struct LocalExecutorConfig {
     pub artifact_dir: PathBuf,
     /// An S3-compatible artifact repository instead of the local directory.
     pub s3: Option<S3Repository>,
+    /// What repositories workflows may name (`artifactRepositoryRef`, artifacts' own `s3:`
+    /// locations) and which get the host's keys. [`Self::set_repository`] sets one that
+    /// allows the configured bucket and local directories under [`Self::artifact_dir`].
+    pub policy: RepositoryPolicy,
     /// The repository's `archiveLogs`: archive every step's log, whatever the step's
     /// own setting (Argo: the repository's `true` wins over templates and the workflow).
     pub archive_logs: bool,
@@ -122,6 +129,7 @@ impl LocalExecutorConfig {
             data_dir: data_dir.into(),
             artifact_dir: artifact_dir.into(),
             s3: None,
+            policy: RepositoryPolicy::default(),
             archive_logs: false,
             images: ImageTable::builtin(),
             sandbox: true,
@@ -130,8 +138,11 @@ impl LocalExecutorConfig {
         }
     }
 
-    /// Uses `repository` for artifacts (a local directory or a bucket).
+    /// Uses `repository` for artifacts (a local directory or a bucket), with a policy
+    /// that gives the host's keys to that bucket only and allows workflow-named local
+    /// directories under [`Self::artifact_dir`] (replace [`Self::policy`] to change it).
     pub fn set_repository(&mut self, repository: RepositoryConfig) {
+        self.policy = RepositoryPolicy::new(&repository, &[], None, PathBuf::new());
         match repository {
             RepositoryConfig::Local(dir) => {
                 self.artifact_dir = dir;
@@ -139,13 +150,38 @@ impl LocalExecutorConfig {
             }
             RepositoryConfig::S3(s3) => self.s3 = Some(s3),
         }
+        self.policy.local_root = Some(self.artifact_dir.clone());
+    }
+
+    /// The repository of a step or run: its own `location` (resolved under
+    /// [`Self::policy`], keys from `secrets`), else the configured one.
+    pub fn repository_for(
+        &self,
+        location: Option<&RepositoryLocation>,
+        secrets: Option<&dyn SecretSource>,
+    ) -> Result<RepositoryConfig, String> {
+        match (location, &self.s3) {
+            (Some(l), _) => self.policy.resolve(l, secrets),
+            (None, Some(s3)) => Ok(RepositoryConfig::S3(s3.clone())),
+            (None, None) => Ok(RepositoryConfig::Local(self.artifact_dir.clone())),
+        }
     }
 }
 
 /// Runs steps as local processes (see the module doc).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LocalExecutor {
     config: Arc<LocalExecutorConfig>,
+    /// Stored Secrets, for buckets that name them (set once by the engine).
+    secrets: Arc<std::sync::OnceLock<Arc<dyn SecretSource>>>,
+}
+
+impl std::fmt::Debug for LocalExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalExecutor")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a step was stopped.
@@ -160,6 +196,7 @@ impl LocalExecutor {
     pub fn new(config: LocalExecutorConfig) -> Self {
         LocalExecutor {
             config: Arc::new(config),
+            secrets: Arc::default(),
         }
     }
 
@@ -254,7 +291,6 @@ impl LocalExecutor {
         cancel: CancellationToken,
         elapsed: Duration,
     ) -> StepOutcome {
-        let cfg = &*self.config;
         let deadline = async {
             match spec.deadline_seconds {
                 Some(s) => tokio::time::sleep(Duration::from_secs(s).saturating_sub(elapsed)).await,
@@ -276,9 +312,7 @@ impl LocalExecutor {
         };
         // The wrapper deletes the keys before the program starts; this covers a wrapper
         // that never got that far.
-        if cfg.s3.is_some() {
-            let _ = std::fs::remove_file(step_dir.join(REPOSITORY_FILE));
-        }
+        let _ = std::fs::remove_file(step_dir.join(REPOSITORY_FILE));
         let exit = match exit {
             Ok(exit) => exit,
             Err(e) => return StepOutcome::error(format!("lost the step process: {e}")),
@@ -333,12 +367,19 @@ impl LocalExecutor {
         outcome
     }
 
-    /// The artifact repository, opened on the host.
-    fn repository(&self) -> cox_artifacts::Result<cox_artifacts::ArtifactRepository> {
-        match &self.config.s3 {
-            Some(s3) => s3.open(),
-            None => cox_artifacts::ArtifactRepository::local(&self.config.artifact_dir),
-        }
+    /// The artifact repository of a step or run, opened on the host.
+    fn repository(
+        &self,
+        location: Option<&RepositoryLocation>,
+    ) -> Result<cox_artifacts::ArtifactRepository, String> {
+        self.config
+            .repository_for(location, self.secret_source())?
+            .open()
+            .map_err(|e| e.to_string())
+    }
+
+    fn secret_source(&self) -> Option<&dyn SecretSource> {
+        self.secrets.get().map(|s| &**s as &dyn SecretSource)
     }
 
     /// Argo's `archiveLogs`: the log's text saved, from the host, as the artifact
@@ -347,7 +388,7 @@ impl LocalExecutor {
         let text = step_dir.join(LOG_TEXT_FILE);
         let log = exit_log(step_dir);
         crate::logs::write_text(&log, &text).map_err(|e| e.to_string())?;
-        let repo = self.repository().map_err(|e| e.to_string())?;
+        let repo = self.repository(spec.repository.as_ref())?;
         let key = format!("{}/{}/main.log", spec.run, spec.node_id);
         let saved = repo
             .save_file(&text, &key)
@@ -375,21 +416,37 @@ impl LocalExecutor {
             std::fs::remove_dir_all(step_dir).map_err(|e| io("clear", step_dir, e))?;
         }
         std::fs::create_dir_all(step_dir).map_err(|e| io("create", step_dir, e))?;
+        // The run's repository and the artifacts' own buckets, under the policy; keys go
+        // to the private file only.
+        let secrets = self.secret_source();
+        let mut stores = StepStores::default();
+        for (name, location) in spec.artifact_stores() {
+            match cfg.policy.resolve(location, secrets) {
+                Ok(RepositoryConfig::S3(s3)) => stores.artifacts.push(s3),
+                Ok(RepositoryConfig::Local(_)) => {
+                    return Err(format!(
+                        "artifact {name:?}: its own location must be a bucket"
+                    ));
+                }
+                Err(e) => return Err(format!("artifact {name:?}: {e}")),
+            }
+        }
         // Local repository: its canonical directory, bound into the sandbox.
-        let artifact_dir = match &cfg.s3 {
-            Some(_) => None,
-            None => {
-                std::fs::create_dir_all(&cfg.artifact_dir)
-                    .map_err(|e| io("create", &cfg.artifact_dir, e))?;
-                Some(
-                    std::fs::canonicalize(&cfg.artifact_dir)
-                        .map_err(|e| io("resolve", &cfg.artifact_dir, e))?,
-                )
+        let artifact_dir = match cfg.repository_for(spec.repository.as_ref(), secrets)? {
+            RepositoryConfig::S3(s3) => {
+                stores.repository = Some(s3);
+                None
+            }
+            RepositoryConfig::Local(dir) => {
+                std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
+                Some(std::fs::canonicalize(&dir).map_err(|e| io("resolve", &dir, e))?)
             }
         };
-        if let Some(s3) = &cfg.s3 {
+        if !stores.is_empty() {
             let path = step_dir.join(REPOSITORY_FILE);
-            s3.write_private(&path).map_err(|e| io("write", &path, e))?;
+            stores
+                .write_private(&path)
+                .map_err(|e| io("write", &path, e))?;
         }
 
         let (inner_step, cox) = if cfg.sandbox {
@@ -403,12 +460,14 @@ impl LocalExecutor {
             STEP_SUBCOMMAND.to_string(),
             inner_step.display().to_string(),
         ];
-        match &artifact_dir {
-            Some(dir) => argv.extend(["--artifacts".to_string(), dir.display().to_string()]),
-            None => argv.extend([
+        if let Some(dir) = &artifact_dir {
+            argv.extend(["--artifacts".to_string(), dir.display().to_string()]);
+        }
+        if !stores.is_empty() {
+            argv.extend([
                 "--repository".to_string(),
                 inner_step.join(REPOSITORY_FILE).display().to_string(),
-            ]),
+            ]);
         }
         if let Some(text) = std::env::var_os(UNPACK_LIMITS_ENV) {
             let limits = cox_artifacts::UnpackLimits::parse(&text.to_string_lossy())
@@ -556,9 +615,13 @@ impl Executor for LocalExecutor {
         Box::pin(async move { self.adopt_step(&run, &node_id, attempt, cancel).await })
     }
 
-    fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
+    fn delete_artifacts(
+        &self,
+        repository: Option<RepositoryLocation>,
+        keys: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
-            let repo = self.repository().map_err(|e| e.to_string())?;
+            let repo = self.repository(repository.as_ref())?;
             for key in keys.iter().filter(|k| !k.trim_matches('/').is_empty()) {
                 // A directory saved without an archive is the objects under its key.
                 let under = repo.delete_prefix(key).await.map_err(|e| e.to_string())?;
@@ -572,5 +635,13 @@ impl Executor for LocalExecutor {
 
     fn log_path(&self, run: &str, node_id: &str, attempt: u32) -> Option<PathBuf> {
         Some(exit_log(&self.step_dir(run, node_id, attempt)))
+    }
+
+    fn check_repository(&self, location: &RepositoryLocation) -> Result<(), String> {
+        self.config.policy.admit(location)
+    }
+
+    fn use_secrets(&self, secrets: Arc<dyn SecretSource>) {
+        let _ = self.secrets.set(secrets);
     }
 }

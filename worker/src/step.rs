@@ -46,6 +46,27 @@ pub struct StepSpec {
     /// Template `memoize`, resolved: the outcome may come from, and goes to, a step cache.
     #[serde(default)]
     pub memoize: Option<Memoize>,
+    /// The run's own repository (Argo's `artifactRepositoryRef`), without keys; `None`: the
+    /// executor's configured one.
+    #[serde(default)]
+    pub repository: Option<crate::repo_config::RepositoryLocation>,
+}
+
+impl StepSpec {
+    /// The artifacts' own buckets, each once, with the name of the first artifact in it.
+    pub fn artifact_stores(&self) -> Vec<(&str, &crate::repo_config::RepositoryLocation)> {
+        let mut stores: Vec<(&str, &crate::repo_config::RepositoryLocation)> = Vec::new();
+        let inputs = (self.input_artifacts.iter()).map(|a| (a.name.as_str(), a.store.as_ref()));
+        let outputs = (self.output_artifacts.iter()).map(|a| (a.name.as_str(), a.store.as_ref()));
+        for (name, store) in inputs.chain(outputs) {
+            if let Some(store) = store
+                && !stores.iter().any(|(_, s)| *s == store)
+            {
+                stores.push((name, store));
+            }
+        }
+        stores
+    }
 }
 
 /// A step's memoization (Argo's template `memoize`), resolved.
@@ -78,6 +99,10 @@ pub struct InputArtifact {
     /// Argo's `optional`: an object that is not found is skipped (nothing placed).
     #[serde(default)]
     pub optional: bool,
+    /// Its own bucket (`s3:` with an endpoint or bucket), for [`ArtifactSource::Key`] and
+    /// [`ArtifactSource::Stored`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: ArtifactStore,
 }
 
 /// The origin of an input artifact's bytes.
@@ -106,6 +131,10 @@ pub enum ArtifactSource {
     /// Optional and absent: nothing is placed.
     Absent,
 }
+
+/// Where one artifact is kept when it has its own `s3:` location (endpoint and bucket, or
+/// Secrets): that bucket instead of the run's repository.
+pub type ArtifactStore = Option<crate::repo_config::RepositoryLocation>;
 
 /// Archive strategy of a stored artifact (Argo's `archive`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -143,6 +172,9 @@ pub struct OutputArtifact {
     pub archive: ArchiveKind,
     /// Missing is not an error.
     pub optional: bool,
+    /// Its own bucket (`s3:` with an endpoint or bucket) instead of the run's repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: ArtifactStore,
 }
 
 /// A volume mounted into a step.
@@ -266,9 +298,32 @@ pub trait Executor: Send + Sync + 'static {
     }
 
     /// Deletes artifacts from the repository the steps save to (Argo's `artifactGC`): each
-    /// key's object, or the objects under it. An executor without a repository says so.
-    fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
-        let _ = keys;
+    /// key's object, or the objects under it, in the run's own `repository` when it has
+    /// one. An executor without a repository says so.
+    fn delete_artifacts(
+        &self,
+        repository: Option<crate::repo_config::RepositoryLocation>,
+        keys: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), String>> {
+        let _ = (repository, keys);
         Box::pin(async { Err("this executor keeps no artifacts to delete".to_string()) })
+    }
+
+    /// Whether a workflow may use the repository at `location` (a run's
+    /// `artifactRepositoryRef`), checked at submission so that a refusal is an error there
+    /// and not in every step; the error says why. Executors that store artifacts check
+    /// again when they open it. The default (an executor keeping no artifacts): allowed.
+    fn check_repository(
+        &self,
+        location: &crate::repo_config::RepositoryLocation,
+    ) -> Result<(), String> {
+        let _ = location;
+        Ok(())
+    }
+
+    /// Where the values of Secrets named by repositories come from (the scheduler's store),
+    /// given once, when the engine opens. The default: Secrets are not used.
+    fn use_secrets(&self, secrets: std::sync::Arc<dyn crate::repo_config::SecretSource>) {
+        let _ = secrets;
     }
 }

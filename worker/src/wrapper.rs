@@ -1,4 +1,4 @@
-//! The in-step wrapper, `cox __step STEP_DIR (--artifacts DIR | --repository FILE)
+//! The in-step wrapper, `cox __step STEP_DIR [--artifacts DIR] [--repository FILE]
 //! [--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES]`: runs inside the step (the sandbox, or
 //! a plain process with `--no-sandbox`) around the user's program. Its standard input is a
 //! [`StepInput`] as JSON: the step's spec and the image table (a pipe rather than files: no
@@ -6,9 +6,10 @@
 //!
 //! 1. reads the [`StepInput`] from stdin; `STEP_DIR` is the step directory as the step sees
 //!    it (`/tmp/.cox/step` when sandboxed);
-//! 2. opens the artifact repository: the local directory `DIR`, or the S3 bucket described
-//!    by `FILE` (see [`crate::repo_config`]; the file holds keys and is deleted as soon as it
-//!    is read, before anything else runs); places the input artifacts (raw text, objects of
+//! 2. opens the artifact repository: the S3 bucket described by `FILE`, else the local
+//!    directory `DIR`, and the buckets of artifacts with their own location, also in `FILE`
+//!    (see [`crate::repo_config`]; the file holds keys and is deleted as soon as it is read,
+//!    before anything else runs); places the input artifacts (raw text, objects of
 //!    the repository, checked against their recorded size and SHA-256) and sets their modes;
 //! 3. writes a script template's source to `<step>/script` and appends that path to the
 //!    argv (Argo: the script file is the last argument);
@@ -42,7 +43,7 @@ use cox_artifacts::{Archive, ArtifactRepository, Expected, UnpackLimits};
 use serde::{Deserialize, Serialize};
 
 use crate::images::ImageTable;
-use crate::repo_config::S3Repository;
+use crate::repo_config::StepStores;
 use crate::step::{
     ArchiveKind, ArtifactSource, InputArtifact, SavedArtifact, StepOutcome, StepPhase, StepSpec,
 };
@@ -70,7 +71,8 @@ pub struct WrapperArgs {
     pub step_dir: PathBuf,
     /// The local artifact repository's directory.
     pub artifacts: Option<PathBuf>,
-    /// The S3 repository file (see [`crate::repo_config::REPOSITORY_FILE`]).
+    /// The keys file: the run's bucket and artifacts' own buckets (see
+    /// [`crate::repo_config::REPOSITORY_FILE`]).
     pub repository: Option<PathBuf>,
     /// Limits for unpacking input archives (`--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES`);
     /// the artifacts crate's defaults when `None`.
@@ -78,10 +80,11 @@ pub struct WrapperArgs {
 }
 
 /// The wrapper's usage line.
-pub const USAGE: &str = "usage: cox __step STEP_DIR (--artifacts DIR | --repository FILE) [--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES] < STEP_INPUT_JSON";
+pub const USAGE: &str = "usage: cox __step STEP_DIR [--artifacts DIR] [--repository FILE] [--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES] < STEP_INPUT_JSON";
 
 impl WrapperArgs {
-    /// Parses `STEP_DIR (--artifacts DIR | --repository FILE) [--unpack-limits L]`.
+    /// Parses `STEP_DIR [--artifacts DIR] [--repository FILE] [--unpack-limits L]` (at
+    /// least one of the first two).
     pub fn parse(args: &[String]) -> Result<Self, String> {
         let (mut step_dir, mut artifacts, mut repository) = (None, None, None);
         let mut unpack_limits = None;
@@ -104,8 +107,8 @@ impl WrapperArgs {
                 other => return Err(format!("unexpected argument {other:?}")),
             }
         }
-        if artifacts.is_some() == repository.is_some() {
-            return Err("give one of --artifacts DIR and --repository FILE".into());
+        if artifacts.is_none() && repository.is_none() {
+            return Err("give --artifacts DIR, --repository FILE or both".into());
         }
         Ok(WrapperArgs {
             step_dir: step_dir.ok_or("missing STEP_DIR")?,
@@ -187,21 +190,24 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
         images: table,
     } = input;
     let step_dir = &args.step_dir;
-    let repo = match repo {
-        Ok(r) => {
-            let r = skip_own_files(r, step_dir, args.artifacts.as_deref());
-            match args.unpack_limits {
-                Some(limits) => {
-                    let mut options = r.options().clone();
-                    options.unpack_limits = limits;
-                    r.with_options(options)
+    let (repo, stores) = match repo {
+        Ok((r, stores)) => (
+            {
+                let r = skip_own_files(r, step_dir, args.artifacts.as_deref());
+                match args.unpack_limits {
+                    Some(limits) => {
+                        let mut options = r.options().clone();
+                        options.unpack_limits = limits;
+                        r.with_options(options)
+                    }
+                    None => r,
                 }
-                None => r,
-            }
-        }
+            },
+            stores,
+        ),
         Err(e) => return fail(e),
     };
-    if let Err(e) = stage_inputs(&spec, &repo).await {
+    if let Err(e) = stage_inputs(&spec, &repo, &stores).await {
         return fail(e);
     }
     let cox = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cox"));
@@ -264,7 +270,7 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
     };
     let mut problems = Vec::new();
     collect_parameters(&spec, &mut outcome, &mut problems);
-    save_artifacts(&spec, &repo, &mut outcome, &mut problems).await;
+    save_artifacts(&spec, &repo, &stores, &mut outcome, &mut problems).await;
     if !problems.is_empty() {
         for p in &problems {
             diag(p);
@@ -287,17 +293,41 @@ fn read_input() -> Result<StepInput, String> {
     serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
-/// The local directory, or the bucket of the repository file (read, then deleted).
-fn open_repository(args: &WrapperArgs) -> Result<ArtifactRepository, String> {
-    if let Some(file) = &args.repository {
-        let s3 = S3Repository::take_private(file)?;
-        return s3
+/// The run's repository (the bucket of the keys file, else the local directory) and the
+/// artifacts' own buckets; the keys file is read, then deleted.
+fn open_repository(args: &WrapperArgs) -> Result<(ArtifactRepository, StepStores), String> {
+    let mut stores = match &args.repository {
+        Some(file) => StepStores::take_private(file)?,
+        None => StepStores::default(),
+    };
+    if let Some(s3) = stores.repository.take() {
+        let repo = s3
             .open()
-            .map_err(|e| format!("cannot open artifact repository s3://{}: {e}", s3.bucket));
+            .map_err(|e| format!("cannot open artifact repository s3://{}: {e}", s3.bucket))?;
+        return Ok((repo, stores));
     }
     let dir = args.artifacts.as_deref().unwrap_or(Path::new("."));
-    ArtifactRepository::local(dir)
-        .map_err(|e| format!("cannot open artifact repository {}: {e}", dir.display()))
+    let repo = ArtifactRepository::local(dir)
+        .map_err(|e| format!("cannot open artifact repository {}: {e}", dir.display()))?;
+    Ok((repo, stores))
+}
+
+/// The repository an artifact is in: its own bucket, else the run's.
+fn artifact_repository(
+    repo: &ArtifactRepository,
+    stores: &StepStores,
+    store: &crate::step::ArtifactStore,
+) -> Result<ArtifactRepository, String> {
+    let Some(location) = store else {
+        return Ok(repo.clone());
+    };
+    let s3 = stores
+        .artifact_store(location)
+        .ok_or("its bucket was not passed to the step")?;
+    let own = s3
+        .open()
+        .map_err(|e| format!("cannot open s3://{}: {e}", s3.bucket))?;
+    Ok(own.with_options(repo.options().clone()))
 }
 
 /// A saved directory (a step saving its `/tmp`) never takes the wrapper's own files: the
@@ -333,7 +363,11 @@ fn archive_of(kind: ArchiveKind) -> Archive {
     }
 }
 
-async fn stage_inputs(spec: &StepSpec, repo: &ArtifactRepository) -> Result<(), String> {
+async fn stage_inputs(
+    spec: &StepSpec,
+    repo: &ArtifactRepository,
+    stores: &StepStores,
+) -> Result<(), String> {
     for input in &spec.input_artifacts {
         let path = Path::new(&input.path);
         let what = |e: &dyn std::fmt::Display| {
@@ -345,9 +379,10 @@ async fn stage_inputs(spec: &StepSpec, repo: &ArtifactRepository) -> Result<(), 
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| what(&e))?;
         }
+        let repo = artifact_repository(repo, stores, &input.store).map_err(|e| what(&e))?;
         match &input.sub_path {
-            Some(sub) => place_sub_path(input, repo, path, sub).await,
-            None => place(input, repo, path).await,
+            Some(sub) => place_sub_path(input, &repo, path, sub).await,
+            None => place(input, &repo, path).await,
         }
         .map_err(|e| what(&e))?;
         if let Some(mode) = input.mode {
@@ -519,6 +554,7 @@ fn open_error(path: &str, e: &std::io::Error) -> String {
 async fn save_artifacts(
     spec: &StepSpec,
     repo: &ArtifactRepository,
+    stores: &StepStores,
     outcome: &mut StepOutcome,
     problems: &mut Vec<String>,
 ) {
@@ -533,6 +569,13 @@ async fn save_artifacts(
             }
             continue;
         }
+        let repo = match artifact_repository(repo, stores, &a.store) {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(format!("cannot save output artifact {:?}: {e}", a.name));
+                continue;
+            }
+        };
         match repo
             .save_path(Path::new(&a.path), &a.key, archive_of(a.archive))
             .await
@@ -566,6 +609,11 @@ mod tests {
         let a = WrapperArgs::parse(&s(&["/s", "--repository", "/s/r.json"])).unwrap();
         assert_eq!(a.repository, Some(PathBuf::from("/s/r.json")));
         assert_eq!(a.artifacts, None);
-        assert!(WrapperArgs::parse(&s(&["x", "--artifacts", "/a", "--repository", "/r"])).is_err());
+        // A local run repository with artifacts' own buckets: both.
+        let a = WrapperArgs::parse(&s(&["x", "--artifacts", "/a", "--repository", "/r"])).unwrap();
+        assert_eq!(
+            (a.artifacts, a.repository),
+            (Some(PathBuf::from("/a")), Some(PathBuf::from("/r")))
+        );
     }
 }

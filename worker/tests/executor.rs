@@ -86,6 +86,7 @@ fn spec(node: &str, image: &str, command: &[&str], args: &[&str]) -> StepSpec {
         deadline_seconds: None,
         capture_result: true,
         memoize: None,
+        repository: None,
         archive_logs: false,
     }
 }
@@ -267,6 +268,7 @@ async fn artifacts_round_trip(sandbox: bool) {
             key: format!("run-1/produce/{name}"),
             archive,
             optional: false,
+            store: None,
         });
     }
     outs.push(OutputArtifact {
@@ -275,6 +277,7 @@ async fn artifacts_round_trip(sandbox: bool) {
         key: "run-1/produce/maybe".into(),
         archive: ArchiveKind::TarGz,
         optional: true,
+        store: None,
     });
     sp.output_artifacts = outs;
     let o = s.run(sp).await;
@@ -302,6 +305,7 @@ async fn artifacts_round_trip(sandbox: bool) {
             mode: None,
             sub_path: None,
             optional: false,
+            store: None,
         })
         .collect();
     inputs.push(InputArtifact {
@@ -316,6 +320,7 @@ async fn artifacts_round_trip(sandbox: bool) {
         mode: Some(0o755),
         sub_path: None,
         optional: false,
+        store: None,
     });
     inputs.push(InputArtifact {
         name: "absent".into(),
@@ -324,6 +329,7 @@ async fn artifacts_round_trip(sandbox: bool) {
         mode: None,
         sub_path: None,
         optional: false,
+        store: None,
     });
     // Argo: an optional input whose object is not found is skipped.
     inputs.push(InputArtifact {
@@ -333,6 +339,7 @@ async fn artifacts_round_trip(sandbox: bool) {
         mode: None,
         sub_path: None,
         optional: true,
+        store: None,
     });
     let raw = inputs[5].path.clone();
     let check = format!(
@@ -367,6 +374,7 @@ async fn artifacts_round_trip(sandbox: bool) {
         key: "run-1/noart/needed".into(),
         archive: ArchiveKind::TarGz,
         optional: false,
+        store: None,
     }];
     let o4 = s.run(sp).await;
     assert_eq!(o4.phase, StepPhase::Error, "{o4:#?}");
@@ -381,6 +389,7 @@ async fn artifacts_round_trip(sandbox: bool) {
         mode: None,
         sub_path: None,
         optional: false,
+        store: None,
     }];
     let o5 = s.run(sp).await;
     assert_eq!(o5.phase, StepPhase::Error);
@@ -504,6 +513,7 @@ async fn argosay(sandbox: bool) {
         mode: None,
         sub_path: None,
         optional: false,
+        store: None,
     };
     let inp = s.path("argosay/in");
     let mut sp = spec("cat", img, &[], &["cat", &inp]);

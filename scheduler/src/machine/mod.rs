@@ -84,6 +84,8 @@ pub enum Action {
     /// Delete these artifacts (`artifactGC: OnWorkflowCompletion`); comes just before
     /// [`Action::Finished`], which waits for it.
     DeleteArtifacts {
+        /// The run's own repository (`None`: the configured one).
+        repository: Option<cox_worker::repo_config::RepositoryLocation>,
         /// Object keys (a key with no object is a prefix: the objects under it).
         keys: Vec<String>,
     },

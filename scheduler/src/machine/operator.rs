@@ -42,8 +42,11 @@ pub(crate) enum ArtifactInput {
     Stored(ArtifactRef),
     Raw(String),
     Http(String),
-    /// An explicit `s3:` location: its key in the run's repository.
-    Key(String),
+    /// An explicit `s3:` location: its key, in its own bucket when it names one, else in
+    /// the run's repository.
+    Key(String, cox_worker::step::ArtifactStore),
+    /// An `s3:` location that cannot be used: why.
+    Invalid(String),
     /// Only `subPath` of the inner artifact.
     Sub(Box<ArtifactInput>, String),
 }
@@ -60,11 +63,30 @@ impl ArtifactInput {
         } else if let Some(h) = &a.http {
             Some(ArtifactInput::Http(sub(&h.url)))
         } else {
-            a.s3.as_ref()
-                .and_then(|s3| s3.key.as_deref())
-                .map(|k| ArtifactInput::Key(sub(k)))
+            let s3 = a.s3.as_ref()?;
+            let key = sub(s3.key.as_deref()?);
+            Some(match artifact_store(s3, vars) {
+                Ok(store) => ArtifactInput::Key(key, store),
+                Err(e) => ArtifactInput::Invalid(format!("artifact {:?}: {e}", a.name)),
+            })
         }
     }
+}
+
+/// An artifact's own bucket (its `s3:` naming an endpoint, a bucket or Secrets), texts
+/// substituted with `vars`, Secrets in the workflow's namespace.
+pub(crate) fn artifact_store(
+    s3: &cox_config::model::S3Artifact,
+    vars: &Vars,
+) -> Result<cox_worker::step::ArtifactStore, String> {
+    let namespace = vars
+        .get("workflow.namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default")
+        .to_string();
+    let sub =
+        |t: &str| expr::substitute(t, vars, Unresolved::Leave).unwrap_or_else(|_| t.to_string());
+    cox_worker::repo_config::RepositoryLocation::of_artifact(s3, &namespace, &sub)
 }
 
 /// The message of a step stopped because a deadline passed.
@@ -1147,13 +1169,22 @@ impl<'a> Operator<'a> {
                 Some(ArtifactInput::Sub(inner, sub)) => (Some(&**inner), Some(sub.clone())),
                 other => (other.as_ref(), a.sub_path.clone()),
             };
+            let store = match source {
+                Some(ArtifactInput::Key(_, store)) => store.clone(),
+                Some(ArtifactInput::Invalid(e)) => {
+                    self.finish(id, Phase::Error, e.clone());
+                    return;
+                }
+                _ => None,
+            };
             let source = match source {
                 Some(ArtifactInput::Raw(data)) => ArtifactSource::Raw(
                     expr::substitute(data, &vars, Unresolved::Leave)
                         .unwrap_or_else(|_| data.clone()),
                 ),
                 Some(ArtifactInput::Http(url)) => ArtifactSource::Http(url.clone()),
-                Some(ArtifactInput::Key(key)) => ArtifactSource::Key(key.clone()),
+                Some(ArtifactInput::Key(key, _)) => ArtifactSource::Key(key.clone()),
+                Some(ArtifactInput::Invalid(_)) => ArtifactSource::Absent,
                 Some(ArtifactInput::Stored(r)) => ArtifactSource::Stored {
                     key: r.key.clone(),
                     archive: archive_from_name(&r.archive),
@@ -1174,6 +1205,7 @@ impl<'a> Operator<'a> {
                 mode: a.mode.map(|m| m as u32),
                 sub_path,
                 optional: a.optional == Some(true),
+                store,
             });
         }
         let outputs = template.outputs.clone().unwrap_or_default();
@@ -1208,12 +1240,21 @@ impl<'a> Operator<'a> {
                 }
                 None => format!("{}/{}/{}{}", self.run, id, a.name, suffix),
             };
+            let store = match a.s3.as_ref().map(|s3| artifact_store(s3, &vars)) {
+                Some(Ok(store)) => store,
+                Some(Err(e)) => {
+                    self.finish(id, Phase::Error, format!("artifact {:?}: {e}", a.name));
+                    return;
+                }
+                None => None,
+            };
             output_artifacts.push(OutputArtifact {
                 name: a.name.clone(),
                 path,
                 key,
                 archive,
                 optional: a.optional == Some(true),
+                store,
             });
         }
         let deadline = resolved
@@ -1267,6 +1308,7 @@ impl<'a> Operator<'a> {
                     .ok()
                     .map(|d| d.as_secs()),
             }),
+            repository: crate::resolve::run_repository(self.wf),
         };
         if let Some(n) = self.nodes.get_mut(id) {
             n.memoization = spec.memoize.as_ref().map(|m| MemoizationStatus {

@@ -452,7 +452,10 @@ impl RunState {
             self.finished_at = Some(ts(now));
             let keys = self.artifact_gc_keys(workflow, GC_ON_COMPLETION);
             if !keys.is_empty() {
-                actions.push(Action::DeleteArtifacts { keys });
+                actions.push(Action::DeleteArtifacts {
+                    repository: crate::resolve::run_repository(workflow),
+                    keys,
+                });
             }
             actions.push(Action::Finished);
         } else if let Some(at) = wake {
@@ -600,8 +603,19 @@ impl RunState {
                 })
                 .and_then(|t| t.outputs.as_ref());
             for a in &n.outputs.artifacts {
-                let own = declared
-                    .and_then(|o| o.artifacts.iter().find(|d| d.name == a.name))
+                let declaration =
+                    declared.and_then(|o| o.artifacts.iter().find(|d| d.name == a.name));
+                // Saved to its own bucket: not in the run's repository, where the key could
+                // name another object (collecting own buckets is not supported).
+                let own_bucket = declaration.and_then(|d| d.s3.as_ref()).is_some_and(|s3| {
+                    [&s3.bucket, &s3.endpoint]
+                        .iter()
+                        .any(|v| v.as_deref().is_some_and(|v| !v.trim().is_empty()))
+                });
+                if own_bucket {
+                    continue;
+                }
+                let own = declaration
                     .and_then(|d| d.artifact_gc.as_ref())
                     .and_then(|g| g.strategy.as_deref())
                     .filter(|s| !s.is_empty());
@@ -776,6 +790,7 @@ impl RunState {
             for key in [
                 crate::resolve::STORED_TEMPLATES,
                 crate::resolve::STORED_SPEC,
+                crate::resolve::ARTIFACT_REPOSITORY_REF,
             ] {
                 if let (Some(value), Value::Object(status)) = (submitted.get(key), &mut status) {
                     status.insert(key.into(), value.clone());

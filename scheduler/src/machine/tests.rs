@@ -73,7 +73,7 @@ fn drive(
                     queue.push(*spec);
                 }
                 Action::WakeAt { at } => wake = Some(at),
-                Action::DeleteArtifacts { keys } => {
+                Action::DeleteArtifacts { keys, .. } => {
                     launched.extend(keys.into_iter().map(|k| format!("gc:{k}")))
                 }
                 Action::Finished => return launched,

@@ -22,35 +22,37 @@ use crate::store::{ObjectKind, PutMode};
 
 fn checked(
     state: &AppState,
+    kind: ObjectKind,
     namespace: &str,
     body: &Result<Bytes, BytesRejection>,
 ) -> ApiResult<StoredObject> {
     let text = body_text(body, state.max_body_bytes)?;
     let value: Value = parse_body(text)?;
-    StoredObject::from_value(ObjectKind::ConfigMap, value, Some(namespace))
-        .map_err(ApiError::invalid)
+    StoredObject::from_value(kind, value, Some(namespace)).map_err(ApiError::invalid)
 }
 
-/// `POST /api/v1/namespaces/{namespace}/configmaps`.
-pub async fn create(
-    State(state): State<AppState>,
-    Path(namespace): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+/// Creates a namespaced Kubernetes object of `kind` from the request body.
+pub(super) fn create_object(
+    state: &AppState,
+    kind: ObjectKind,
+    namespace: &str,
+    body: &Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    let object = checked(&state, &namespace, &body)?;
+    let object = checked(state, kind, namespace, body)?;
     let name = object.name.clone();
     let stored = object.put(state.engine.store(), PutMode::Create, Utc::now())?;
-    info!(name = %name, namespace = %namespace, "configmap created");
+    info!(kind = kind.as_str(), name = %name, namespace = %namespace, "object created");
     Ok(Json(stored))
 }
 
-/// `PUT /api/v1/namespaces/{namespace}/configmaps/{name}`.
-pub async fn update(
-    State(state): State<AppState>,
-    Path((namespace, name)): Path<(String, String)>,
-    body: Result<Bytes, BytesRejection>,
+/// Replaces the namespaced Kubernetes object `name` of `kind` with the request body.
+pub(super) fn update_object(
+    state: &AppState,
+    kind: ObjectKind,
+    (namespace, name): (&str, &str),
+    body: &Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    let object = checked(&state, &namespace, &body)?;
+    let object = checked(state, kind, namespace, body)?;
     if object.name != name {
         return Err(ApiError::invalid(format!(
             "metadata.name: '{}' does not match the name in the path, '{name}'",
@@ -62,6 +64,39 @@ pub async fn update(
         PutMode::Update,
         Utc::now(),
     )?))
+}
+
+/// One stored object of `kind`.
+pub(super) fn get_object(
+    state: &AppState,
+    kind: ObjectKind,
+    namespace: &str,
+    name: &str,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(objects::get(
+        state.engine.store(),
+        kind,
+        namespace,
+        name,
+    )?))
+}
+
+/// `POST /api/v1/namespaces/{namespace}/configmaps`.
+pub async fn create(
+    State(state): State<AppState>,
+    Path(namespace): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    create_object(&state, ObjectKind::ConfigMap, &namespace, &body)
+}
+
+/// `PUT /api/v1/namespaces/{namespace}/configmaps/{name}`.
+pub async fn update(
+    State(state): State<AppState>,
+    Path((namespace, name)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    update_object(&state, ObjectKind::ConfigMap, (&namespace, &name), &body)
 }
 
 /// `GET /api/v1/namespaces/{namespace}/configmaps`.
@@ -78,12 +113,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(objects::get(
-        state.engine.store(),
-        ObjectKind::ConfigMap,
-        &namespace,
-        &name,
-    )?))
+    get_object(&state, ObjectKind::ConfigMap, &namespace, &name)
 }
 
 /// `DELETE /api/v1/namespaces/{namespace}/configmaps/{name}`.

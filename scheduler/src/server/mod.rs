@@ -28,6 +28,7 @@
 //! - `lifecycle`: suspend, resume, stop, terminate, set.
 //! - `templates`: (Cluster)WorkflowTemplates, and submitting from one.
 //! - `configmaps`: ConfigMaps, on Kubernetes' paths.
+//! - `secrets`: Secrets (keys of artifact buckets), on Kubernetes' paths.
 
 mod admission;
 pub mod auth;
@@ -40,6 +41,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod rerun;
+mod secrets;
 mod streaming;
 mod templates;
 pub mod workflow;
@@ -193,6 +195,16 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
             get(configmaps::get)
                 .put(configmaps::update)
                 .delete(configmaps::delete),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/secrets",
+            get(secrets::list).post(secrets::create),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/secrets/{name}",
+            get(secrets::get)
+                .put(secrets::update)
+                .delete(secrets::delete),
         )
         .route(
             "/api/v1/workflows/{namespace}/{name}",
