@@ -619,6 +619,13 @@ async fn supervise_step(step_dir: &Path, grace: Duration) -> std::result::Result
         trust_sandbox();
     }
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopping = stop.clone();
+    tokio::spawn(async move {
+        if term.recv().await.is_some() {
+            stopping.cancel();
+        }
+    });
     // The pid on the lock file's first line: standard input is the locked file, opened for
     // writing by the launcher.
     let lock = step_dir.join(LOCK_FILE);
@@ -628,14 +635,14 @@ async fn supervise_step(step_dir: &Path, grace: Duration) -> std::result::Result
         .map(std::fs::File::from)
         .and_then(|mut f| writeln!(f, "{}", std::process::id()))
         .map_err(|e| format!("{}: {e}", lock.display()))?;
-    let mut run_process = async |process: ProcessSpec| -> Result<Exit> {
+    let run_process = async |process: ProcessSpec| -> Result<Exit> {
         let running = LocalProcess::spawn(process).await?;
         let canceller = running.canceller();
         let wait = running.wait();
         tokio::pin!(wait);
         tokio::select! {
             exit = &mut wait => exit,
-            _ = term.recv() => {
+            () = stop.cancelled() => {
                 if let Err(e) = canceller.cancel(grace).await {
                     eprintln!("cox-supervise: cannot stop the step: {e}");
                 }
@@ -645,7 +652,7 @@ async fn supervise_step(step_dir: &Path, grace: Duration) -> std::result::Result
     };
     let recorded = match crate::wrapper::InProcess::from_process(&spec) {
         Some(step) => {
-            let (exit, outcome) = step.run(spec, run_process).await?;
+            let (exit, outcome) = step.run(spec, &stop, run_process).await?;
             Recorded {
                 exit,
                 outcome: Some(outcome),

@@ -61,6 +61,12 @@ pub const SCRIPT_FILE: &str = "script";
 /// The per-step directory of alias symlinks, in the step directory.
 pub const BIN_DIR: &str = "bin";
 
+/// The outcome's message when a step run by its supervisor is stopped before its program
+/// started (the executor then says why it stopped it).
+const STOPPED_WHILE_PLACING: &str = "stopped while its inputs were placed";
+/// The same, after its program ended.
+const STOPPED_WHILE_SAVING: &str = "stopped while its outputs were saved";
+
 /// What the wrapper reads on its standard input.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepInput {
@@ -474,10 +480,14 @@ impl InProcess {
     /// Runs the step: the wrapper's work before and after the program, the program with
     /// `run_program` (given the process to launch: `process` with the program's argv and
     /// environment). Returns how the program ended (a made-up exit code 1 when it did not
-    /// run) and the step's outcome; the wrapper's messages are in the log.
+    /// run) and the step's outcome; the wrapper's messages are in the log. When `stop`
+    /// fires while inputs are placed or outputs saved, that work is abandoned (as the
+    /// wrapper process would be killed) and the outcome is an `Error`; the caller stops the
+    /// program itself.
     pub async fn run<F>(
         self,
         process: ProcessSpec,
+        stop: &tokio_util::sync::CancellationToken,
         run_program: F,
     ) -> Result<(Exit, StepOutcome), String>
     where
@@ -513,7 +523,10 @@ impl InProcess {
             path: &path,
             cox: &cox,
         };
-        let ready = prepare(&args, repo, input.spec, &input.images, seen, &mut diags).await;
+        let ready = tokio::select! {
+            ready = prepare(&args, repo, input.spec, &input.images, seen, &mut diags) => ready,
+            () = stop.cancelled() => Err(StepOutcome::error(STOPPED_WHILE_PLACING)),
+        };
         let said = diags.take();
         crate::logs::append_lines(&log, crate::logs::Stream::Stderr, &said)
             .map_err(|e| e.to_string())?;
@@ -580,9 +593,14 @@ impl InProcess {
             }
             Err(e) => return Err(e.to_string()),
         };
-        let outcome = ready
-            .finish(status, exit.started, exit.finished, &mut diags)
-            .await;
+        let outcome = tokio::select! {
+            outcome = ready.finish(status, exit.started, exit.finished, &mut diags) => outcome,
+            () = stop.cancelled() => {
+                let mut o = StepOutcome::error(STOPPED_WHILE_SAVING);
+                o.exit_code = Some(exit.status.container_code());
+                o
+            }
+        };
         crate::logs::append_lines(&log, crate::logs::Stream::Stderr, &diags.take())
             .map_err(|e| e.to_string())?;
         Ok((exit, outcome))

@@ -666,3 +666,37 @@ async fn wrapper_messages_are_logged_in_order(sandbox: bool) {
         "{lines:?}"
     );
 }
+
+both!(cancel_stops_a_step_placing_its_inputs);
+async fn cancel_stops_a_step_placing_its_inputs(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    // An input from a server that accepts and never answers: the step is stuck placing it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let url = format!("http://{}/stuck", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(4).collect();
+        std::thread::sleep(Duration::from_secs(120));
+        drop(held);
+    });
+    let s = setup(sandbox);
+    let mut stuck = spec("stuck", "busybox", &["true"], &[]);
+    stuck.input_artifacts.push(InputArtifact {
+        name: "never".into(),
+        path: s.path("never.txt"),
+        source: ArtifactSource::Http(url),
+        mode: None,
+        sub_path: None,
+        optional: false,
+    });
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        trigger.cancel();
+    });
+    let o = s.exec.run(stuck, cancel).await;
+    assert_eq!(o.phase, StepPhase::Failed, "{o:#?}");
+    assert_eq!(o.message, STOPPED_MESSAGE);
+}
