@@ -11,11 +11,11 @@
 //! log.jsonl      stdout and stderr of the wrapper and the program (see crate::logs)
 //! script         a script template's source
 //! bin/           the image's aliases, first on PATH
-//! outcome.json   the StepOutcome the wrapper wrote
+//! outcome.json   the StepOutcome the wrapper wrote, when it ran as a process of its own
 //! process.json   the process spec the supervisor launches (mode 0600; see crate::local::Detached)
-//! supervisor.lock  locked by the step's supervisor while it lives; supervisor.pid its pid
-//! supervisor.log the supervisor's own errors
-//! exit.json      how the process ended, recorded by the supervisor
+//! supervisor.lock  locked by the step's supervisor while it lives: its pid, then its messages
+//! exit.json      how the process ended (and the StepOutcome when the supervisor ran the
+//!                wrapper itself), recorded by the supervisor
 //! main.log       with archiveLogs: the log's text while it is uploaded
 //! repository.json  S3 settings and keys, mode 0600, only with an S3 repository; the
 //!                wrapper deletes it before the program starts (see crate::repo_config)
@@ -41,10 +41,13 @@
 //!   declare `/result.txt`).
 //!
 //! The wrapper reads the spec and the image table on its standard input (see
-//! [`crate::wrapper::StepInput`]). Without the sandbox it runs as
+//! [`crate::wrapper::StepInput`]). Without the sandbox it is launched as
 //! `cox __step <host step dir> ...` in `work/`; paths in the spec are host paths
 //! (`/tmp/out.txt` is the host's `/tmp`), and volumes outside the working directory are
-//! refused (see [`crate::local`]).
+//! refused (see [`crate::local`]). The step's supervisor runs such a launch itself rather
+//! than as a process of its own whenever it can: always without the sandbox, and
+//! sandboxed for a step with no artifacts and no output parameters, whose program
+//! bubblewrap then runs directly (see [`crate::wrapper::InProcess`]).
 //!
 //! # Ending
 //!
@@ -313,16 +316,18 @@ impl LocalExecutor {
         // The wrapper deletes the keys before the program starts; this covers a wrapper
         // that never got that far.
         let _ = std::fs::remove_file(step_dir.join(REPOSITORY_FILE));
-        let exit = match exit {
-            Ok(exit) => exit,
+        let (exit, outcome) = match exit {
+            Ok(recorded) => (recorded.exit, recorded.outcome),
             Err(e) => return StepOutcome::error(format!("lost the step process: {e}")),
         };
 
-        let outcome_path = step_dir.join(OUTCOME_FILE);
-        let mut outcome = match std::fs::read(&outcome_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<StepOutcome>(&b).ok())
-        {
+        // The supervisor's, when it ran the wrapper itself; else the wrapper process's.
+        let outcome = outcome.or_else(|| {
+            std::fs::read(step_dir.join(OUTCOME_FILE))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<StepOutcome>(&b).ok())
+        });
+        let mut outcome = match outcome {
             Some(o) => o,
             None => {
                 let mut o = StepOutcome::error(format!(

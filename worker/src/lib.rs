@@ -17,7 +17,7 @@
 //! - [`error`]: the crate's `Error` and `Result`.
 //! - [`step`]: the scheduler-facing contract: `StepSpec`, `StepOutcome` and the `Executor` trait.
 //! - [`executor`]: `LocalExecutor`, the `Executor` running steps as host processes through the wrapper.
-//! - [`wrapper`]: the in-step wrapper (`cox __step`): inputs, program, outputs, `outcome.json`.
+//! - [`wrapper`]: the in-step wrapper (`cox __step`, or run by the step's supervisor itself): inputs, program, outputs.
 //! - [`repo_config`]: the `cox` configuration file's `artifactRepository` (local or S3) and how it reaches the wrapper.
 //! - [`images`]: the image table: entrypoints and command aliases of images on this host.
 //! - [`argosay`]: `cox argosay`, the builtin stand-in for the `argoproj/argosay:v2` image.

@@ -96,18 +96,17 @@ impl LocalProcess {
             )
         };
 
-        mkdir(&host_work)?;
-        if !spec.sandbox {
-            emulate_mounts(&spec, &host_work)?;
-        }
+        prepare_workdir(&spec)?;
         let log_path = spec.log_path();
-        let log_file =
-            tokio::fs::File::create(&log_path)
-                .await
-                .map_err(|source| Error::StepDir {
-                    path: log_path.clone(),
-                    source,
-                })?;
+        // Appended to: a step's supervisor may have logged the wrapper's messages first.
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|source| Error::StepDir {
+                path: log_path.clone(),
+                source,
+            })?;
 
         let mut cmd = tokio::process::Command::new(&program);
         cmd.args(&args)
@@ -415,22 +414,35 @@ async fn supervise(s: Supervised) -> Result<Exit> {
 pub const SUPERVISE_SUBCOMMAND: &str = "__supervise";
 /// In the step directory: the [`ProcessSpec`] the supervisor launches (mode 0600).
 pub const PROCESS_FILE: &str = "process.json";
-/// In the step directory: the [`Exit`] the supervisor records when the process ended.
+/// In the step directory: the [`Recorded`] end the supervisor writes when the process ended.
 pub const EXIT_FILE: &str = "exit.json";
-/// In the step directory: locked by the supervisor for as long as it lives.
+/// In the step directory: locked by the supervisor for as long as it lives; it holds the
+/// supervisor's pid on its first line (written by the supervisor before it starts the
+/// step), then the supervisor's own messages (its stderr).
 pub const LOCK_FILE: &str = "supervisor.lock";
-/// In the step directory: the supervisor's pid, written by itself.
-pub const PID_FILE: &str = "supervisor.pid";
-/// In the step directory: the supervisor's own stderr.
-pub const SUPERVISOR_LOG: &str = "supervisor.log";
 /// How often an adopted supervisor is checked.
 const ADOPT_POLL: Duration = Duration::from_millis(200);
 
+/// What a step's supervisor records in [`EXIT_FILE`]: how the process ended and, when the
+/// supervisor ran the in-step wrapper itself ([`crate::wrapper::InProcess`]), the step's
+/// outcome (otherwise the wrapper wrote it, see [`crate::wrapper::OUTCOME_FILE`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Recorded {
+    /// How the process ended.
+    #[serde(flatten)]
+    pub exit: Exit,
+    /// The step's outcome, when the supervisor made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<crate::step::StepOutcome>,
+}
+
 /// A step process run by a supervisor of its own, `cox __supervise STEP_DIR GRACE_MS`, that
 /// outlives the scheduler: it runs [`LocalProcess::spawn`] (the log is written by the
-/// supervisor, not through the scheduler's pipes), and records the [`Exit`] in
+/// supervisor, not through the scheduler's pipes), and records the [`Recorded`] end in
 /// [`EXIT_FILE`] before it ends. SIGTERM to the supervisor cancels the step
-/// ([`Canceller::cancel`] with the grace given).
+/// ([`Canceller::cancel`] with the grace given). A launch of the in-step wrapper is run by
+/// the supervisor itself when it can be ([`crate::wrapper::InProcess`]): one process less
+/// per step.
 ///
 /// The supervisor holds an exclusive lock on [`LOCK_FILE`] for its whole life: the
 /// launcher locks the file and hands the locked descriptor over as the supervisor's
@@ -438,6 +450,10 @@ const ADOPT_POLL: Duration = Duration::from_millis(200);
 /// out whether the attempt is alive by trying the lock ([`Detached::adopt`]), which pid
 /// reuse cannot fool. The supervisor is in a process group of its own, so a terminal's
 /// Ctrl-C reaches only the scheduler, which stops its steps itself.
+///
+/// The files are written, not synced: a process that crashes leaves them whole in the
+/// page cache, and the step's outcome is made durable by the scheduler's store once it
+/// has it (a machine that crashes before then loses the step, which is then counted lost).
 #[derive(Debug)]
 pub struct Detached {
     step_dir: PathBuf,
@@ -471,14 +487,14 @@ impl Detached {
                 "already locked by a live attempt: {e}"
             )))
         })?;
-        let log = std::fs::File::create(at(SUPERVISOR_LOG)).map_err(io(at(SUPERVISOR_LOG)))?;
+        let messages = lock.try_clone().map_err(io(at(LOCK_FILE)))?;
         let child = tokio::process::Command::new(cox)
             .arg(SUPERVISE_SUBCOMMAND)
             .arg(&step_dir)
             .arg(grace.as_millis().to_string())
             .stdin(Stdio::from(lock))
             .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
+            .stderr(Stdio::from(messages))
             .process_group(0)
             .spawn()
             .map_err(|source| Error::Spawn {
@@ -499,19 +515,22 @@ impl Detached {
     pub fn adopt(step_dir: &Path) -> Option<Detached> {
         let adopted = Detached {
             step_dir: step_dir.to_path_buf(),
-            pid: std::fs::read_to_string(step_dir.join(PID_FILE))
-                .ok()
-                .and_then(|p| p.trim().parse().ok())
-                .unwrap_or(0),
+            pid: Detached::written_pid(step_dir).unwrap_or(0),
             child: None,
         };
         (adopted.is_alive() || Detached::recorded_exit(step_dir).is_some()).then_some(adopted)
     }
 
+    /// The pid the supervisor wrote on the first line of its lock file.
+    fn written_pid(step_dir: &Path) -> Option<u32> {
+        let text = std::fs::read_to_string(step_dir.join(LOCK_FILE)).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
     /// Whether the step program in `step_dir` may have been started: its supervisor is alive
     /// or wrote its pid (which it does before it starts the program) or recorded an exit.
     pub fn may_have_started(step_dir: &Path) -> bool {
-        step_dir.join(PID_FILE).exists() || Detached::adopt(step_dir).is_some()
+        Detached::written_pid(step_dir).is_some() || Detached::adopt(step_dir).is_some()
     }
 
     /// Whether the supervisor still holds its lock.
@@ -524,7 +543,7 @@ impl Detached {
     }
 
     /// The recorded end of the attempt in `step_dir`, if its supervisor recorded one.
-    pub fn recorded_exit(step_dir: &Path) -> Option<Exit> {
+    pub fn recorded_exit(step_dir: &Path) -> Option<Recorded> {
         let bytes = std::fs::read(step_dir.join(EXIT_FILE)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
@@ -538,8 +557,8 @@ impl Detached {
         }
     }
 
-    /// Waits for the supervisor to end; the recorded exit, or why there is none.
-    pub async fn wait(&mut self) -> std::result::Result<Exit, String> {
+    /// Waits for the supervisor to end; the recorded end, or why there is none.
+    pub async fn wait(&mut self) -> std::result::Result<Recorded, String> {
         match &mut self.child {
             Some(child) => {
                 let status = child.wait().await.map_err(|e| e.to_string())?;
@@ -587,36 +606,78 @@ pub fn supervise_main(args: &[String]) -> i32 {
 }
 
 async fn supervise_step(step_dir: &Path, grace: Duration) -> std::result::Result<(), String> {
+    use std::io::Write;
+    use std::os::fd::AsFd;
     use tokio::signal::unix::{SignalKind, signal};
+    let step_dir = std::path::absolute(step_dir).map_err(|e| e.to_string())?;
     let path = step_dir.join(PROCESS_FILE);
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let spec: ProcessSpec =
+    let mut spec: ProcessSpec =
         serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let pid_path = step_dir.join(PID_FILE);
-    std::fs::write(&pid_path, std::process::id().to_string())
-        .map_err(|e| format!("{}: {e}", pid_path.display()))?;
-    let running = LocalProcess::spawn(spec).await.map_err(|e| e.to_string())?;
-    let canceller = running.canceller();
-    let wait = running.wait();
-    tokio::pin!(wait);
-    let exit = tokio::select! {
-        exit = &mut wait => exit,
-        _ = term.recv() => {
-            if let Err(e) = canceller.cancel(grace).await {
-                eprintln!("cox-supervise: cannot stop the step: {e}");
-            }
-            wait.await
-        }
+    spec.step_dir = step_dir.clone();
+    if spec.sandbox {
+        trust_sandbox();
     }
-    .map_err(|e| e.to_string())?;
-    let json = serde_json::to_vec(&exit).map_err(|e| e.to_string())?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopping = stop.clone();
+    tokio::spawn(async move {
+        if term.recv().await.is_some() {
+            stopping.cancel();
+        }
+    });
+    // The pid on the lock file's first line: standard input is the locked file, opened for
+    // writing by the launcher.
+    let lock = step_dir.join(LOCK_FILE);
+    std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|mut f| writeln!(f, "{}", std::process::id()))
+        .map_err(|e| format!("{}: {e}", lock.display()))?;
+    let run_process = async |process: ProcessSpec| -> Result<Exit> {
+        let running = LocalProcess::spawn(process).await?;
+        let canceller = running.canceller();
+        let wait = running.wait();
+        tokio::pin!(wait);
+        tokio::select! {
+            exit = &mut wait => exit,
+            () = stop.cancelled() => {
+                if let Err(e) = canceller.cancel(grace).await {
+                    eprintln!("cox-supervise: cannot stop the step: {e}");
+                }
+                wait.await
+            }
+        }
+    };
+    let recorded = match crate::wrapper::InProcess::from_process(&spec) {
+        Some(step) => {
+            let (exit, outcome) = step.run(spec, &stop, run_process).await?;
+            Recorded {
+                exit,
+                outcome: Some(outcome),
+            }
+        }
+        None => Recorded {
+            exit: run_process(spec).await.map_err(|e| e.to_string())?,
+            outcome: None,
+        },
+    };
+    // Not synced (see `Detached`); read only once this process has ended, so a torn file
+    // is one whose writer was killed, which does not parse: the step is then lost.
+    let json = serde_json::to_vec(&recorded).map_err(|e| e.to_string())?;
     let exit_path = step_dir.join(EXIT_FILE);
-    let tmp = step_dir.join(format!("{EXIT_FILE}.tmp"));
-    std::fs::write(&tmp, json)
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, &exit_path))
-        .map_err(|e| format!("{}: {e}", exit_path.display()))
+    std::fs::write(&exit_path, json).map_err(|e| format!("{}: {e}", exit_path.display()))
+}
+
+/// The step's `PATH`: the last `PATH` of `extra`, else the one a step inherits.
+pub(crate) fn step_path(extra: &[(String, String)]) -> String {
+    step_env(extra, Path::new("/"))
+        .into_iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.to_string_lossy().into_owned())
+        .unwrap_or_else(|| DEFAULT_PATH.to_string())
 }
 
 /// The step's environment (see [`crate::spec`] for the rules).
@@ -663,6 +724,17 @@ fn check_absolute(path: &Path) -> Result<()> {
     }
     if path.parent().is_none() {
         return invalid("must not be the root directory");
+    }
+    Ok(())
+}
+
+/// Creates the spec's working directory on the host, with its emulated mounts when it
+/// runs without the sandbox (again: a second time changes nothing).
+pub(crate) fn prepare_workdir(spec: &ProcessSpec) -> Result<()> {
+    let host_work = spec.host_workdir();
+    mkdir(&host_work)?;
+    if !spec.sandbox {
+        emulate_mounts(spec, &host_work)?;
     }
     Ok(())
 }
@@ -930,6 +1002,15 @@ async fn check_sandbox_path() -> Result<PathBuf> {
         .await
         .clone()
         .map_err(probe_error)
+}
+
+/// Takes bubblewrap as usable without probing it: in a step's supervisor, whose launcher
+/// checked the sandbox before it launched any step (a probe per step would double the
+/// sandbox's cost). A bubblewrap that fails anyway fails the step with its message.
+fn trust_sandbox() {
+    if let Some(bwrap) = find_bwrap() {
+        let _ = PROBE.set(Ok(bwrap));
+    }
 }
 
 /// Whether sandboxed steps can run here: bubblewrap is installed and can

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
@@ -258,31 +258,64 @@ fn record(time: DateTime<Utc>, stream: Stream, bytes: &[u8], partial: bool) -> L
 
 /// Writes records to `path` until every sender is gone, flushing whenever
 /// it has caught up, so followers see lines promptly.
+///
+/// The writes are plain blocking ones: a file write that lands in the page cache costs
+/// less than handing it to tokio's blocking pool (a thread started in a step's supervisor
+/// for each step).
 pub(crate) async fn write_log(
-    file: tokio::fs::File,
+    file: std::fs::File,
     path: PathBuf,
     mut rx: mpsc::Receiver<LogLine>,
 ) -> Result<()> {
+    use std::io::Write;
     let io = |source| Error::Log {
         path: path.clone(),
         source,
     };
-    let mut out = tokio::io::BufWriter::new(file);
+    let mut out = std::io::BufWriter::new(file);
     let mut batch = Vec::with_capacity(64);
     while rx.recv_many(&mut batch, 64).await > 0 {
         for rec in batch.drain(..) {
-            let mut bytes = serde_json::to_vec(&rec).map_err(|e| io(std::io::Error::other(e)))?;
-            bytes.push(b'\n');
-            out.write_all(&bytes).await.map_err(io)?;
+            serde_json::to_writer(&mut out, &rec).map_err(|e| io(std::io::Error::other(e)))?;
+            out.write_all(b"\n").map_err(io)?;
         }
         if rx.is_empty() {
-            out.flush().await.map_err(io)?;
+            out.flush().map_err(io)?;
         }
     }
     // Flushed to the OS, not synced to disk: what must survive a crash (the step's outcome)
     // is made durable by the store; an fsync per step would cost more than the step.
-    out.flush().await.map_err(io)?;
+    out.flush().map_err(io)?;
     Ok(())
+}
+
+/// Appends `lines` to the log at `path` (created when missing) as records of `stream`,
+/// timed now; nothing is done for no lines.
+pub fn append_lines(path: &Path, stream: Stream, lines: &[String]) -> Result<()> {
+    use std::io::Write;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let mut bytes = Vec::new();
+    let mut splitter = LineSplitter::new(MAX_LINE_BYTES);
+    for line in lines {
+        splitter.push(format!("{line}\n").as_bytes(), |chunk, partial| {
+            if let Ok(json) = serde_json::to_vec(&record(now, stream, chunk, partial)) {
+                bytes.extend_from_slice(&json);
+                bytes.push(b'\n');
+            }
+        });
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(&bytes))
+        .map_err(|source| Error::Log {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn parse(path: &Path, line_no: u64, bytes: &[u8]) -> Result<LogLine> {

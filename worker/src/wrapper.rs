@@ -22,6 +22,11 @@
 //! 7. writes the [`StepOutcome`] as JSON to `<step>/outcome.json` and exits with the
 //!    program's exit code.
 //!
+//! A step's supervisor (`cox __supervise`, see [`crate::local::Detached`]) does this work
+//! itself, without a wrapper process, whenever it can ([`InProcess`]): it then runs the
+//! program directly, and writes the outcome into its own record rather than
+//! `outcome.json`.
+//!
 //! The wrapper's own messages go to stderr, prefixed `cox-step:`, never to stdout (which
 //! is the step's `outputs.result`). SIGTERM does not stop the wrapper: the program gets it
 //! too (the whole step is signalled), and the wrapper waits for it to end.
@@ -42,8 +47,10 @@ use std::process::Stdio;
 use cox_artifacts::{Archive, ArtifactRepository, Expected, UnpackLimits};
 use serde::{Deserialize, Serialize};
 
+use crate::exit::Exit;
 use crate::images::ImageTable;
 use crate::repo_config::StepStores;
+use crate::spec::{Mount, ProcessSpec};
 use crate::step::{
     ArchiveKind, ArtifactSource, InputArtifact, SavedArtifact, StepOutcome, StepPhase, StepSpec,
 };
@@ -54,6 +61,12 @@ pub const OUTCOME_FILE: &str = "outcome.json";
 pub const SCRIPT_FILE: &str = "script";
 /// The per-step directory of alias symlinks, in the step directory.
 pub const BIN_DIR: &str = "bin";
+
+/// The outcome's message when a step run by its supervisor is stopped before its program
+/// started (the executor then says why it stopped it).
+const STOPPED_WHILE_PLACING: &str = "stopped while its inputs were placed";
+/// The same, after its program ended.
+const STOPPED_WHILE_SAVING: &str = "stopped while its outputs were saved";
 
 /// What the wrapper reads on its standard input.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,12 +162,17 @@ pub fn main(args: &[String]) -> i32 {
             eprintln!("cox-step: cannot write {}: {e}", outcome_path.display());
             return 1;
         }
-        match (outcome.exit_code, outcome.phase) {
-            (Some(code), _) => code,
-            (None, StepPhase::Succeeded) => 0,
-            (None, _) => 1,
-        }
+        exit_code(&outcome)
     })
+}
+
+/// The wrapper's exit code for `outcome`: the program's, else 0 or 1.
+fn exit_code(outcome: &StepOutcome) -> i32 {
+    match (outcome.exit_code, outcome.phase) {
+        (Some(code), _) => code,
+        (None, StepPhase::Succeeded) => 0,
+        (None, _) => 1,
+    }
 }
 
 /// Writes `outcome` as JSON. Not through a temporary file: the executor reads it only
@@ -167,74 +185,211 @@ pub fn write_outcome(path: &Path, outcome: &StepOutcome) -> std::io::Result<()> 
     )
 }
 
-fn diag(msg: impl std::fmt::Display) {
-    eprintln!("cox-step: {msg}");
+/// Where the wrapper's own messages go: its stderr, prefixed `cox-step:` (a wrapper
+/// process, whose stderr is the step log), or kept for the step log (the wrapper run by
+/// the step's supervisor, see [`InProcess`]).
+#[derive(Debug, Default)]
+struct Diagnostics {
+    kept: Option<Vec<String>>,
+}
+
+impl Diagnostics {
+    fn kept() -> Self {
+        Diagnostics {
+            kept: Some(Vec::new()),
+        }
+    }
+
+    fn say(&mut self, msg: impl std::fmt::Display) {
+        match &mut self.kept {
+            Some(lines) => lines.push(format!("cox-step: {msg}")),
+            None => eprintln!("cox-step: {msg}"),
+        }
+    }
+
+    /// An outcome of `Error` with `msg`, said.
+    fn fail(&mut self, msg: String) -> StepOutcome {
+        self.say(&msg);
+        StepOutcome::error(msg)
+    }
+
+    fn take(&mut self) -> Vec<String> {
+        self.kept.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+}
+
+/// A step ready to run: its inputs placed, its program resolved.
+struct Ready {
+    spec: StepSpec,
+    repo: ArtifactRepository,
+    /// Artifacts' own buckets.
+    stores: StepStores,
+    argv: Vec<String>,
+    /// `PATH` with the alias directory first, when the image has aliases.
+    path: Option<String>,
+}
+
+/// What the program sees, for the wrapper preparing it.
+struct Seen<'a> {
+    /// The step directory as the program sees it.
+    inner: &'a Path,
+    /// Where this process writes the step directory (not `inner` only for a sandboxed step
+    /// prepared by its supervisor).
+    host: &'a Path,
+    /// The step's `PATH`.
+    path: &'a str,
+    /// The `cox` binary as the program sees it.
+    cox: &'a Path,
+}
+
+/// Stages 2 to 4 (see the module doc): places the inputs, writes the script and links the
+/// aliases.
+async fn prepare(
+    args: &WrapperArgs,
+    repo: Result<(ArtifactRepository, StepStores), String>,
+    spec: StepSpec,
+    table: &ImageTable,
+    seen: Seen<'_>,
+    diags: &mut Diagnostics,
+) -> Result<Ready, StepOutcome> {
+    let Seen {
+        inner,
+        host,
+        path,
+        cox,
+    } = seen;
+    let (repo, stores) = match repo {
+        Ok((r, stores)) => {
+            let r = skip_own_files(r, inner, args.artifacts.as_deref());
+            let r = match args.unpack_limits {
+                Some(limits) => {
+                    let mut options = r.options().clone();
+                    options.unpack_limits = limits;
+                    r.with_options(options)
+                }
+                None => r,
+            };
+            (r, stores)
+        }
+        Err(e) => return Err(diags.fail(e)),
+    };
+    if let Err(e) = stage_inputs(&spec, &repo, &stores).await {
+        return Err(diags.fail(e));
+    }
+    let mut resolved = match table.resolve(&spec.image, &spec.command, &spec.args, cox) {
+        Ok(r) => r,
+        Err(e) => return Err(diags.fail(e.to_string())),
+    };
+    if let Some(source) = &spec.script {
+        let script = host.join(SCRIPT_FILE);
+        if let Err(e) = std::fs::write(&script, source)
+            .and_then(|()| std::fs::set_permissions(&script, PermissionsExt::from_mode(0o755)))
+        {
+            return Err(diags.fail(format!("cannot write script {}: {e}", script.display())));
+        }
+        resolved
+            .argv
+            .push(inner.join(SCRIPT_FILE).display().to_string());
+    }
+    let path = match link_aliases((inner, host), &resolved.aliases, path, diags) {
+        Ok(p) => p,
+        Err(e) => return Err(diags.fail(e)),
+    };
+    Ok(Ready {
+        spec,
+        repo,
+        stores,
+        argv: resolved.argv,
+        path,
+    })
+}
+
+impl Ready {
+    /// Stage 6: the outcome of the program's end (`Err`: it could not be started), with
+    /// the output parameters and artifacts collected.
+    async fn finish(
+        self,
+        status: Result<crate::exit::ExitStatus, String>,
+        started: chrono::DateTime<chrono::Utc>,
+        finished: chrono::DateTime<chrono::Utc>,
+        diags: &mut Diagnostics,
+    ) -> StepOutcome {
+        let status = match status {
+            Ok(s) => s,
+            Err(e) => {
+                let mut o = diags.fail(format!("cannot run {:?}: {e}", self.argv[0]));
+                o.started_at = Some(started.to_rfc3339());
+                o.finished_at = Some(finished.to_rfc3339());
+                return o;
+            }
+        };
+        let mut outcome = StepOutcome {
+            phase: if status.success() {
+                StepPhase::Succeeded
+            } else {
+                StepPhase::Failed
+            },
+            exit_code: Some(status.container_code()),
+            message: status.message().unwrap_or_default(),
+            result: None,
+            parameters: Vec::new(),
+            artifacts: Vec::new(),
+            started_at: Some(started.to_rfc3339()),
+            finished_at: Some(finished.to_rfc3339()),
+            cache_hit: false,
+        };
+        let mut problems = Vec::new();
+        collect_parameters(&self.spec, &mut outcome, &mut problems);
+        save_artifacts(
+            &self.spec,
+            &self.repo,
+            &self.stores,
+            &mut outcome,
+            &mut problems,
+        )
+        .await;
+        if !problems.is_empty() {
+            for p in &problems {
+                diags.say(p);
+            }
+            if outcome.phase == StepPhase::Succeeded {
+                outcome.phase = StepPhase::Error;
+                outcome.message = problems.join("; ");
+            }
+        }
+        outcome
+    }
 }
 
 /// Runs the step described by `args` and returns its outcome (not yet written).
 pub async fn run(args: &WrapperArgs) -> StepOutcome {
     // The whole step gets SIGTERM on cancel; the wrapper outlives its program.
     let _term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-    let fail = |msg: String| {
-        diag(&msg);
-        StepOutcome::error(msg)
-    };
+    let mut diags = Diagnostics::default();
     // First of all, so that the keys are gone before anything else can fail or run.
-    let repo = open_repository(args);
+    let repo = open_repository(args.artifacts.as_deref(), args.repository.as_deref());
     let input: StepInput = match read_input() {
         Ok(i) => i,
-        Err(e) => return fail(format!("cannot read the step input on stdin: {e}")),
+        Err(e) => return diags.fail(format!("cannot read the step input on stdin: {e}")),
     };
-    let StepInput {
-        spec,
-        images: table,
-    } = input;
-    let step_dir = &args.step_dir;
-    let (repo, stores) = match repo {
-        Ok((r, stores)) => (
-            {
-                let r = skip_own_files(r, step_dir, args.artifacts.as_deref());
-                match args.unpack_limits {
-                    Some(limits) => {
-                        let mut options = r.options().clone();
-                        options.unpack_limits = limits;
-                        r.with_options(options)
-                    }
-                    None => r,
-                }
-            },
-            stores,
-        ),
-        Err(e) => return fail(e),
-    };
-    if let Err(e) = stage_inputs(&spec, &repo, &stores).await {
-        return fail(e);
-    }
     let cox = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("cox"));
-    let mut resolved = match table.resolve(&spec.image, &spec.command, &spec.args, &cox) {
+    let path = std::env::var("PATH").unwrap_or_else(|_| crate::spec::DEFAULT_PATH.into());
+    let seen = Seen {
+        inner: &args.step_dir,
+        host: &args.step_dir,
+        path: &path,
+        cox: &cox,
+    };
+    let ready = match prepare(args, repo, input.spec, &input.images, seen, &mut diags).await {
         Ok(r) => r,
-        Err(e) => return fail(e.to_string()),
+        Err(outcome) => return outcome,
     };
-    if let Some(source) = &spec.script {
-        let script = step_dir.join(SCRIPT_FILE);
-        if let Err(e) = std::fs::write(&script, source)
-            .and_then(|()| std::fs::set_permissions(&script, PermissionsExt::from_mode(0o755)))
-        {
-            return fail(format!("cannot write script {}: {e}", script.display()));
-        }
-        resolved.argv.push(script.display().to_string());
-    }
-    let path_env = match link_aliases(step_dir, &resolved.aliases) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-
-    let mut cmd = tokio::process::Command::new(&resolved.argv[0]);
-    cmd.args(&resolved.argv[1..])
+    let mut cmd = tokio::process::Command::new(&ready.argv[0]);
+    cmd.args(&ready.argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
-    if let Some(path) = path_env {
+    if let Some(path) = &ready.path {
         cmd.env("PATH", path);
     }
     let started = chrono::Utc::now();
@@ -243,44 +398,231 @@ pub async fn run(args: &WrapperArgs) -> StepOutcome {
         Err(e) => Err(e),
     };
     let finished = chrono::Utc::now();
-    let status = match status {
-        Ok(s) => crate::exit::ExitStatus::from(s),
-        Err(e) => {
-            let mut o = fail(format!("cannot run {:?}: {e}", resolved.argv[0]));
-            o.started_at = Some(started.to_rfc3339());
-            o.finished_at = Some(finished.to_rfc3339());
-            return o;
+    let status = status
+        .map(crate::exit::ExitStatus::from)
+        .map_err(|e| e.to_string());
+    ready.finish(status, started, finished, &mut diags).await
+}
+
+/// The wrapper run by a step's supervisor in its own process (`cox __supervise`), rather
+/// than as a process of its own between the supervisor and the program: one `cox` start
+/// per step instead of two. The supervisor runs the program itself, so its output is
+/// logged and its result captured as the wrapper's would be; the wrapper's messages are
+/// written to the step log as its stderr lines, as before.
+///
+/// Taken on: every step without the sandbox (paths are the host's, so the wrapper's work
+/// is the same from the supervisor); sandboxed, a step with nothing to place or collect
+/// inside the sandbox (no input or output artifacts, no output parameters) whose program
+/// is found on the host: bubblewrap then runs the program directly. Any other sandboxed
+/// step runs the wrapper inside the sandbox, as a process of its own.
+#[derive(Debug)]
+pub struct InProcess {
+    args: WrapperArgs,
+    input: StepInput,
+    /// The step directory on the host (`args.step_dir` is as the program sees it).
+    host: PathBuf,
+    /// The `cox` binary as the program sees it.
+    cox: PathBuf,
+    /// The step's `PATH`.
+    path: String,
+}
+
+impl InProcess {
+    /// The wrapper launch of `process` (`cox __step ...`, its input on stdin), when the
+    /// supervisor can run it itself (see the type's doc); `None` otherwise.
+    pub fn from_process(process: &ProcessSpec) -> Option<InProcess> {
+        let [cox, sub, rest @ ..] = process.argv.as_slice() else {
+            return None;
+        };
+        if sub != crate::executor::STEP_SUBCOMMAND {
+            return None;
         }
-    };
-    let code = status.container_code();
-    let mut outcome = StepOutcome {
-        phase: if status.success() {
-            StepPhase::Succeeded
-        } else {
-            StepPhase::Failed
-        },
-        exit_code: Some(code),
-        message: status.message().unwrap_or_default(),
-        result: None,
-        parameters: Vec::new(),
-        artifacts: Vec::new(),
-        started_at: Some(started.to_rfc3339()),
-        finished_at: Some(finished.to_rfc3339()),
-        cache_hit: false,
-    };
-    let mut problems = Vec::new();
-    collect_parameters(&spec, &mut outcome, &mut problems);
-    save_artifacts(&spec, &repo, &stores, &mut outcome, &mut problems).await;
-    if !problems.is_empty() {
-        for p in &problems {
-            diag(p);
-        }
-        if outcome.phase == StepPhase::Succeeded {
-            outcome.phase = StepPhase::Error;
-            outcome.message = problems.join("; ");
-        }
+        let args = WrapperArgs::parse(rest).ok()?;
+        let input: StepInput = serde_json::from_slice(process.stdin.as_deref()?).ok()?;
+        let path = crate::local::step_path(&process.env);
+        let step = InProcess {
+            args,
+            input,
+            host: process.step_dir.clone(),
+            cox: PathBuf::from(cox),
+            path,
+        };
+        (!process.sandbox || step.runs_directly(process)).then_some(step)
     }
-    outcome
+
+    /// Sandboxed: nothing to do inside the sandbox, and the program is on the host, where
+    /// bubblewrap finds it (a program it cannot find is the wrapper's to report).
+    fn runs_directly(&self, process: &ProcessSpec) -> bool {
+        let spec = &self.input.spec;
+        if !(spec.input_artifacts.is_empty()
+            && spec.output_parameters.is_empty()
+            && spec.output_artifacts.is_empty()
+            && process.open_dirs.is_empty())
+        {
+            return false;
+        }
+        let Ok(resolved) =
+            self.input
+                .images
+                .resolve(&spec.image, &spec.command, &spec.args, &self.cox)
+        else {
+            return false;
+        };
+        let program = &resolved.argv[0];
+        let ours = Path::new(program) == self.cox;
+        let on_host = |candidate: &Path| {
+            // What the sandbox shows there is the host's: not its own /tmp, nor a mount.
+            candidate.is_absolute()
+                && !candidate.starts_with("/tmp")
+                && !process
+                    .mounts
+                    .iter()
+                    .any(|m| candidate.starts_with(m.target()))
+                && is_executable(candidate)
+        };
+        if ours || program.contains('/') {
+            return ours || on_host(Path::new(program));
+        }
+        let program = match resolved.aliases.get(program) {
+            Some(target) if target.contains('/') => return on_host(Path::new(target)),
+            Some(target) => target,
+            None => program,
+        };
+        std::env::split_paths(&self.path).any(|dir| on_host(&dir.join(program)))
+    }
+
+    /// Runs the step: the wrapper's work before and after the program, the program with
+    /// `run_program` (given the process to launch: `process` with the program's argv and
+    /// environment). Returns how the program ended (a made-up exit code 1 when it did not
+    /// run) and the step's outcome; the wrapper's messages are in the log. When `stop`
+    /// fires while inputs are placed or outputs saved, that work is abandoned (as the
+    /// wrapper process would be killed) and the outcome is an `Error`; the caller stops the
+    /// program itself.
+    pub async fn run<F>(
+        self,
+        process: ProcessSpec,
+        stop: &tokio_util::sync::CancellationToken,
+        run_program: F,
+    ) -> Result<(Exit, StepOutcome), String>
+    where
+        F: AsyncFnOnce(ProcessSpec) -> crate::Result<Exit>,
+    {
+        let InProcess {
+            args,
+            input,
+            host,
+            cox,
+            path,
+        } = self;
+        let log = process.log_path();
+        let mut diags = Diagnostics::kept();
+        let on_host = |p: &Path| match p.strip_prefix(&args.step_dir) {
+            Ok(rel) => host.join(rel),
+            Err(_) => p.to_path_buf(),
+        };
+        // As the wrapper process did: in the working directory (without the sandbox).
+        if !process.sandbox {
+            let work = process.host_workdir();
+            crate::local::prepare_workdir(&process).map_err(|e| e.to_string())?;
+            std::env::set_current_dir(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+        }
+        let repo = open_repository(
+            args.artifacts.as_deref(),
+            args.repository.as_deref().map(on_host).as_deref(),
+        );
+        let started = chrono::Utc::now();
+        let seen = Seen {
+            inner: &args.step_dir,
+            host: &host,
+            path: &path,
+            cox: &cox,
+        };
+        let ready = tokio::select! {
+            ready = prepare(&args, repo, input.spec, &input.images, seen, &mut diags) => ready,
+            () = stop.cancelled() => Err(StepOutcome::error(STOPPED_WHILE_PLACING)),
+        };
+        let said = diags.take();
+        crate::logs::append_lines(&log, crate::logs::Stream::Stderr, &said)
+            .map_err(|e| e.to_string())?;
+        let ready = match ready {
+            Ok(r) => r,
+            Err(outcome) => {
+                let exit = Exit {
+                    status: crate::exit::ExitStatus {
+                        code: Some(exit_code(&outcome)),
+                        signal: None,
+                    },
+                    started,
+                    finished: chrono::Utc::now(),
+                    result: String::new(),
+                    result_truncated: false,
+                    cancelled: false,
+                };
+                return Ok((exit, outcome));
+            }
+        };
+        let mut program = ProcessSpec {
+            argv: ready.argv.clone(),
+            stdin: None,
+            ..process
+        };
+        if let Some(path) = &ready.path {
+            program.env.push(("PATH".into(), path.clone()));
+        }
+        if program.sandbox {
+            // Of the wrapper's mounts, only those the program uses: each bind costs
+            // bubblewrap a pass over the mount table.
+            let needs_step = ready.path.is_some() || ready.spec.script.is_some();
+            let needs_cox = ready.argv.iter().any(|a| Path::new(a) == cox);
+            let artifacts = args.artifacts.as_deref();
+            program.mounts.retain(|mount| match mount {
+                Mount::Bind { host, target, .. } => {
+                    let unused = (target == &args.step_dir && !needs_step)
+                        || (target == &cox && !needs_cox)
+                        || (artifacts == Some(target.as_path()) && host == target);
+                    !unused
+                }
+                Mount::Tmpfs { .. } => true,
+            });
+        }
+        let (exit, status) = match run_program(program).await {
+            Ok(exit) => {
+                let status = Ok(exit.status);
+                (exit, status)
+            }
+            Err(crate::Error::Spawn { source, .. }) => {
+                let now = chrono::Utc::now();
+                let exit = Exit {
+                    status: crate::exit::ExitStatus {
+                        code: Some(1),
+                        signal: None,
+                    },
+                    started: now,
+                    finished: now,
+                    result: String::new(),
+                    result_truncated: false,
+                    cancelled: false,
+                };
+                (exit, Err(source.to_string()))
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let outcome = tokio::select! {
+            outcome = ready.finish(status, exit.started, exit.finished, &mut diags) => outcome,
+            () = stop.cancelled() => {
+                let mut o = StepOutcome::error(STOPPED_WHILE_SAVING);
+                o.exit_code = Some(exit.status.container_code());
+                o
+            }
+        };
+        crate::logs::append_lines(&log, crate::logs::Stream::Stderr, &diags.take())
+            .map_err(|e| e.to_string())?;
+        Ok((exit, outcome))
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The [`StepInput`] on standard input, read to its end.
@@ -293,10 +635,14 @@ fn read_input() -> Result<StepInput, String> {
     serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
-/// The run's repository (the bucket of the keys file, else the local directory) and the
-/// artifacts' own buckets; the keys file is read, then deleted.
-fn open_repository(args: &WrapperArgs) -> Result<(ArtifactRepository, StepStores), String> {
-    let mut stores = match &args.repository {
+/// The run's repository (the bucket of the keys file `repository`, else the local
+/// directory `artifacts`) and the artifacts' own buckets; the keys file is read, then
+/// deleted.
+fn open_repository(
+    artifacts: Option<&Path>,
+    repository: Option<&Path>,
+) -> Result<(ArtifactRepository, StepStores), String> {
+    let mut stores = match repository {
         Some(file) => StepStores::take_private(file)?,
         None => StepStores::default(),
     };
@@ -306,7 +652,7 @@ fn open_repository(args: &WrapperArgs) -> Result<(ArtifactRepository, StepStores
             .map_err(|e| format!("cannot open artifact repository s3://{}: {e}", s3.bucket))?;
         return Ok((repo, stores));
     }
-    let dir = args.artifacts.as_deref().unwrap_or(Path::new("."));
+    let dir = artifacts.unwrap_or(Path::new("."));
     let repo = ArtifactRepository::local(dir)
         .map_err(|e| format!("cannot open artifact repository {}: {e}", dir.display()))?;
     Ok((repo, stores))
@@ -488,17 +834,20 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     }
 }
 
-/// Links each alias into `<step>/bin` and returns the `PATH` with it first (`None`
-/// without aliases).
+/// Links each alias into `<step>/bin` (`dirs`: the step directory as the program sees it,
+/// and where it is written) and returns the `PATH` (the step's `path`) with it first
+/// (`None` without aliases).
 fn link_aliases(
-    step_dir: &Path,
+    dirs: (&Path, &Path),
     aliases: &BTreeMap<String, String>,
+    path: &str,
+    diags: &mut Diagnostics,
 ) -> Result<Option<String>, String> {
     if aliases.is_empty() {
         return Ok(None);
     }
-    let path = std::env::var("PATH").unwrap_or_else(|_| crate::spec::DEFAULT_PATH.into());
-    let bin = step_dir.join(BIN_DIR);
+    let (inner, host) = dirs;
+    let bin = host.join(BIN_DIR);
     std::fs::create_dir_all(&bin).map_err(|e| format!("cannot create {}: {e}", bin.display()))?;
     for (name, program) in aliases {
         if name.is_empty() || name.contains('/') {
@@ -507,12 +856,12 @@ fn link_aliases(
         let target = if program.contains('/') {
             Some(PathBuf::from(program))
         } else {
-            std::env::split_paths(&path)
+            std::env::split_paths(path)
                 .map(|d| d.join(program))
                 .find(|p| p.is_file())
         };
         let Some(target) = target else {
-            diag(format!(
+            diags.say(format!(
                 "alias {name} -> {program}: {program} not found on PATH; alias skipped"
             ));
             continue;
@@ -522,7 +871,7 @@ fn link_aliases(
         std::os::unix::fs::symlink(&target, &link)
             .map_err(|e| format!("cannot link alias {}: {e}", link.display()))?;
     }
-    Ok(Some(format!("{}:{path}", bin.display())))
+    Ok(Some(format!("{}:{path}", inner.join(BIN_DIR).display())))
 }
 
 /// Argo trims one trailing newline from a parameter file.

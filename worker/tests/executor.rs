@@ -612,3 +612,101 @@ async fn values_pass_through_unchanged(sandbox: bool) {
         .await;
     assert_eq!(o.result.as_deref(), Some(value));
 }
+
+both!(missing_program_is_an_error);
+async fn missing_program_is_an_error(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    let s = setup(sandbox);
+    // Sandboxed, a program the host lacks is left to the wrapper inside the sandbox, which
+    // reports it as it does without the sandbox.
+    let o = s
+        .run(spec("missing", "busybox", &["cox-no-such-program"], &[]))
+        .await;
+    assert_eq!(o.phase, StepPhase::Error, "{o:#?}");
+    assert!(
+        o.message.contains("cannot run \"cox-no-such-program\""),
+        "{}",
+        o.message
+    );
+    let log = s.exec.log_path("run-1", "missing", 0).expect("log path");
+    let lines = cox_worker::read_log(&log).await.expect("log");
+    assert!(
+        lines.iter().any(|l| l.stream == cox_worker::Stream::Stderr
+            && l.line.starts_with("cox-step: cannot run")),
+        "{lines:?}"
+    );
+}
+
+both!(wrapper_messages_are_logged_in_order);
+async fn wrapper_messages_are_logged_in_order(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    // An alias whose program is missing is skipped with a message, before the program's
+    // own output.
+    let mut table = ImageTable::builtin();
+    table.images.insert(
+        0,
+        ImageEntry {
+            pattern: "acme/*".into(),
+            entrypoint: vec!["echo".into()],
+            aliases: [("ghost".to_string(), "cox-no-such-program".to_string())].into(),
+            own_entrypoint: None,
+        },
+    );
+    let s = setup_with(sandbox, table);
+    let o = s.run(spec("aliased", "acme/tool:1", &[], &["hi"])).await;
+    succeeded(&o);
+    assert_eq!(o.result.as_deref(), Some("hi"));
+    let log = s.exec.log_path("run-1", "aliased", 0).expect("log path");
+    let lines: Vec<String> = cox_worker::read_log(&log)
+        .await
+        .expect("log")
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "cox-step: alias ghost -> cox-no-such-program: cox-no-such-program not found on PATH; alias skipped",
+            "hi"
+        ],
+        "{lines:?}"
+    );
+}
+
+both!(cancel_stops_a_step_placing_its_inputs);
+async fn cancel_stops_a_step_placing_its_inputs(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    // An input from a server that accepts and never answers: the step is stuck placing it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let url = format!("http://{}/stuck", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(4).collect();
+        std::thread::sleep(Duration::from_secs(120));
+        drop(held);
+    });
+    let s = setup(sandbox);
+    let mut stuck = spec("stuck", "busybox", &["true"], &[]);
+    stuck.input_artifacts.push(InputArtifact {
+        name: "never".into(),
+        path: s.path("never.txt"),
+        source: ArtifactSource::Http(url),
+        mode: None,
+        sub_path: None,
+        optional: false,
+    });
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        trigger.cancel();
+    });
+    let o = s.exec.run(stuck, cancel).await;
+    assert_eq!(o.phase, StepPhase::Failed, "{o:#?}");
+    assert_eq!(o.message, STOPPED_MESSAGE);
+}
