@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 
 /// The store tree holding the entries.
-const TREE: &str = "step_cache";
+pub(crate) const TREE: &str = "step_cache";
 /// Names the record in errors.
 const ENTRY: &str = "step cache entry";
 
@@ -191,7 +191,10 @@ impl StepCache {
             return Ok(None);
         }
         entry.last_hit_at = Some(now.to_rfc3339());
-        self.put(&key, &entry)?;
+        // The hit stands even when its time cannot be stored (a full disk).
+        if let Err(e) = self.put(&key, &entry) {
+            tracing::warn!(key = %key.key, error = %e, "cannot store a step cache entry's last hit");
+        }
         Ok(Some(entry))
     }
 

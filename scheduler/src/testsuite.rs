@@ -38,6 +38,8 @@ pub struct Scripted {
     pub duration: Duration,
     /// Run until cancelled instead of for `duration`.
     pub until_cancelled: bool,
+    /// Wait for this to be notified (then `duration`) before ending.
+    pub gate: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Scripted {
@@ -47,6 +49,16 @@ impl Scripted {
             outcome,
             duration: Duration::ZERO,
             until_cancelled: false,
+            gate: None,
+        }
+    }
+
+    /// Ends with `outcome` once `gate` is notified (`notify_one`, before or after the
+    /// launch).
+    pub fn gated(outcome: StepOutcome, gate: Arc<tokio::sync::Notify>) -> Scripted {
+        Scripted {
+            gate: Some(gate),
+            ..Scripted::now(outcome)
         }
     }
 
@@ -235,6 +247,9 @@ impl Executor for FakeExecutor {
         Box::pin(async move {
             let (index, scripted) = self.plan(&spec);
             let run_for = async {
+                if let Some(gate) = &scripted.gate {
+                    gate.notified().await;
+                }
                 if scripted.until_cancelled {
                     std::future::pending::<()>().await
                 } else {

@@ -1,0 +1,295 @@
+//! Durability of the store: quarantine of damaged runs, migration of older stores after a
+//! backup, and a full disk (a real ENOSPC on a small tmpfs in a user namespace).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cox_scheduler::codec::{self, FORMAT_VERSION};
+use cox_scheduler::machine::{Event, Node, Phase, RunState};
+use cox_scheduler::store::{QUARANTINED, Store};
+use cox_scheduler::testsuite::{FakeExecutor, Match, Scripted, succeeded, workflow_from_yaml};
+use cox_scheduler::{Engine, EngineConfig, Error};
+
+const TWO_STEPS: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  name: two
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: a
+            template: first
+        - - name: b
+            template: second
+    - name: first
+      container: {image: alpine, command: [echo, a]}
+    - name: second
+      container: {image: alpine, command: [echo, b]}
+"#;
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
+}
+
+fn run_named(name: &str) -> RunState {
+    let mut workflow = workflow_from_yaml(TWO_STEPS);
+    workflow.metadata.name = Some(name.to_string());
+    RunState::new(workflow, at(0)).unwrap()
+}
+
+/// The store's sled database itself, once the dropped store has let go of its lock.
+fn raw_sled(path: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn reopen(path: &Path) -> Store {
+    Store::open_waiting(path, Duration::from_secs(10)).unwrap()
+}
+
+fn open_engine(home: &Path, executor: &Arc<FakeExecutor>) -> Engine {
+    let mut config = EngineConfig::new(home, Arc::clone(executor) as _);
+    // sled's background threads may hold the previous opening's lock for a moment.
+    config.lock_wait = Duration::from_secs(10);
+    let engine = Engine::open(config).unwrap();
+    executor.attach_store(engine.store().clone());
+    engine
+}
+
+#[tokio::test]
+async fn a_run_with_damaged_records_is_quarantined_for_good_and_the_others_go_on() {
+    let home = tempfile::tempdir().unwrap();
+    let store_dir = home.path().join("store");
+    {
+        let store = Store::open(&store_dir).unwrap();
+        for (i, name) in ["good", "bad-header", "bad-node"].into_iter().enumerate() {
+            let mut state = run_named(name);
+            store.create_run(&state, at(i as i64)).unwrap();
+            if name == "bad-node" {
+                state.apply(Event::Start { now: at(5) });
+                store.put_run(&state).unwrap();
+            }
+        }
+    }
+    // Damage two runs' records behind the store's back.
+    let header_bytes = b"\x02\xffnot a run".to_vec();
+    let node_bytes = b"\x02\x00\x01garbage".to_vec();
+    let node_key = {
+        let db = raw_sled(&store_dir);
+        let runs = db.open_tree("runs").unwrap();
+        runs.insert("bad-header", header_bytes.clone()).unwrap();
+        let nodes = db.open_tree("nodes").unwrap();
+        let keys: Vec<_> = nodes
+            .scan_prefix(b"bad-node\0")
+            .map(|e| e.unwrap().0)
+            .collect();
+        assert!(keys.len() >= 2, "the started run has nodes: {keys:?}");
+        nodes.insert(&keys[0], node_bytes.clone()).unwrap();
+        db.flush().unwrap();
+        keys[0].to_vec()
+    };
+
+    // Starting quarantines both, resumes the good one, and does not fail.
+    let executor = FakeExecutor::new();
+    let engine = open_engine(home.path(), &executor);
+    let resumed = engine.resume_unfinished().await.unwrap();
+    assert_eq!(resumed, ["good"]);
+    for (name, what) in [
+        ("bad-header", "runs/bad-header"),
+        ("bad-node", "nodes/bad-node/"),
+    ] {
+        let run = engine.get(name).unwrap().unwrap();
+        assert_eq!(run.phase, Phase::Error, "{name}");
+        assert!(run.finished_at.is_some(), "{name}");
+        assert!(
+            run.message.starts_with(QUARANTINED) && run.message.contains(what),
+            "{name}: {}",
+            run.message
+        );
+    }
+    // The damaged bytes are kept, byte for byte; the readable nodes stay.
+    let store = engine.store();
+    assert_eq!(
+        store.quarantined_records("bad-header").unwrap(),
+        [("runs/bad-header".to_string(), header_bytes)]
+    );
+    let expected_key = format!(
+        "nodes/{}",
+        String::from_utf8_lossy(&node_key).replace('\0', "/")
+    );
+    assert_eq!(
+        store.quarantined_records("bad-node").unwrap(),
+        [(expected_key, node_bytes)]
+    );
+    assert!(!engine.get("bad-node").unwrap().unwrap().nodes.is_empty());
+    let good = engine.await_completion("good").await.unwrap();
+    assert_eq!(good.phase(), Phase::Succeeded);
+    engine.shutdown().await;
+    executor.detach_store();
+    drop(engine);
+
+    // Quarantine is durable: the next start resumes nothing and fails nothing.
+    let engine = open_engine(home.path(), &executor);
+    assert!(engine.resume_unfinished().await.unwrap().is_empty());
+    let listed = engine.list().unwrap();
+    let phases: Vec<(&str, Phase)> = listed.iter().map(|r| (r.name.as_str(), r.phase)).collect();
+    assert_eq!(
+        phases,
+        [
+            ("good", Phase::Succeeded),
+            ("bad-header", Phase::Error),
+            ("bad-node", Phase::Error)
+        ]
+    );
+}
+
+/// Writes `state` (a started run with nodes) as cox of format version 1 did, with no
+/// format marker, into a new store at `path`.
+fn write_version_1_store(path: &Path, state: &RunState) {
+    {
+        let store = Store::open(path).unwrap();
+        store.create_run(state, at(0)).unwrap();
+        store.put_run(state).unwrap();
+    }
+    let db = raw_sled(path);
+    let runs = db.open_tree("runs").unwrap();
+    let mut header = runs.get(&state.name).unwrap().unwrap().to_vec();
+    // The header's shape is the same in both versions.
+    header[0] = 1;
+    runs.insert(state.name.as_bytes(), header).unwrap();
+    let nodes = db.open_tree("nodes").unwrap();
+    for entry in nodes.iter() {
+        let (key, bytes) = entry.unwrap();
+        let node: Node = codec::decode("node", &bytes).unwrap();
+        assert!(node.memoization.is_none());
+        // Version 1 nodes had every field but the last, `memoization` (None: one byte).
+        let mut v1 = codec::encode("node", &node).unwrap();
+        v1.pop();
+        v1[0] = 1;
+        nodes.insert(key, v1).unwrap();
+    }
+    db.remove("format_version").unwrap();
+    db.flush().unwrap();
+}
+
+#[test]
+fn an_older_store_is_backed_up_then_migrated() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("store");
+    let mut state = run_named("old");
+    state.apply(Event::Start { now: at(1) });
+    assert!(!state.nodes.is_empty());
+    write_version_1_store(&path, &state);
+    let v1_nodes: Vec<(Vec<u8>, Vec<u8>)> = {
+        let db = raw_sled(&path);
+        let nodes = db.open_tree("nodes").unwrap();
+        nodes
+            .iter()
+            .map(|e| e.unwrap())
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()
+    };
+    assert!(v1_nodes.iter().all(|(_, v)| v[0] == 1));
+
+    let store = reopen(&path);
+    let back = store.get_run("old").unwrap().unwrap();
+    assert_eq!(back.nodes, state.nodes);
+    assert_eq!(back.phase, state.phase);
+    drop(store);
+
+    // The backup is the version 1 store, as it was, and sled opens it.
+    let backups: Vec<_> = std::fs::read_dir(home.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let [backup] = backups.as_slice() else {
+        panic!("one backup expected, got {backups:?}");
+    };
+    let backup_name = backup.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(backup_name.starts_with("store-v1-"), "{backup_name}");
+    {
+        let db = sled::open(backup).unwrap();
+        let nodes = db.open_tree("nodes").unwrap();
+        let copied: Vec<(Vec<u8>, Vec<u8>)> = nodes
+            .iter()
+            .map(|e| e.unwrap())
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        assert_eq!(copied, v1_nodes);
+        assert_eq!(
+            db.open_tree("runs").unwrap().get("old").unwrap().unwrap()[0],
+            1
+        );
+    }
+
+    // Every record is now of this version; a second opening neither migrates nor backs up.
+    {
+        let db = raw_sled(&path);
+        for tree in ["runs", "nodes"] {
+            for entry in db.open_tree(tree).unwrap().iter() {
+                assert_eq!(entry.unwrap().1[0], FORMAT_VERSION, "{tree}");
+            }
+        }
+        assert_eq!(
+            db.get("format_version").unwrap().unwrap().as_ref(),
+            [FORMAT_VERSION]
+        );
+    }
+    let store = reopen(&path);
+    assert_eq!(store.get_run("old").unwrap().unwrap().nodes, state.nodes);
+    assert_eq!(
+        std::fs::read_dir(home.path().join("backups"))
+            .unwrap()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_store_of_a_newer_version_is_refused_untouched() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("store");
+    {
+        let store = Store::open(&path).unwrap();
+        store.create_run(&run_named("future"), at(0)).unwrap();
+    }
+    {
+        let db = raw_sled(&path);
+        db.insert("format_version", &[FORMAT_VERSION + 1]).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open_waiting(&path, Duration::from_secs(10)).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedStore { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "store {}: written in format version {}, this cox reads version {FORMAT_VERSION} and older; use a newer cox",
+            path.display(),
+            FORMAT_VERSION + 1
+        )
+    );
+    assert!(!home.path().join("backups").exists());
+    // Without a marker, a record of a newer version says the same.
+    {
+        let db = raw_sled(&path);
+        db.remove("format_version").unwrap();
+        let runs = db.open_tree("runs").unwrap();
+        let mut bytes = runs.get("future").unwrap().unwrap().to_vec();
+        bytes[0] = FORMAT_VERSION + 1;
+        runs.insert("future", bytes).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Store::open_waiting(&path, Duration::from_secs(10)).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedStore { .. }), "{err:?}");
+}
