@@ -293,3 +293,173 @@ fn a_store_of_a_newer_version_is_refused_untouched() {
     let err = Store::open_waiting(&path, Duration::from_secs(10)).unwrap_err();
     assert!(matches!(err, Error::UnsupportedStore { .. }), "{err:?}");
 }
+
+/// Set (to the mounted tmpfs) when the test below runs itself inside a user namespace.
+const DISK_FULL_DIR: &str = "COX_TEST_DISK_FULL_DIR";
+
+/// A real full disk: a 64 MiB tmpfs, mounted in a user and mount namespace of our own
+/// (`unshare -rm`, no root needed), where [`disk_full_inside_a_small_tmpfs`] runs.
+#[test]
+fn a_full_disk_is_a_clear_error_loses_nothing_and_progress_resumes_with_space() {
+    let usable = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", "mount -t tmpfs -o size=1m t /mnt"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !usable {
+        eprintln!("skipped: unshare -rm with a tmpfs mount is not allowed here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let output = std::process::Command::new("unshare")
+        .args([
+            "-rm",
+            "sh",
+            "-c",
+            r#"mount -t tmpfs -o size=64m cox-disk-full "$0" && exec "$1" --exact disk_full_inside_a_small_tmpfs --ignored --nocapture"#,
+        ])
+        .arg(dir.path())
+        .arg(&exe)
+        .env(DISK_FULL_DIR, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+}
+
+/// Fills the disk up with a file while a run's step is running.
+fn fill(dir: &Path) -> std::fs::File {
+    use std::io::Write;
+    let mut file = std::fs::File::create(dir.join("filler")).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    loop {
+        match file.write_all(&chunk) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(28) => break,
+            Err(e) => panic!("filling the disk: {e}"),
+        }
+    }
+    // The last bytes a partial chunk could not take.
+    while file.write_all(&[0u8; 512]).is_ok() {}
+    file
+}
+
+#[tokio::test]
+#[ignore = "run inside a small tmpfs by a_full_disk_is_a_clear_error_loses_nothing_and_progress_resumes_with_space"]
+async fn disk_full_inside_a_small_tmpfs() {
+    let Some(dir) = std::env::var_os(DISK_FULL_DIR).map(std::path::PathBuf::from) else {
+        return;
+    };
+    let home = dir.join("home");
+    let store_dir = home.join("store");
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let executor = FakeExecutor::new();
+    executor.script(
+        Match::Template("first".into()),
+        Scripted::gated(succeeded(Some("from a")), Arc::clone(&gate)),
+    );
+    // Each action is checked against the store: it must already hold the state that
+    // produced the action (sled may free some space when it is reopened, so the run can
+    // move on a little while the disk is "full"; never ahead of the store).
+    let store_slot: Arc<std::sync::OnceLock<Store>> = Default::default();
+    let not_stored_first: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let mut config = EngineConfig::new(&home, Arc::clone(&executor) as _);
+    let (slot, seen) = (Arc::clone(&store_slot), Arc::clone(&not_stored_first));
+    config.on_action = Some(Arc::new(move |action, state: &RunState| {
+        let stored = slot.get().map(|store| store.get_run(&state.name));
+        let same = matches!(&stored, Some(Ok(Some(stored)))
+            if codec::encode("run", stored).ok() == codec::encode("run", state).ok());
+        if !same {
+            seen.lock().unwrap().push(format!("{action:?}: {stored:?}"));
+        }
+    }));
+    let engine = Engine::open(config).unwrap();
+    let _ = store_slot.set(engine.store().clone());
+    executor.attach_store(engine.store().clone());
+    let name = engine.submit(workflow_from_yaml(TWO_STEPS)).await.unwrap();
+    let mut progress = engine.watch(&name).unwrap();
+    progress
+        .wait_for(|s| !s.running_steps().is_empty())
+        .await
+        .unwrap();
+    assert_eq!(executor.launch_count(), 1);
+
+    // The disk fills up; step a ends: its outcome cannot be stored.
+    let filler = fill(&dir);
+    gate.notify_one();
+    let failing = progress
+        .wait_for(|s| s.store_error.is_some())
+        .await
+        .unwrap()
+        .clone();
+    let error = failing.store_error.clone().unwrap();
+    assert!(
+        error.contains("no space left on device")
+            && error.contains(&store_dir.display().to_string()),
+        "{error}"
+    );
+    // The API shows it: the run's status message says so while it lasts.
+    assert_eq!(
+        failing.workflow_json()["status"]["message"].as_str(),
+        Some(error.as_str())
+    );
+    // Reading the store while the disk is full gives the stored state, which did not move
+    // on, with the error; or, when the store could not be opened again yet, the same error.
+    match engine.get(&name) {
+        Ok(Some(shown)) => {
+            assert_eq!(shown.store_error.as_deref(), Some(error.as_str()));
+            assert_eq!(
+                shown.running_steps().len(),
+                1,
+                "the stored state is as before"
+            );
+        }
+        Err(e @ Error::NoSpace { .. }) => assert_eq!(e.to_string(), error),
+        other => panic!("{other:?}"),
+    }
+    // A new run is refused with the same clear error.
+    let refused = engine
+        .submit(workflow_from_yaml(
+            &TWO_STEPS.replace("name: two", "name: three"),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::NoSpace { .. }), "{refused:?}");
+    // No step is failed for it.
+    assert!(
+        !failing
+            .nodes
+            .values()
+            .any(|n| matches!(n.phase, Phase::Failed | Phase::Error))
+    );
+
+    // Space returns: the run is stored, goes on, and ends.
+    drop(filler);
+    std::fs::remove_file(dir.join("filler")).unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(60), engine.await_completion(&name))
+        .await
+        .expect("the run ends once there is space")
+        .unwrap();
+    assert_eq!(done.phase(), Phase::Succeeded);
+    assert!(done.store_error.is_none());
+    assert_eq!(executor.launch_count(), 2);
+    assert!(
+        not_stored_first.lock().unwrap().is_empty(),
+        "actions performed before their state was stored: {:?}",
+        not_stored_first.lock().unwrap()
+    );
+    engine.shutdown().await;
+    executor.detach_store();
+    drop((engine, store_slot));
+
+    // Nothing was lost or damaged: the reopened store has the finished run, whole.
+    let store = reopen(&store_dir);
+    let stored = store.get_run(&name).unwrap().unwrap();
+    assert_eq!(stored.phase(), Phase::Succeeded);
+    assert_eq!(stored.nodes, done.nodes);
+    assert!(store.unreadable_runs().unwrap().is_empty());
+}
