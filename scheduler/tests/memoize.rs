@@ -184,3 +184,114 @@ spec:
         }
     }
 }
+
+/// A producer step saves an artifact; a consumer with the automatic memoization key
+/// (`coxswain.io/memoize-key: auto`) takes it and a parameter.
+fn auto_keyed(parameter: &str) -> String {
+    format!(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  generateName: auto-
+spec:
+  entrypoint: main
+  arguments:
+    parameters: [{{name: p, value: "{parameter}"}}]
+  templates:
+    - name: main
+      steps:
+        - - name: produce
+            template: produce
+        - - name: consume
+            template: consume
+            arguments:
+              parameters: [{{name: p, value: "{{{{workflow.parameters.p}}}}"}}]
+              artifacts: [{{name: data, from: "{{{{steps.produce.outputs.artifacts.data}}}}"}}]
+    - name: produce
+      container: {{image: alpine, command: [sh, -c, "echo data > /tmp/data"]}}
+      outputs:
+        artifacts: [{{name: data, path: /tmp/data}}]
+    - name: consume
+      metadata:
+        annotations: {{coxswain.io/memoize-key: auto}}
+      inputs:
+        parameters: [{{name: p}}]
+        artifacts: [{{name: data, path: /tmp/in}}]
+      memoize:
+        key: "consume"
+        cache: {{configMap: {{name: auto-cache}}}}
+      container: {{image: alpine, command: [cat, /tmp/in]}}
+"#
+    )
+}
+
+/// The producer's outcome: an artifact whose content has this digest.
+fn produced(sha256: &str) -> cox_worker::step::StepOutcome {
+    let mut outcome = succeeded(None);
+    outcome.artifacts.push(cox_worker::step::SavedArtifact {
+        name: "data".into(),
+        path: "/tmp/data".into(),
+        key: "somewhere/data.tgz".into(),
+        archive: cox_worker::step::ArchiveKind::TarGz,
+        size: 10,
+        sha256: sha256.into(),
+    });
+    outcome
+}
+
+#[tokio::test]
+async fn the_automatic_key_hits_on_the_same_inputs_and_misses_on_changed_ones() {
+    let test = SchedulerTest::new();
+    let digest_a = "a".repeat(64);
+    let digest_b = "b".repeat(64);
+    // The producer's content: a, a, b (with the same parameter), then a again.
+    for digest in [&digest_a, &digest_a, &digest_b, &digest_a, &digest_a] {
+        test.executor.script(
+            Match::Template("produce".into()),
+            Scripted::now(produced(digest)),
+        );
+    }
+    let consume_key = |state: &RunState| {
+        let node = state
+            .nodes
+            .values()
+            .find(|n| n.display_name == "consume")
+            .expect("consume node");
+        let memo = node.memoization.clone().expect("memoization status");
+        (memo.hit, memo.key)
+    };
+    let mut keys = Vec::new();
+    for (parameter, expect_hit, launches) in [
+        ("x", false, 1), // first time: computed
+        ("x", true, 1),  // same template, parameter and artifact content: a hit
+        ("x", false, 2), // the artifact's content changed: a miss
+        ("y", false, 3), // the parameter changed: a miss
+        ("y", true, 3),  // and that is cached too
+    ] {
+        let name = test.submit(&auto_keyed(parameter)).await;
+        let state = test.await_completion(&name).await;
+        assert_eq!(state.phase(), Phase::Succeeded, "{}", state.message);
+        let (hit, key) = consume_key(&state);
+        assert_eq!(hit, expect_hit, "parameter {parameter}, key {key}");
+        assert_eq!(test.executor.launch_count_of("consume"), launches);
+        assert!(
+            key.starts_with("auto:") && key.len() == 5 + 64,
+            "an automatic key: {key}"
+        );
+        keys.push(key);
+    }
+    assert_eq!(keys[0], keys[1]);
+    assert_ne!(keys[1], keys[2]);
+    assert_ne!(keys[0], keys[3]);
+    assert_eq!(keys[3], keys[4]);
+    let cached: Vec<String> = test
+        .engine()
+        .cache()
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k.key)
+        .collect();
+    assert_eq!(cached.len(), 3, "{cached:?}");
+}

@@ -1254,6 +1254,9 @@ impl<'a> Operator<'a> {
                 .and_then(|l| l.archive_logs)
                 .or(self.wf.spec.archive_logs)
                 .unwrap_or(false),
+            memoize: None,
+        };
+        let spec = StepSpec {
             memoize: resolved.memoize.as_ref().map(|m| Memoize {
                 namespace: self
                     .wf
@@ -1262,11 +1265,17 @@ impl<'a> Operator<'a> {
                     .clone()
                     .unwrap_or_else(|| "default".to_string()),
                 cache: m.cache.config_map.name.clone().unwrap_or_default(),
-                key: m.key.clone(),
+                // Coxswain's automatic key, when the template asks for it.
+                key: if super::memo_key::wanted(&resolved, &self.wf.metadata.annotations) {
+                    super::memo_key::key(&m.key, &resolved, &node.inputs, &spec.input_artifacts)
+                } else {
+                    m.key.clone()
+                },
                 max_age_seconds: cox_config::duration::parse(&m.max_age)
                     .ok()
                     .map(|d| d.as_secs()),
             }),
+            ..spec
         };
         if let Some(n) = self.nodes.get_mut(id) {
             n.memoization = spec.memoize.as_ref().map(|m| MemoizationStatus {
