@@ -298,19 +298,50 @@ impl MemoizingExecutor {
         };
         let outcome = self.inner.run(spec.clone(), cancel).await;
         if outcome.phase == StepPhase::Succeeded {
-            let entry = CacheEntry {
-                node_id: spec.node_id.clone(),
-                run: spec.run.clone(),
-                outcome: outcome.clone(),
-                created_at: self.clock.now().to_rfc3339(),
-                last_hit_at: None,
-            };
-            if let Err(e) = self.cache.put(&key, &entry) {
-                tracing::warn!(run = %spec.run, node = %spec.node_id, error = %e, "cannot store a memoized outcome");
-            }
+            self.store_outcome(&key, &spec.run, &spec.node_id, &outcome);
         }
         drop(claim);
         outcome
+    }
+
+    /// Store a succeeded outcome under `key`; a failure to store is logged, the step's
+    /// outcome stands.
+    fn store_outcome(&self, key: &EntryKey, run: &str, node_id: &str, outcome: &StepOutcome) {
+        let entry = CacheEntry {
+            node_id: node_id.to_string(),
+            run: run.to_string(),
+            outcome: outcome.clone(),
+            created_at: self.clock.now().to_rfc3339(),
+            last_hit_at: None,
+        };
+        if let Err(e) = self.cache.put(key, &entry) {
+            tracing::warn!(run = %run, node = %node_id, error = %e, "cannot store a memoized outcome");
+        }
+    }
+
+    /// The cache entry a stored node was launched for: its memoization status (key and
+    /// cache) in its run's namespace; `None` when the node is not memoized.
+    fn stored_key(&self, run: &str, node_id: &str) -> Result<Option<EntryKey>> {
+        let Some(mut state) = self.cache.store.get_run(run)? else {
+            return Ok(None);
+        };
+        let Some(memo) = state
+            .nodes
+            .get(node_id)
+            .and_then(|n| n.memoization.clone())
+        else {
+            return Ok(None);
+        };
+        let namespace = state
+            .workflow()
+            .ok()
+            .and_then(|wf| wf.metadata.namespace.clone())
+            .unwrap_or_else(|| "default".to_string());
+        Ok(Some(EntryKey {
+            namespace,
+            cache: memo.cache_name,
+            key: memo.key,
+        }))
     }
 }
 
@@ -334,8 +365,8 @@ impl Executor for MemoizingExecutor {
         self.inner.may_have_started(run, node_id, attempt)
     }
 
-    // An adopted memoized step's outcome is not stored in the cache (its launcher died
-    // before it could); the next identical step runs again.
+    // An adopted memoized step (launched by an earlier process) is cached like any other
+    // completion: its key is the one its node was launched with, as stored.
     fn adopt(
         &self,
         run: String,
@@ -343,6 +374,21 @@ impl Executor for MemoizingExecutor {
         attempt: u32,
         cancel: CancellationToken,
     ) -> BoxFuture<'_, Option<StepOutcome>> {
-        self.inner.adopt(run, node_id, attempt, cancel)
+        Box::pin(async move {
+            let outcome = self
+                .inner
+                .adopt(run.clone(), node_id.clone(), attempt, cancel)
+                .await?;
+            if outcome.phase == StepPhase::Succeeded && !outcome.cache_hit {
+                match self.stored_key(&run, &node_id) {
+                    Ok(Some(key)) => self.store_outcome(&key, &run, &node_id, &outcome),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(run = %run, node = %node_id, error = %e, "cannot read an adopted step's memoization")
+                    }
+                }
+            }
+            Some(outcome)
+        })
     }
 }

@@ -125,6 +125,8 @@ struct FakeInner {
 pub struct FakeExecutor {
     inner: Mutex<FakeInner>,
     store: Mutex<Option<Store>>,
+    /// What adopting an attempt of an earlier process gives (`None`: it was lost).
+    adopted: Mutex<Option<StepOutcome>>,
 }
 
 impl FakeExecutor {
@@ -161,6 +163,12 @@ impl FakeExecutor {
     /// The node with this display or full name ends with `outcome`.
     pub fn on_node(&self, node: &str, outcome: StepOutcome) {
         self.script(Match::Node(node.into()), Scripted::now(outcome));
+    }
+
+    /// Attempts launched by an earlier process are adopted with `outcome` (they ended
+    /// while no scheduler ran); by default they are lost.
+    pub fn on_adopt(&self, outcome: StepOutcome) {
+        *self.adopted.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
     }
 
     /// The next launch fails with an Error outcome, as if the step could not be started.
@@ -274,6 +282,21 @@ impl Executor for FakeExecutor {
 
     fn log_path(&self, _run: &str, _node_id: &str, _attempt: u32) -> Option<std::path::PathBuf> {
         None
+    }
+
+    fn adopt(
+        &self,
+        _run: String,
+        _node_id: String,
+        _attempt: u32,
+        _cancel: CancellationToken,
+    ) -> BoxFuture<'_, Option<StepOutcome>> {
+        let adopted = self
+            .adopted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Box::pin(async move { adopted })
     }
 }
 

@@ -295,3 +295,35 @@ async fn the_automatic_key_hits_on_the_same_inputs_and_misses_on_changed_ones() 
         .collect();
     assert_eq!(cached.len(), 3, "{cached:?}");
 }
+
+#[tokio::test]
+async fn a_memoized_step_adopted_after_a_restart_is_cached_like_any_completion() {
+    let mut test = SchedulerTest::new();
+    test.executor
+        .script(Match::Template("main".into()), Scripted::hang());
+    let first = test.submit(&memoized("adopted", "1h")).await;
+    let mut progress = test.engine().watch(&first).unwrap();
+    progress
+        .wait_for(|s| !s.running_steps().is_empty())
+        .await
+        .unwrap();
+    // The scheduler goes away while the step runs; the step ends meanwhile and is adopted
+    // with its outcome when the scheduler is back.
+    test.executor
+        .on_adopt(succeeded(Some("finished while nobody watched")));
+    assert_eq!(test.restart().await, [first.clone()]);
+    let first = test.await_completion(&first).await;
+    assert_eq!(first.phase(), Phase::Succeeded, "{}", first.message);
+    assert_eq!(test.executor.launch_count(), 1);
+
+    let entries = test.engine().cache().list().unwrap();
+    let keys: Vec<&str> = entries.iter().map(|(k, _)| k.key.as_str()).collect();
+    assert_eq!(keys, ["k-adopted"]);
+    // The next identical step hits it.
+    let second = test.submit(&memoized("adopted", "1h")).await;
+    let second = test.await_completion(&second).await;
+    let node = root_status(&second);
+    assert_eq!(node["memoizationStatus"]["hit"], true, "{node:#}");
+    assert_eq!(node["outputs"]["result"], "finished while nobody watched");
+    assert_eq!(test.executor.launch_count(), 1, "a hit does not launch");
+}
