@@ -2,8 +2,9 @@
 //!
 //! A memoized step (its [`StepSpec::memoize`] set by the machine) goes through
 //! [`MemoizingExecutor`]:
-//! - an entry for `(namespace, cache, key)` younger than `maxAge` answers at once: the
-//!   step does not run, its outcome is the cached one with [`StepOutcome::cache_hit`] set
+//! - an entry for `(namespace, cache, key)` younger than `maxAge`, whose output artifacts
+//!   are all still in the repository ([`Executor::missing_artifacts`]; an entry whose
+//!   artifacts `artifactGC` deleted is evicted), answers at once: the step does not run, its outcome is the cached one with [`StepOutcome::cache_hit`] set
 //!   (the node shows `memoizationStatus.hit: true`);
 //! - otherwise, when the same entry is being computed by another step right now, this one
 //!   waits for it, then looks again (two identical steps in flight run once);
@@ -181,21 +182,22 @@ impl StepCache {
         Ok(deleted)
     }
 
-    /// A fresh entry for `m`, its last hit set to `now`.
-    fn hit(&self, m: &Memoize, now: DateTime<Utc>) -> Result<Option<CacheEntry>> {
+    /// A fresh entry for `m`.
+    fn fresh(&self, m: &Memoize, now: DateTime<Utc>) -> Result<Option<CacheEntry>> {
         let key = EntryKey::of(m);
-        let Some(mut entry) = self.get(&key)? else {
-            return Ok(None);
-        };
-        if !entry.fresh(m.max_age_seconds, now) {
-            return Ok(None);
-        }
+        Ok(self
+            .get(&key)?
+            .filter(|entry| entry.fresh(m.max_age_seconds, now)))
+    }
+
+    /// Record a use of the entry at `key`: its last hit is `now`. The hit stands even when
+    /// its time cannot be stored (a full disk).
+    fn record_hit(&self, key: &EntryKey, mut entry: CacheEntry, now: DateTime<Utc>) -> CacheEntry {
         entry.last_hit_at = Some(now.to_rfc3339());
-        // The hit stands even when its time cannot be stored (a full disk).
-        if let Err(e) = self.put(&key, &entry) {
+        if let Err(e) = self.put(key, &entry) {
             tracing::warn!(key = %key.key, error = %e, "cannot store a step cache entry's last hit");
         }
-        Ok(Some(entry))
+        entry
     }
 
     /// Claims `key` for computing, or returns the receiver to wait on when another step
@@ -272,15 +274,15 @@ impl MemoizingExecutor {
         let key = EntryKey::of(&m);
         let claim = loop {
             let now = self.clock.now();
-            match self.cache.hit(&m, now) {
-                Ok(Some(entry)) => {
-                    let mut outcome = entry.outcome;
+            match self.cache.fresh(&m, now) {
+                Ok(Some(entry)) if self.artifacts_kept(&key, &entry).await => {
+                    let mut outcome = self.cache.record_hit(&key, entry, now).outcome;
                     outcome.cache_hit = true;
                     outcome.started_at = Some(now.to_rfc3339());
                     outcome.finished_at = Some(now.to_rfc3339());
                     return outcome;
                 }
-                Ok(None) => {}
+                Ok(_) => {}
                 Err(e) => return StepOutcome::error(format!("step cache: {e}")),
             }
             match self.cache.claim(&key) {
@@ -304,6 +306,35 @@ impl MemoizingExecutor {
         outcome
     }
 
+    /// Whether the artifacts of a cached outcome are all still in the repository (one
+    /// existence check each). An entry whose artifacts are gone (`artifactGC`, a deleted
+    /// bucket) is a miss and is evicted; one that cannot be checked is a miss and is kept.
+    async fn artifacts_kept(&self, key: &EntryKey, entry: &CacheEntry) -> bool {
+        let keys: Vec<String> = entry
+            .outcome
+            .artifacts
+            .iter()
+            .map(|a| a.key.clone())
+            .collect();
+        if keys.is_empty() {
+            return true;
+        }
+        match self.inner.missing_artifacts(keys).await {
+            Ok(missing) if missing.is_empty() => true,
+            Ok(missing) => {
+                tracing::info!(cache = %key.cache, key = %key.key, ?missing, "step cache entry evicted: its artifacts are gone");
+                if let Err(e) = self.cache.delete_where(|k, e| k == key && e == entry) {
+                    tracing::warn!(key = %key.key, error = %e, "cannot evict a step cache entry");
+                }
+                false
+            }
+            Err(e) => {
+                tracing::warn!(cache = %key.cache, key = %key.key, error = %e, "cannot check a step cache entry's artifacts; computing again");
+                false
+            }
+        }
+    }
+
     /// Store a succeeded outcome under `key`; a failure to store is logged, the step's
     /// outcome stands.
     fn store_outcome(&self, key: &EntryKey, run: &str, node_id: &str, outcome: &StepOutcome) {
@@ -325,11 +356,7 @@ impl MemoizingExecutor {
         let Some(mut state) = self.cache.store.get_run(run)? else {
             return Ok(None);
         };
-        let Some(memo) = state
-            .nodes
-            .get(node_id)
-            .and_then(|n| n.memoization.clone())
-        else {
+        let Some(memo) = state.nodes.get(node_id).and_then(|n| n.memoization.clone()) else {
             return Ok(None);
         };
         let namespace = state
@@ -359,6 +386,10 @@ impl Executor for MemoizingExecutor {
 
     fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
         self.inner.delete_artifacts(keys)
+    }
+
+    fn missing_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<Vec<String>, String>> {
+        self.inner.missing_artifacts(keys)
     }
 
     fn may_have_started(&self, run: &str, node_id: &str, attempt: u32) -> bool {

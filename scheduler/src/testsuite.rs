@@ -127,6 +127,8 @@ pub struct FakeExecutor {
     store: Mutex<Option<Store>>,
     /// What adopting an attempt of an earlier process gives (`None`: it was lost).
     adopted: Mutex<Option<StepOutcome>>,
+    /// Artifact keys deleted through [`Executor::delete_artifacts`].
+    deleted: Mutex<Vec<String>>,
 }
 
 impl FakeExecutor {
@@ -297,6 +299,22 @@ impl Executor for FakeExecutor {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         Box::pin(async move { adopted })
+    }
+
+    /// Remembers the keys, as a repository that deleted them.
+    fn delete_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<(), String>> {
+        self.deleted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(keys);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The keys deleted so far are missing; every other key exists.
+    fn missing_artifacts(&self, keys: Vec<String>) -> BoxFuture<'_, Result<Vec<String>, String>> {
+        let deleted = self.deleted.lock().unwrap_or_else(PoisonError::into_inner);
+        let missing = keys.into_iter().filter(|k| deleted.contains(k)).collect();
+        Box::pin(async move { Ok(missing) })
     }
 }
 

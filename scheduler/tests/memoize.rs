@@ -327,3 +327,40 @@ async fn a_memoized_step_adopted_after_a_restart_is_cached_like_any_completion()
     assert_eq!(node["outputs"]["result"], "finished while nobody watched");
     assert_eq!(test.executor.launch_count(), 1, "a hit does not launch");
 }
+
+#[tokio::test]
+async fn a_hit_whose_artifacts_were_deleted_is_a_miss_and_the_entry_is_evicted() {
+    let test = SchedulerTest::new();
+    let mut outcome = succeeded(Some("with an artifact"));
+    outcome.artifacts.push(cox_worker::step::SavedArtifact {
+        name: "out".into(),
+        path: "/tmp/out".into(),
+        key: "memo-runs/out.tgz".into(),
+        archive: cox_worker::step::ArchiveKind::TarGz,
+        size: 10,
+        sha256: "c".repeat(64),
+    });
+    test.executor.on_template("main", outcome);
+    let first = test.submit(&memoized("gc", "1h")).await;
+    test.await_completion(&first).await;
+    let second = test.submit(&memoized("gc", "1h")).await;
+    let second = test.await_completion(&second).await;
+    assert_eq!(root_status(&second)["memoizationStatus"]["hit"], true);
+    assert_eq!(test.executor.launch_count(), 1);
+
+    // artifactGC deletes the artifact the entry points at.
+    use cox_worker::step::Executor;
+    test.executor
+        .delete_artifacts(vec!["memo-runs/out.tgz".into()])
+        .await
+        .unwrap();
+    let third = test.submit(&memoized("gc", "1h")).await;
+    let third_state = test.await_completion(&third).await;
+    assert_eq!(third_state.phase(), Phase::Succeeded);
+    assert_eq!(root_status(&third_state)["memoizationStatus"]["hit"], false);
+    assert_eq!(test.executor.launch_count(), 2, "computed again");
+    // The old entry went; the new outcome took its place.
+    let entries = test.engine().cache().list().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].1.run, third);
+}
