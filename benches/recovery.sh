@@ -3,6 +3,9 @@
 # restart until the server listens again, which it does once every unfinished run's actor
 # is started again (steps adopted). KIND=step: each run's step is a live local process
 # (waiting on a file); KIND=suspend: each run waits in a suspend node (no process).
+# With KIND=step it then checks the steps were adopted, not launched again (the attempt
+# directories are the same before and after), releases them and times until every run has
+# Succeeded (adopted steps report their outcome to the new server).
 # Usage: benches/recovery.sh [N] [KIND]   (default 1000 suspend); COX=path/to/cox
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,9 +51,19 @@ until [ "$("$cox" list | grep -c Running)" -ge "$n" ]; do sleep 0.2; done
 if [ "$kind" = step ]; then
   until [ "$(ls "$COX_HOME"/runs/*/*/supervisor.pid 2>/dev/null | wc -l)" -ge "$n" ]; do sleep 0.2; done
 fi
+attempts_before=$(ls -d "$COX_HOME"/runs/*/*/ 2>/dev/null | wc -l)
 kill -9 "$server"; wait "$server" 2>/dev/null || true
 t0=$(date +%s.%N)
 start
 t1=$(date +%s.%N)
 running=$("$cox" list | grep -c Running || true)
 echo "runs in flight: $n ($kind); restart to all resumed and listening: $(python3 -c "print(f'{$t1 - $t0:.2f}')") s; Running after restart: $running"
+if [ "$kind" = step ]; then
+  attempts_after=$(ls -d "$COX_HOME"/runs/*/*/ 2>/dev/null | wc -l)
+  echo "attempt directories before the kill: $attempts_before, after the restart: $attempts_after (equal: adopted, none launched again)"
+  t2=$(date +%s.%N)
+  touch "$work/release"
+  until [ "$("$cox" list | grep -c Succeeded)" -ge "$n" ]; do sleep 0.5; done
+  t3=$(date +%s.%N)
+  echo "released: all $n Succeeded $(python3 -c "print(f'{$t3 - $t2:.2f}')") s later (steps poll every 0.5 s)"
+fi

@@ -23,6 +23,14 @@
 //! `retryPolicy: OnError`, `OnTransientError` or `Always` retry it; the default policy,
 //! `OnFailure`, retries only the program's own failures, so by default the node stays Error.
 //!
+//! # A store that refuses writes
+//!
+//! When the commit's write fails (a full disk), nothing of that state is performed: no step
+//! is launched, cancelled or marked failed for it. The error is published with the state
+//! ([`RunState::store_error`], shown by the API and `cox run`) and the commit is tried again
+//! after a backoff (100 ms doubling to 5 s), with the events that arrive meanwhile; once it
+//! is stored, the actions of all of them are performed and the error is cleared.
+//!
 //! # Fencing
 //!
 //! Every launch gets an [`AttemptId`]: the store's epoch (it grows on every start, see
