@@ -311,7 +311,7 @@ async fn a_memoized_step_adopted_after_a_restart_is_cached_like_any_completion()
     // with its outcome when the scheduler is back.
     test.executor
         .on_adopt(succeeded(Some("finished while nobody watched")));
-    assert_eq!(test.restart().await, [first.clone()]);
+    assert_eq!(test.restart().await, std::slice::from_ref(&first));
     let first = test.await_completion(&first).await;
     assert_eq!(first.phase(), Phase::Succeeded, "{}", first.message);
     assert_eq!(test.executor.launch_count(), 1);
