@@ -448,6 +448,20 @@ fn open_engine(
     engine
 }
 
+/// The sled database of a store at `path` itself (to damage or age records behind the
+/// store's back), once a dropped store has let go of its lock (sled's background thread may
+/// hold it a moment longer); panics after 10 s (tests only).
+pub fn raw_sled(path: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
 /// The only or first Workflow document of a YAML text; panics on load errors (tests only).
 pub fn workflow_from_yaml(yaml: &str) -> Workflow {
     let loaded = cox_config::load::load("test.yaml", yaml);

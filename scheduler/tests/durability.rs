@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use cox_scheduler::codec::{self, FORMAT_VERSION};
 use cox_scheduler::machine::{Event, Node, Phase, RunState};
 use cox_scheduler::store::{QUARANTINED, Store};
-use cox_scheduler::testsuite::{FakeExecutor, Match, Scripted, succeeded, workflow_from_yaml};
+use cox_scheduler::testsuite::{
+    FakeExecutor, Match, Scripted, raw_sled, succeeded, workflow_from_yaml,
+};
 use cox_scheduler::{Engine, EngineConfig, Error};
 
 const TWO_STEPS: &str = r#"
@@ -40,18 +42,6 @@ fn run_named(name: &str) -> RunState {
     let mut workflow = workflow_from_yaml(TWO_STEPS);
     workflow.metadata.name = Some(name.to_string());
     RunState::new(workflow, at(0)).unwrap()
-}
-
-/// The store's sled database itself, once the dropped store has let go of its lock.
-fn raw_sled(path: &Path) -> sled::Db {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match sled::open(path) {
-            Ok(db) => return db,
-            Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
 }
 
 fn reopen(path: &Path) -> Store {

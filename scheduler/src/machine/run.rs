@@ -95,7 +95,13 @@ impl RunState {
         }
         let workflow_json =
             serde_json::to_string(&workflow).map_err(|e| format!("cannot encode workflow: {e}"))?;
-        Ok(RunState {
+        let spec = Some(Box::new(Executable::new(workflow)?));
+        Ok(RunState::pending(name, workflow_json, spec))
+    }
+
+    /// A run that has not started, of the workflow `workflow_json` (`spec`: parsed).
+    fn pending(name: String, workflow_json: String, spec: Option<Box<Executable>>) -> RunState {
+        RunState {
             name,
             workflow_json,
             phase: Phase::Pending,
@@ -107,10 +113,10 @@ impl RunState {
             global_artifacts: Vec::new(),
             main_result: None,
             stopped: None,
-            spec: Some(Box::new(Executable::new(workflow)?)),
+            spec,
             cache: Default::default(),
             store_error: None,
-        })
+        }
     }
 
     /// The workflow this run executes.
@@ -149,22 +155,7 @@ impl RunState {
             "metadata": {"name": name, "creationTimestamp": ts(created_at)},
             "spec": {},
         });
-        RunState {
-            name: name.to_string(),
-            workflow_json: workflow.to_string(),
-            phase: Phase::Pending,
-            message: String::new(),
-            started_at: None,
-            finished_at: None,
-            nodes: BTreeMap::new(),
-            global_parameters: Vec::new(),
-            global_artifacts: Vec::new(),
-            main_result: None,
-            stopped: None,
-            spec: None,
-            cache: Default::default(),
-            store_error: None,
-        }
+        RunState::pending(name.to_string(), workflow.to_string(), None)
     }
 
     /// This state without its nodes (which the store keeps one record each).
