@@ -2,7 +2,8 @@
 //! workflow's `metadata`) has the annotation `coxswain.io/memoize-key: auto` is cached under
 //! a digest of what decides its outcome instead of its hand-written `memoize.key` alone:
 //! - the hand-written key, substituted (so a key the user varies on purpose still counts);
-//! - the resolved template (after substitution: command, args, image, env, script, ...);
+//! - the resolved template (after substitution: command, args, image, env, script, ...)
+//!   and the outputs it declares;
 //! - its input parameters' values;
 //! - each input artifact's content digest: the SHA-256 recorded when it was saved; an
 //!   artifact known only by its key or URL counts by that key or URL.
@@ -34,20 +35,31 @@ pub fn wanted(
         .is_some_and(|v| v == AUTO)
 }
 
-/// The automatic key of a step running `resolved` (substituted) with the input
-/// `parameters` (name, value) and `input_artifacts`; `key` is the substituted `memoize.key`.
+/// The automatic key of a step of `template` running as `resolved` (substituted) with the
+/// input `parameters` (name, value) and `input_artifacts`; `key` is the substituted
+/// `memoize.key`.
 pub fn key(
     key: &str,
+    template: &Template,
     resolved: &Template,
     parameters: &[(String, String)],
     input_artifacts: &[InputArtifact],
 ) -> String {
-    let mut template = serde_json::to_value(resolved).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut template {
+    let mut resolved = serde_json::to_value(resolved).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut resolved {
         // Annotations and the memoize block itself do not change what the step computes.
         map.remove("memoize");
         map.remove("metadata");
+        // The outputs it declares do (a cached outcome must have them): as written, since
+        // they are resolved only once the step ends.
+        if let Some(outputs) = &template.outputs {
+            map.insert(
+                "outputs".into(),
+                serde_json::to_value(outputs).unwrap_or(Value::Null),
+            );
+        }
     }
+    let template = resolved;
     let artifacts: Vec<Value> = input_artifacts
         .iter()
         .map(|a| {

@@ -1267,7 +1267,13 @@ impl<'a> Operator<'a> {
                 cache: m.cache.config_map.name.clone().unwrap_or_default(),
                 // Coxswain's automatic key, when the template asks for it.
                 key: if super::memo_key::wanted(&resolved, &self.wf.metadata.annotations) {
-                    super::memo_key::key(&m.key, &resolved, &node.inputs, &spec.input_artifacts)
+                    super::memo_key::key(
+                        &m.key,
+                        template,
+                        &resolved,
+                        &node.inputs,
+                        &spec.input_artifacts,
+                    )
                 } else {
                     m.key.clone()
                 },
