@@ -54,7 +54,7 @@ until [ "$("$cox" list | grep -c Running)" -ge "$n" ]; do sleep 0.2; done
 if [ "$kind" = step ]; then
   until [ "$(ls "$COX_HOME"/runs/*/*/supervisor.pid 2>/dev/null | wc -l)" -ge "$n" ]; do sleep 0.2; done
 fi
-attempts_before=$(ls -d "$COX_HOME"/runs/*/*/ 2>/dev/null | wc -l)
+attempts_before=$( (ls -d "$COX_HOME"/runs/*/*/ 2>/dev/null || true) | wc -l)
 kill -9 "$server"; wait "$server" 2>/dev/null || true
 t0=$(date +%s.%N)
 start
@@ -62,7 +62,7 @@ t1=$(date +%s.%N)
 running=$("$cox" list | grep -c Running || true)
 echo "runs in flight: $n ($kind); restart to all resumed and listening: $(python3 -c "print(f'{$t1 - $t0:.2f}')") s; Running after restart: $running"
 if [ "$kind" = step ]; then
-  attempts_after=$(ls -d "$COX_HOME"/runs/*/*/ 2>/dev/null | wc -l)
+  attempts_after=$( (ls -d "$COX_HOME"/runs/*/*/ 2>/dev/null || true) | wc -l)
   echo "attempt directories before the kill: $attempts_before, after the restart: $attempts_after (equal: adopted, none launched again)"
   t2=$(date +%s.%N)
   : >"$work/gate"
