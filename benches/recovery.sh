@@ -2,7 +2,10 @@
 # Recovery time after a SIGKILL of `cox server` with N runs in flight: the time from the
 # restart until the server listens again, which it does once every unfinished run's actor
 # is started again (steps adopted). KIND=step: each run's step is a live local process
-# (waiting on a file); KIND=suspend: each run waits in a suspend node (no process).
+# (blocked opening a FIFO, no CPU); KIND=suspend: each run waits in a suspend node (no process).
+# With KIND=step it then checks the steps were adopted, not launched again (the attempt
+# directories are the same before and after), releases them and times until every run has
+# Succeeded (adopted steps report their outcome to the new server).
 # Usage: benches/recovery.sh [N] [KIND]   (default 1000 suspend); COX=path/to/cox
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +19,7 @@ export COX_SERVER="http://127.0.0.1:$port"
 server=""
 cleanup() {
   [ -n "$server" ] && kill -9 "$server" 2>/dev/null || true
-  touch "$work/release"
+  [ -p "$work/gate" ] && timeout 5 sh -c ": > '$work/gate'" 2>/dev/null || true
   sleep 1
   rm -rf "$work"
 }
@@ -27,7 +30,10 @@ start() {
   until python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.05)" 2>/dev/null; do sleep 0.01; done
 }
 if [ "$kind" = step ]; then
-  body="container: {image: busybox, command: [sh, -c, 'while [ ! -e /w/release ]; do sleep 0.5; done'], volumeMounts: [{name: w, mountPath: /w}]}"
+  # Each step blocks opening a FIFO (no polling: a thousand waiting steps cost no CPU); the
+  # release opens it for writing, and closing it ends every step.
+  mkfifo "$work/gate"
+  body="container: {image: busybox, command: [sh, -c, 'cat /w/gate >/dev/null'], volumeMounts: [{name: w, mountPath: /w}]}"
 else
   body="suspend: {}"
 fi
@@ -48,9 +54,19 @@ until [ "$("$cox" list | grep -c Running)" -ge "$n" ]; do sleep 0.2; done
 if [ "$kind" = step ]; then
   until [ "$(ls "$COX_HOME"/runs/*/*/supervisor.pid 2>/dev/null | wc -l)" -ge "$n" ]; do sleep 0.2; done
 fi
+attempts_before=$( (ls -d "$COX_HOME"/runs/*/*/ 2>/dev/null || true) | wc -l)
 kill -9 "$server"; wait "$server" 2>/dev/null || true
 t0=$(date +%s.%N)
 start
 t1=$(date +%s.%N)
 running=$("$cox" list | grep -c Running || true)
 echo "runs in flight: $n ($kind); restart to all resumed and listening: $(python3 -c "print(f'{$t1 - $t0:.2f}')") s; Running after restart: $running"
+if [ "$kind" = step ]; then
+  attempts_after=$( (ls -d "$COX_HOME"/runs/*/*/ 2>/dev/null || true) | wc -l)
+  echo "attempt directories before the kill: $attempts_before, after the restart: $attempts_after (equal: adopted, none launched again)"
+  t2=$(date +%s.%N)
+  : >"$work/gate"
+  until [ "$("$cox" list | grep -c Succeeded)" -ge "$n" ]; do sleep 0.2; done
+  t3=$(date +%s.%N)
+  echo "released: all $n Succeeded $(python3 -c "print(f'{$t3 - $t2:.2f}')") s later"
+fi

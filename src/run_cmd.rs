@@ -466,9 +466,23 @@ async fn show_progress(mut progress: tokio::sync::watch::Receiver<RunState>) {
     let mut drawn_lines = 0;
     let mut seen: BTreeMap<String, Phase> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut store_error: Option<String> = None;
     loop {
         let state = progress.borrow_and_update().clone();
         let mut err = std::io::stderr().lock();
+        // A store that refuses writes (a full disk) is said once, and again once it is over.
+        if state.store_error != store_error {
+            match &state.store_error {
+                Some(e) => {
+                    let _ = writeln!(err, "cox: {e}");
+                }
+                None => {
+                    let _ = writeln!(err, "cox: the store accepts writes again");
+                }
+            }
+            drawn_lines = 0;
+            store_error.clone_from(&state.store_error);
+        }
         if live {
             let text = live_tree(&state, Utc::now());
             if drawn_lines > 0 {

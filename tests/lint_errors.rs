@@ -144,6 +144,12 @@ const SINGLE: &[(&str, &[&str])] = &[
         &["{f}:11:13: spec.templates[0].inputs.parameters[0].name: name is required"],
     ),
     (
+        "memoize_key_annotation_unknown",
+        &[
+            "{f}:11:11: spec.templates[0].metadata.annotations.coxswain.io/memoize-key: unknown value 'always' (the one value is 'auto')",
+        ],
+    ),
+    (
         "misspelt_kind",
         &["{f}:2:7: kind: unknown kind 'Workflw' (did you mean 'Workflow'?)"],
     ),

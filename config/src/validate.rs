@@ -855,6 +855,25 @@ impl<'a> Checker<'a> {
         {
             self.error(path.field("memoize").field("maxAge"), e);
         }
+        // Coxswain's automatic memoization key (see the scheduler's `machine::memo_key`).
+        if let Some(value) = template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.get("coxswain.io/memoize-key"))
+        {
+            let at = path
+                .field("metadata")
+                .field("annotations")
+                .field("coxswain.io/memoize-key");
+            if value != "auto" {
+                self.error(
+                    at,
+                    format!("unknown value '{value}' (the one value is 'auto')"),
+                );
+            } else if template.memoize.is_none() {
+                self.warn(at, "has no effect: the template has no memoize");
+            }
+        }
         if let Some(suspend) = &template.suspend
             && let Some(d) = suspend.duration.as_deref().filter(|d| !has_variable(d))
             && let Err(e) = duration::parse(d)

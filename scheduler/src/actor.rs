@@ -23,6 +23,14 @@
 //! `retryPolicy: OnError`, `OnTransientError` or `Always` retry it; the default policy,
 //! `OnFailure`, retries only the program's own failures, so by default the node stays Error.
 //!
+//! # A store that refuses writes
+//!
+//! When the commit's write fails (a full disk), nothing of that state is performed: no step
+//! is launched, cancelled or marked failed for it. The error is published with the state
+//! ([`RunState::store_error`], shown by the API and `cox run`) and the commit is tried again
+//! after a backoff (100 ms doubling to 5 s), with the events that arrive meanwhile; once it
+//! is stored, the actions of all of them are performed and the error is cleared.
+//!
 //! # Fencing
 //!
 //! Every launch gets an [`AttemptId`]: the store's epoch (it grows on every start, see
@@ -41,7 +49,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::machine::{Action, Event, Request, RunState};
 use crate::store::Store;
@@ -132,6 +140,8 @@ pub struct RunActorState {
     /// run's own repository they are in.
     gc_keys: Vec<String>,
     gc_repository: Option<cox_worker::repo_config::RepositoryLocation>,
+    /// Commits that failed in a row (the store's disk is full): the next try waits longer.
+    failed_commits: u32,
 }
 
 /// Messages of a run actor.
@@ -193,6 +203,7 @@ impl Actor for RunActor {
             commit_queued: false,
             gc_keys: Vec::new(),
             gc_repository: None,
+            failed_commits: 0,
         })
     }
 
@@ -279,7 +290,10 @@ impl Actor for RunActor {
             }
             // Already done when something needed the state persisted at once.
             RunMsg::Commit if !state.commit_queued => Ok(()),
-            RunMsg::Commit => state.commit(&myself),
+            RunMsg::Commit => {
+                let _ = state.commit(&myself);
+                Ok(())
+            }
             RunMsg::Lifecycle { request, reply } => {
                 if let Err(refused) = state.run.check(&request) {
                     let _ = reply.send(Err(refused));
@@ -288,23 +302,28 @@ impl Actor for RunActor {
                 let now = state.clock.now();
                 state.step(&myself, Event::Lifecycle { now, request })?;
                 // The answer is the persisted state.
-                state.commit(&myself)?;
-                let _ = reply.send(Ok(state.run.clone()));
+                let answer = match state.commit(&myself) {
+                    Ok(()) => Ok(state.run.clone()),
+                    Err(e) => Err(format!(
+                        "accepted, but not yet stored (it is, and takes effect, once the store accepts writes again): {e}"
+                    )),
+                };
+                let _ = reply.send(answer);
                 Ok(())
             }
             RunMsg::Snapshot(reply) => {
-                // Never show a state the store does not hold yet.
+                // A state the store does not hold yet is shown only with its `store_error`.
                 if state.commit_queued {
-                    state.commit(&myself)?;
+                    let _ = state.commit(&myself);
                 }
                 let _ = reply.send(state.run.clone());
                 Ok(())
             }
             RunMsg::AwaitCompletion(reply) => {
                 if state.commit_queued {
-                    state.commit(&myself)?;
+                    let _ = state.commit(&myself);
                 }
-                if state.run.is_finished() {
+                if state.run.is_finished() && !state.commit_queued {
                     let _ = reply.send(state.run.clone());
                 } else {
                     state.waiters.push(reply);
@@ -338,6 +357,12 @@ impl Actor for RunActor {
     }
 }
 
+/// The wait before the `failures`-th retry of a commit: 100 ms doubling to 5 s.
+fn commit_backoff(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(6);
+    Duration::from_millis(100u64 << exponent).min(Duration::from_secs(5))
+}
+
 /// The histogram of [`RunActorState::step`]'s durations, in seconds, under Argo's name.
 pub const OPERATION_DURATION_METRIC: &str = "argo_workflows_operation_duration_seconds";
 
@@ -358,10 +383,30 @@ impl RunActorState {
     }
 
     /// Persist, publish, then perform the actions of every event applied since the last
-    /// commit.
-    fn commit(&mut self, myself: &ActorRef<RunMsg>) -> Result<(), ActorProcessingErr> {
+    /// commit. When the store refuses the write (a full disk), nothing is performed: the
+    /// error is published with the state ([`RunState::store_error`]) and the commit is tried
+    /// again after a backoff, the actions waiting for it; the error is returned.
+    fn commit(&mut self, myself: &ActorRef<RunMsg>) -> Result<(), crate::Error> {
+        if let Err(e) = self.store.put_run(&self.run) {
+            self.failed_commits = self.failed_commits.saturating_add(1);
+            let delay = commit_backoff(self.failed_commits);
+            warn!(
+                run = %self.run.name,
+                error = %e,
+                retry_in_ms = delay.as_millis() as u64,
+                "cannot store the run; its actions wait until it is stored"
+            );
+            self.commit_queued = true;
+            self.run.store_error = Some(e.to_string());
+            self.progress.send_replace(self.run.clone());
+            myself.send_after(delay, || RunMsg::Commit);
+            return Err(e);
+        }
         self.commit_queued = false;
-        self.store.put_run(&self.run)?;
+        if self.run.store_error.take().is_some() {
+            info!(run = %self.run.name, failures = self.failed_commits, "run stored again");
+        }
+        self.failed_commits = 0;
         self.progress.send_replace(self.run.clone());
         for action in std::mem::take(&mut self.uncommitted) {
             if let Some(hook) = &self.on_action {

@@ -2,8 +2,9 @@
 //!
 //! A memoized step (its [`StepSpec::memoize`] set by the machine) goes through
 //! [`MemoizingExecutor`]:
-//! - an entry for `(namespace, cache, key)` younger than `maxAge` answers at once: the
-//!   step does not run, its outcome is the cached one with [`StepOutcome::cache_hit`] set
+//! - an entry for `(namespace, cache, key)` younger than `maxAge`, whose output artifacts
+//!   are all still in the repository ([`Executor::missing_artifacts`]; an entry whose
+//!   artifacts `artifactGC` deleted is evicted), answers at once: the step does not run, its outcome is the cached one with [`StepOutcome::cache_hit`] set
 //!   (the node shows `memoizationStatus.hit: true`);
 //! - otherwise, when the same entry is being computed by another step right now, this one
 //!   waits for it, then looks again (two identical steps in flight run once);
@@ -29,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 
 /// The store tree holding the entries.
-const TREE: &str = "step_cache";
+pub(crate) const TREE: &str = "step_cache";
 /// Names the record in errors.
 const ENTRY: &str = "step cache entry";
 
@@ -181,18 +182,22 @@ impl StepCache {
         Ok(deleted)
     }
 
-    /// A fresh entry for `m`, its last hit set to `now`.
-    fn hit(&self, m: &Memoize, now: DateTime<Utc>) -> Result<Option<CacheEntry>> {
+    /// A fresh entry for `m`.
+    fn fresh(&self, m: &Memoize, now: DateTime<Utc>) -> Result<Option<CacheEntry>> {
         let key = EntryKey::of(m);
-        let Some(mut entry) = self.get(&key)? else {
-            return Ok(None);
-        };
-        if !entry.fresh(m.max_age_seconds, now) {
-            return Ok(None);
-        }
+        Ok(self
+            .get(&key)?
+            .filter(|entry| entry.fresh(m.max_age_seconds, now)))
+    }
+
+    /// Record a use of the entry at `key`: its last hit is `now`. The hit stands even when
+    /// its time cannot be stored (a full disk).
+    fn record_hit(&self, key: &EntryKey, mut entry: CacheEntry, now: DateTime<Utc>) -> CacheEntry {
         entry.last_hit_at = Some(now.to_rfc3339());
-        self.put(&key, &entry)?;
-        Ok(Some(entry))
+        if let Err(e) = self.put(key, &entry) {
+            tracing::warn!(key = %key.key, error = %e, "cannot store a step cache entry's last hit");
+        }
+        entry
     }
 
     /// Claims `key` for computing, or returns the receiver to wait on when another step
@@ -269,15 +274,15 @@ impl MemoizingExecutor {
         let key = EntryKey::of(&m);
         let claim = loop {
             let now = self.clock.now();
-            match self.cache.hit(&m, now) {
-                Ok(Some(entry)) => {
-                    let mut outcome = entry.outcome;
+            match self.cache.fresh(&m, now) {
+                Ok(Some(entry)) if self.artifacts_kept(&key, &entry, &spec).await => {
+                    let mut outcome = self.cache.record_hit(&key, entry, now).outcome;
                     outcome.cache_hit = true;
                     outcome.started_at = Some(now.to_rfc3339());
                     outcome.finished_at = Some(now.to_rfc3339());
                     return outcome;
                 }
-                Ok(None) => {}
+                Ok(_) => {}
                 Err(e) => return StepOutcome::error(format!("step cache: {e}")),
             }
             match self.cache.claim(&key) {
@@ -295,19 +300,79 @@ impl MemoizingExecutor {
         };
         let outcome = self.inner.run(spec.clone(), cancel).await;
         if outcome.phase == StepPhase::Succeeded {
-            let entry = CacheEntry {
-                node_id: spec.node_id.clone(),
-                run: spec.run.clone(),
-                outcome: outcome.clone(),
-                created_at: self.clock.now().to_rfc3339(),
-                last_hit_at: None,
-            };
-            if let Err(e) = self.cache.put(&key, &entry) {
-                tracing::warn!(run = %spec.run, node = %spec.node_id, error = %e, "cannot store a memoized outcome");
-            }
+            self.store_outcome(&key, &spec.run, &spec.node_id, &outcome);
         }
         drop(claim);
         outcome
+    }
+
+    /// Whether the artifacts of a cached outcome are all still in the repository (one
+    /// existence check each). An entry whose artifacts are gone (`artifactGC`, a deleted
+    /// bucket) is a miss and is evicted; one that cannot be checked is a miss and is kept.
+    async fn artifacts_kept(&self, key: &EntryKey, entry: &CacheEntry, spec: &StepSpec) -> bool {
+        let keys: Vec<String> = entry
+            .outcome
+            .artifacts
+            .iter()
+            .map(|a| a.key.clone())
+            .collect();
+        if keys.is_empty() {
+            return true;
+        }
+        match self
+            .inner
+            .missing_artifacts(spec.repository.clone(), keys)
+            .await
+        {
+            Ok(missing) if missing.is_empty() => true,
+            Ok(missing) => {
+                tracing::info!(cache = %key.cache, key = %key.key, ?missing, "step cache entry evicted: its artifacts are gone");
+                if let Err(e) = self.cache.delete_where(|k, e| k == key && e == entry) {
+                    tracing::warn!(key = %key.key, error = %e, "cannot evict a step cache entry");
+                }
+                false
+            }
+            Err(e) => {
+                tracing::warn!(cache = %key.cache, key = %key.key, error = %e, "cannot check a step cache entry's artifacts; computing again");
+                false
+            }
+        }
+    }
+
+    /// Store a succeeded outcome under `key`; a failure to store is logged, the step's
+    /// outcome stands.
+    fn store_outcome(&self, key: &EntryKey, run: &str, node_id: &str, outcome: &StepOutcome) {
+        let entry = CacheEntry {
+            node_id: node_id.to_string(),
+            run: run.to_string(),
+            outcome: outcome.clone(),
+            created_at: self.clock.now().to_rfc3339(),
+            last_hit_at: None,
+        };
+        if let Err(e) = self.cache.put(key, &entry) {
+            tracing::warn!(run = %run, node = %node_id, error = %e, "cannot store a memoized outcome");
+        }
+    }
+
+    /// The cache entry a stored node was launched for: its memoization status (key and
+    /// cache) in its run's namespace; `None` when the node is not memoized.
+    fn stored_key(&self, run: &str, node_id: &str) -> Result<Option<EntryKey>> {
+        let Some(mut state) = self.cache.store.get_run(run)? else {
+            return Ok(None);
+        };
+        let Some(memo) = state.nodes.get(node_id).and_then(|n| n.memoization.clone()) else {
+            return Ok(None);
+        };
+        let namespace = state
+            .workflow()
+            .ok()
+            .and_then(|wf| wf.metadata.namespace.clone())
+            .unwrap_or_else(|| "default".to_string());
+        Ok(Some(EntryKey {
+            namespace,
+            cache: memo.cache_name,
+            key: memo.key,
+        }))
     }
 }
 
@@ -342,12 +407,20 @@ impl Executor for MemoizingExecutor {
         self.inner.delete_artifacts(repository, keys)
     }
 
+    fn missing_artifacts(
+        &self,
+        repository: Option<cox_worker::repo_config::RepositoryLocation>,
+        keys: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<String>, String>> {
+        self.inner.missing_artifacts(repository, keys)
+    }
+
     fn may_have_started(&self, run: &str, node_id: &str, attempt: u32) -> bool {
         self.inner.may_have_started(run, node_id, attempt)
     }
 
-    // An adopted memoized step's outcome is not stored in the cache (its launcher died
-    // before it could); the next identical step runs again.
+    // An adopted memoized step (launched by an earlier process) is cached like any other
+    // completion: its key is the one its node was launched with, as stored.
     fn adopt(
         &self,
         run: String,
@@ -355,6 +428,21 @@ impl Executor for MemoizingExecutor {
         attempt: u32,
         cancel: CancellationToken,
     ) -> BoxFuture<'_, Option<StepOutcome>> {
-        self.inner.adopt(run, node_id, attempt, cancel)
+        Box::pin(async move {
+            let outcome = self
+                .inner
+                .adopt(run.clone(), node_id.clone(), attempt, cancel)
+                .await?;
+            if outcome.phase == StepPhase::Succeeded && !outcome.cache_hit {
+                match self.stored_key(&run, &node_id) {
+                    Ok(Some(key)) => self.store_outcome(&key, &run, &node_id, &outcome),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(run = %run, node = %node_id, error = %e, "cannot read an adopted step's memoization")
+                    }
+                }
+            }
+            Some(outcome)
+        })
     }
 }

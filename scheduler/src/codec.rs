@@ -3,8 +3,10 @@
 //! A record is one format version byte followed by the value in bincode 2's standard
 //! configuration (through serde). A record of a newer version is refused with
 //! [`Error::UnsupportedFormat`]; one of the previous version is read through its old shape
-//! ([`decode_migrating`]; the shapes of earlier versions live in this module) and is written
-//! back in the current format the next time it changes.
+//! ([`decode_migrating`]; the shapes of earlier versions live in this module). A store of an
+//! older version is rewritten in this one when it is opened, after a backup (see
+//! [`crate::migrate`]); a bump of [`FORMAT_VERSION`] adds the old shapes here and their
+//! rewrite to `migrate`'s table.
 //!
 //! Versions: 1, the first; 2, nodes gained `memoization`.
 

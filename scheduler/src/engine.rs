@@ -261,20 +261,29 @@ impl Engine {
     }
 
     /// Start the actors of runs left unfinished (after a crash or a stop); their names.
+    /// A run with a record that cannot be read is quarantined ([`Store::quarantine_run`]):
+    /// stored as ended in Error, saying why, never resumed; the others go on.
     pub async fn resume_unfinished(&self) -> Result<Vec<String>> {
+        for (name, error) in self.store.unreadable_runs()? {
+            self.quarantine(&name, &error)?;
+        }
         let mut names = self.store.unfinished_runs()?;
         let mut resumed = Vec::with_capacity(names.len());
         for name in names.drain(..) {
             match self.resume(&name).await {
                 Ok(()) => resumed.push(name),
-                // A run with an unreadable node stays as stored; the others go on.
-                Err(e @ Error::Record { .. }) => {
-                    warn!(run = %name, error = %e, "run not resumed: a record of it is unreadable")
-                }
+                Err(e @ Error::Record { .. }) => self.quarantine(&name, &e)?,
                 Err(e) => return Err(e),
             }
         }
         Ok(resumed)
+    }
+
+    fn quarantine(&self, name: &str, error: &Error) -> Result<()> {
+        warn!(run = %name, %error, "run quarantined: a record of it is unreadable");
+        self.store
+            .quarantine_run(name, &error.to_string(), self.clock.now())
+            .map(drop)
     }
 
     /// Start the actor of a stored, unfinished run (the machine gets `Start` again).
@@ -437,9 +446,19 @@ impl Engine {
         self.await_completion(&name).await
     }
 
-    /// A run's stored state.
+    /// A run's stored state; while its latest state cannot be stored (a full disk), with
+    /// why ([`RunState::store_error`]).
     pub fn get(&self, name: &str) -> Result<Option<RunState>> {
-        self.store.get_run(name)
+        let mut state = self.store.get_run(name)?;
+        if let Some(state) = &mut state {
+            let live = self.lock_live();
+            if let Some(live) = live.get(name) {
+                state
+                    .store_error
+                    .clone_from(&live.progress.borrow().store_error);
+            }
+        }
+        Ok(state)
     }
 
     /// Every stored run, oldest first.

@@ -57,6 +57,39 @@ pub enum Error {
         #[source]
         source: sled::Error,
     },
+    /// The store's disk (or the user's quota) is full: the write did not happen.
+    #[error(
+        "store {}: no space left on device; nothing was lost, and writes resume once space is freed",
+        path.display()
+    )]
+    NoSpace {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// The store was written by a newer cox.
+    #[error(
+        "store {}: written in format version {found}, this cox reads version {supported} and older; use a newer cox",
+        path.display()
+    )]
+    UnsupportedStore {
+        /// The store directory.
+        path: PathBuf,
+        /// The newest version found.
+        found: u8,
+        /// The version this build writes.
+        supported: u8,
+    },
+    /// The copy of an older store, made before migrating it, failed (nothing was migrated).
+    #[error("store {}: cannot back it up to {} before migrating it: {source}", path.display(), backup.display())]
+    Backup {
+        /// The store directory.
+        path: PathBuf,
+        /// Where the copy was going.
+        backup: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A stored record could not be read back.
     #[error("store record {key}: {source}")]
     Record {
@@ -132,8 +165,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether trying again later may succeed (the store is busy).
+    /// Whether trying again later may succeed (the store is busy, or its disk full).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Locked { .. })
+        matches!(self, Error::Locked { .. } | Error::NoSpace { .. })
     }
 }

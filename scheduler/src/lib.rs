@@ -7,6 +7,8 @@
 //! - [`objects`]: WorkflowTemplates, ClusterWorkflowTemplates and ConfigMaps: checked, stored.
 //! - [`resolve`]: template references and ConfigMap parameters, resolved at submission.
 //! - [`store`]: the durable store of runs (sled), flushed on every write, one process at a time.
+//! - [`migrate`]: the store's format version: newer stores refused, older ones migrated after a backup.
+//! - [`cache`]: the step cache (template `memoize`), in the store.
 //! - [`actor`]: the run actor: apply, persist, then perform the actions (launch, cancel, timers).
 //! - [`engine`]: the local engine: home directory, store, submit, await, get/list/delete.
 //! - [`ttl`]: `ttlStrategy`, finished runs deleted once their time to live has passed.
@@ -19,6 +21,7 @@ pub mod codec;
 pub mod engine;
 pub mod error;
 pub mod machine;
+pub mod migrate;
 pub mod objects;
 pub mod resolve;
 pub mod server;

@@ -9,9 +9,16 @@
 //!   so `list` is in submission order without decoding every run.
 //! - `workflow_templates`, `configmaps`, `secrets`: namespace, a zero byte, name -> the object as JSON
 //!   text; `cluster_workflow_templates`: name -> the object (see [`ObjectKind`]).
+//! - `quarantine`: the damaged records of quarantined runs, byte for byte, under their tree,
+//!   a zero byte and their key ([`Store::quarantine_run`]).
+//! - the default tree's `format_version`: the format of every record (see [`crate::migrate`]).
 //! - the default tree's `epoch`: a big-endian counter that grows by one, flushed, each time
 //!   the store is opened ([`Store::epoch`]); attempt ids carry it, so a result of an attempt
 //!   launched by an earlier process can never pass for one of this process's.
+//!
+//! Every write is flushed before it returns; one that fails (a full disk) is an error, and
+//! as sled refuses every later write of an opening that saw an I/O error, the next
+//! operation opens the database again, so writes succeed again once there is space.
 //!
 //! Every write is flushed before it returns: the run actor persists a state before it
 //! performs the actions that state produced, so after a crash the store is never behind
@@ -24,11 +31,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sled::transaction::Transactional;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::codec;
 use crate::error::{Error, Result};
@@ -40,11 +49,15 @@ const NODES: &str = "nodes";
 const NODE: &str = "node";
 /// How the message of a run whose record cannot be read starts.
 pub const QUARANTINED: &str = "quarantined, its stored record is unreadable";
+/// The tree keeping the damaged records of quarantined runs, byte for byte.
+pub const QUARANTINE: &str = "quarantine";
 /// The key of the store epoch in the default tree.
 const EPOCH: &[u8] = b"epoch";
 const RUN: &str = "run state";
 /// How often a waiting open tries the lock again.
 const LOCK_RETRY: Duration = Duration::from_millis(100);
+/// How long reopening after a write failure waits for the broken opening's lock.
+const REOPEN_WAIT: Duration = Duration::from_secs(2);
 
 /// The kinds of objects kept beside runs, one tree each. Objects are stored as their JSON
 /// text (encoded like every record), as the API received them.
@@ -136,20 +149,64 @@ pub struct RunSummary {
     pub message: String,
 }
 
-/// The open store. Cheap to clone: clones share the database.
-#[derive(Clone)]
-pub struct Store {
-    path: PathBuf,
+/// The sled database and its trees, as one opening has them.
+struct Handles {
     db: sled::Db,
     runs: sled::Tree,
     by_created: sled::Tree,
     nodes: sled::Tree,
-    /// One tree per [`ObjectKind`] (see [`Store::objects`]).
+    /// One tree per [`ObjectKind`] (see [`Handles::objects`]).
     objects: [sled::Tree; 4],
+}
+
+impl Handles {
+    fn open(path: &Path) -> Result<Handles> {
+        std::fs::create_dir_all(path).map_err(|source| Error::CreateHome {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|source| open_error(path, source))?;
+        let tree = |name: &str| db.open_tree(name).map_err(|e| store_error(path, e));
+        Ok(Handles {
+            runs: tree(RUNS)?,
+            by_created: tree(RUNS_BY_CREATED)?,
+            nodes: tree(NODES)?,
+            objects: [
+                tree(ObjectKind::WorkflowTemplate.tree())?,
+                tree(ObjectKind::ClusterWorkflowTemplate.tree())?,
+                tree(ObjectKind::ConfigMap.tree())?,
+                tree(ObjectKind::Secret.tree())?,
+            ],
+            db,
+        })
+    }
+
+    fn objects(&self, kind: ObjectKind) -> &sled::Tree {
+        &self.objects[match kind {
+            ObjectKind::WorkflowTemplate => 0,
+            ObjectKind::ClusterWorkflowTemplate => 1,
+            ObjectKind::ConfigMap => 2,
+            ObjectKind::Secret => 3,
+        }]
+    }
+}
+
+/// The open store. Cheap to clone: clones share the database.
+#[derive(Clone)]
+pub struct Store {
+    path: PathBuf,
+    /// The current opening; `None` while a broken one is being replaced.
+    handles: Arc<RwLock<Option<Arc<Handles>>>>,
+    /// Set when an operation failed with an I/O error (a full disk): sled then refuses every
+    /// later write of that opening, so the next operation opens the database again.
+    broken: Arc<AtomicBool>,
     /// This opening's epoch (see [`Store::epoch`]).
     epoch: u64,
     /// Per run, a hash of each node as last written, to write only what changed.
-    written: std::sync::Arc<std::sync::Mutex<HashMap<String, HashMap<String, u64>>>>,
+    written: Arc<Mutex<HashMap<String, HashMap<String, u64>>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -181,42 +238,58 @@ impl Store {
     }
 
     fn try_open(path: &Path) -> Result<Store> {
-        std::fs::create_dir_all(path).map_err(|source| Error::CreateHome {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(|source| open_error(path, source))?;
-        let store_error = |source| Error::Store {
-            path: path.to_path_buf(),
-            source,
-        };
-        let runs = db.open_tree(RUNS).map_err(store_error)?;
-        let by_created = db.open_tree(RUNS_BY_CREATED).map_err(store_error)?;
-        let nodes = db.open_tree(NODES).map_err(store_error)?;
-        let objects = [
-            db.open_tree(ObjectKind::WorkflowTemplate.tree())
-                .map_err(store_error)?,
-            db.open_tree(ObjectKind::ClusterWorkflowTemplate.tree())
-                .map_err(store_error)?,
-            db.open_tree(ObjectKind::ConfigMap.tree())
-                .map_err(store_error)?,
-            db.open_tree(ObjectKind::Secret.tree())
-                .map_err(store_error)?,
-        ];
-        let epoch = next_epoch(&db).map_err(store_error)?;
+        let handles = Handles::open(path)?;
+        crate::migrate::check_format(&handles.db, path)?;
+        let epoch = next_epoch(&handles.db).map_err(|e| store_error(path, e))?;
         Ok(Store {
-            objects,
             path: path.to_path_buf(),
+            handles: Arc::new(RwLock::new(Some(Arc::new(handles)))),
+            broken: Default::default(),
             epoch,
-            db,
-            runs,
-            by_created,
-            nodes,
             written: Default::default(),
         })
+    }
+
+    /// The current opening; after an I/O failure, a new one (see [`Store::broken`]).
+    fn h(&self) -> Result<Arc<Handles>> {
+        if !self.broken.load(Ordering::Acquire)
+            && let Some(handles) = self
+                .handles
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        {
+            return Ok(handles);
+        }
+        let mut slot = self.handles.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handles) = slot.as_ref()
+            && !self.broken.load(Ordering::Acquire)
+        {
+            return Ok(Arc::clone(handles));
+        }
+        // sled's file lock goes with the last handle of the broken opening: operations
+        // still holding one finish (failing) within moments.
+        *slot = None;
+        let deadline = Instant::now() + REOPEN_WAIT;
+        let handles = loop {
+            match Handles::open(&self.path) {
+                Ok(handles) => break handles,
+                Err(Error::Locked { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        // What the broken opening applied without flushing is gone: write runs whole again.
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.broken.store(false, Ordering::Release);
+        info!(path = %self.path.display(), "store reopened after a write failure");
+        let handles = Arc::new(handles);
+        *slot = Some(Arc::clone(&handles));
+        Ok(handles)
     }
 
     /// The store's directory.
@@ -230,8 +303,9 @@ impl Store {
         let (changed, hashes) = self.changed_nodes(state, true)?;
         let name = state.name.as_bytes();
         let index_key = created_key(created_at, &state.name);
+        let h = self.h()?;
         let outcome =
-            (&self.runs, &self.by_created, &self.nodes).transaction(|(runs, by_created, nodes)| {
+            (&h.runs, &h.by_created, &h.nodes).transaction(|(runs, by_created, nodes)| {
                 if runs.get(name)?.is_some() {
                     return sled::transaction::abort(());
                 }
@@ -243,10 +317,7 @@ impl Store {
                 Ok(())
             });
         match outcome {
-            Ok(()) => {
-                self.remember(&state.name, hashes);
-                self.flush()
-            }
+            Ok(()) => self.flush_remembering(&state.name, hashes),
             Err(sled::transaction::TransactionError::Abort(())) => {
                 Err(Error::RunExists(state.name.clone()))
             }
@@ -285,9 +356,20 @@ impl Store {
         Ok((changed, hashes))
     }
 
-    fn remember(&self, run: &str, hashes: HashMap<String, u64>) {
-        if let Ok(mut written) = self.written.lock() {
-            written.insert(run.to_string(), hashes);
+    /// Flush a write of `run`'s nodes; once it is on disk, remember what was written.
+    fn flush_remembering(&self, run: &str, hashes: HashMap<String, u64>) -> Result<()> {
+        let flushed = self.flush();
+        let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        match flushed {
+            Ok(()) => {
+                written.insert(run.to_string(), hashes);
+                Ok(())
+            }
+            Err(e) => {
+                // Not known to be on disk: the next write of the run writes every node.
+                written.remove(run);
+                Err(e)
+            }
         }
     }
 
@@ -297,15 +379,9 @@ impl Store {
             return Ok(None);
         };
         let mut state = state;
-        for entry in self.nodes.scan_prefix(node_prefix(name)) {
+        for entry in self.h()?.nodes.scan_prefix(node_prefix(name)) {
             let (key, bytes) = entry.map_err(|e| self.error(e))?;
-            let node: crate::machine::Node =
-                codec::decode_migrating::<_, codec::v1::NodeV1>(NODE, &bytes).map_err(|e| {
-                    Error::Record {
-                        key: format!("{NODES}/{}", String::from_utf8_lossy(&key)),
-                        source: Box::new(e),
-                    }
-                })?;
+            let node = decode_node(&key, &bytes)?;
             state.nodes.insert(node.id.clone(), node);
         }
         Ok(Some(state))
@@ -313,7 +389,12 @@ impl Store {
 
     /// A run's state without its nodes (enough for listings).
     fn get_header(&self, name: &str) -> Result<Option<RunState>> {
-        let Some(bytes) = self.runs.get(name.as_bytes()).map_err(|e| self.error(e))? else {
+        let Some(bytes) = self
+            .h()?
+            .runs
+            .get(name.as_bytes())
+            .map_err(|e| self.error(e))?
+        else {
             return Ok(None);
         };
         decode_run(name, &bytes).map(Some)
@@ -322,7 +403,7 @@ impl Store {
     /// Every run, oldest first.
     pub fn list_runs(&self) -> Result<Vec<RunSummary>> {
         let mut out = Vec::new();
-        for entry in self.by_created.iter() {
+        for entry in self.h()?.by_created.iter() {
             let (key, name) = entry.map_err(|e| self.error(e))?;
             let name = String::from_utf8_lossy(&name).into_owned();
             // An index entry without its run is left by a crash between the two writes of a
@@ -357,6 +438,106 @@ impl Store {
         Ok(out)
     }
 
+    /// Runs whose stored header cannot be read, and why, by name.
+    pub fn unreadable_runs(&self) -> Result<Vec<(String, Error)>> {
+        let mut out = Vec::new();
+        for entry in self.h()?.runs.iter() {
+            let (key, bytes) = entry.map_err(|e| self.error(e))?;
+            let name = String::from_utf8_lossy(&key).into_owned();
+            if let Err(e) = decode_run(&name, &bytes) {
+                out.push((name, e));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Quarantine a run whose stored records cannot all be read: its damaged records move,
+    /// byte for byte, to the `quarantine` tree (key: their tree, a zero byte, their key), and
+    /// the run is stored as ended in `Error`, its message saying it was quarantined and why
+    /// (`reason`). The nodes that can be read stay. One flushed transaction; the new state.
+    pub fn quarantine_run(&self, name: &str, reason: &str, now: DateTime<Utc>) -> Result<RunState> {
+        let h = self.h()?;
+        let mut damaged: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let message = format!(
+            "{QUARANTINED} ({reason}); its damaged records are kept in the store's {QUARANTINE} tree"
+        );
+        let header = h.runs.get(name.as_bytes()).map_err(|e| self.error(e))?;
+        let mut state = match header.as_deref().map(|bytes| decode_run(name, bytes)) {
+            Some(Ok(state)) => state,
+            other => {
+                if let Some(Err(_)) = other
+                    && let Some(bytes) = &header
+                {
+                    damaged.push((quarantine_key(RUNS, name.as_bytes()), bytes.to_vec()));
+                }
+                let created = h
+                    .by_created
+                    .iter()
+                    .filter_map(|entry| entry.ok())
+                    .find(|(_, value)| value.as_ref() == name.as_bytes())
+                    .map_or(now, |(key, _)| created_from_key(&key));
+                RunState::quarantined(name, created)
+            }
+        };
+        let mut damaged_nodes = Vec::new();
+        for entry in h.nodes.scan_prefix(node_prefix(name)) {
+            let (key, bytes) = entry.map_err(|e| self.error(e))?;
+            match decode_node(&key, &bytes) {
+                Ok(node) => {
+                    state.nodes.insert(node.id.clone(), node);
+                }
+                Err(_) => {
+                    damaged.push((quarantine_key(NODES, &key), bytes.to_vec()));
+                    damaged_nodes.push(key);
+                }
+            }
+        }
+        state.phase = Phase::Error;
+        state.message = message;
+        state
+            .finished_at
+            .get_or_insert_with(|| now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let header = codec::encode(RUN, &state.header())?;
+        let quarantine = h.db.open_tree(QUARANTINE).map_err(|e| self.error(e))?;
+        let outcome: std::result::Result<(), sled::transaction::TransactionError<()>> =
+            (&h.runs, &h.nodes, &quarantine).transaction(|(runs, nodes, quarantine)| {
+                for (key, bytes) in &damaged {
+                    quarantine.insert(key.as_slice(), bytes.as_slice())?;
+                }
+                for key in &damaged_nodes {
+                    nodes.remove(key.as_ref())?;
+                }
+                runs.insert(name.as_bytes(), header.as_slice())?;
+                Ok(())
+            });
+        outcome.map_err(|e| match e {
+            sled::transaction::TransactionError::Storage(source) => self.error(source),
+            sled::transaction::TransactionError::Abort(()) => Error::Poisoned,
+        })?;
+        self.forget(name);
+        self.flush()?;
+        warn!(run = %name, reason, damaged = damaged.len(), "run quarantined");
+        Ok(state)
+    }
+
+    /// The raw records quarantined for run `name`: the tree they came from and their key
+    /// there, and their bytes.
+    pub fn quarantined_records(&self, name: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let quarantine = self.tree(QUARANTINE)?;
+        let readable = |key: &[u8]| String::from_utf8_lossy(key).replace('\0', "/");
+        let mut out = Vec::new();
+        let header = quarantine_key(RUNS, name.as_bytes());
+        if let Some(bytes) = quarantine.get(&header).map_err(|e| self.error(e))? {
+            out.push((readable(&header), bytes.to_vec()));
+        }
+        let nodes = quarantine_key(NODES, &node_prefix(name));
+        for entry in quarantine.scan_prefix(&nodes) {
+            let (key, bytes) = entry.map_err(|e| self.error(e))?;
+            out.push((readable(&key), bytes.to_vec()));
+        }
+        Ok(out)
+    }
+
     /// Names of the runs that have not finished, oldest first (to resume after a restart).
     pub fn unfinished_runs(&self) -> Result<Vec<String>> {
         Ok(self
@@ -369,24 +550,23 @@ impl Store {
 
     /// Remove a run; whether it existed. Flushed.
     pub fn delete_run(&self, name: &str) -> Result<bool> {
-        let existed = self
+        let h = self.h()?;
+        let existed = h
             .runs
             .remove(name.as_bytes())
             .map_err(|e| self.error(e))?
             .is_some();
-        for entry in self.by_created.iter() {
+        for entry in h.by_created.iter() {
             let (key, value) = entry.map_err(|e| self.error(e))?;
             if value.as_ref() == name.as_bytes() {
-                self.by_created.remove(key).map_err(|e| self.error(e))?;
+                h.by_created.remove(key).map_err(|e| self.error(e))?;
             }
         }
-        for entry in self.nodes.scan_prefix(node_prefix(name)) {
+        for entry in h.nodes.scan_prefix(node_prefix(name)) {
             let (key, _) = entry.map_err(|e| self.error(e))?;
-            self.nodes.remove(key).map_err(|e| self.error(e))?;
+            h.nodes.remove(key).map_err(|e| self.error(e))?;
         }
-        if let Ok(mut written) = self.written.lock() {
-            written.remove(name);
-        }
+        self.forget(name);
         self.flush()?;
         Ok(existed)
     }
@@ -402,8 +582,9 @@ impl Store {
         let header = codec::encode(RUN, &state.header())?;
         let (nodes, hashes) = self.changed_nodes(state, whole)?;
         let mut gone = Vec::new();
+        let h = self.h()?;
         if whole {
-            for entry in self.nodes.scan_prefix(node_prefix(&state.name)) {
+            for entry in h.nodes.scan_prefix(node_prefix(&state.name)) {
                 let (key, _) = entry.map_err(|e| self.error(e))?;
                 if !nodes.iter().any(|(k, _)| k.as_slice() == key.as_ref()) {
                     gone.push(key);
@@ -412,7 +593,7 @@ impl Store {
         }
         let name = state.name.as_bytes();
         let outcome: std::result::Result<(), sled::transaction::TransactionError<()>> =
-            (&self.runs, &self.nodes).transaction(|(runs, tree)| {
+            (&h.runs, &h.nodes).transaction(|(runs, tree)| {
                 runs.insert(name, header.as_slice())?;
                 for key in &gone {
                     tree.remove(key.as_ref())?;
@@ -423,22 +604,10 @@ impl Store {
                 Ok(())
             });
         match outcome {
-            Ok(()) => {
-                self.remember(&state.name, hashes);
-                self.flush()
-            }
+            Ok(()) => self.flush_remembering(&state.name, hashes),
             Err(sled::transaction::TransactionError::Abort(())) => Ok(()),
             Err(sled::transaction::TransactionError::Storage(source)) => Err(self.error(source)),
         }
-    }
-
-    fn objects(&self, kind: ObjectKind) -> &sled::Tree {
-        &self.objects[match kind {
-            ObjectKind::WorkflowTemplate => 0,
-            ObjectKind::ClusterWorkflowTemplate => 1,
-            ObjectKind::ConfigMap => 2,
-            ObjectKind::Secret => 3,
-        }]
     }
 
     /// Store an object (its JSON text) under its namespace and name; flushed. The namespace
@@ -451,7 +620,8 @@ impl Store {
         json: &str,
         mode: PutMode,
     ) -> Result<()> {
-        let tree = self.objects(kind);
+        let h = self.h()?;
+        let tree = h.objects(kind);
         let key = object_key(kind, namespace, name);
         let bytes = codec::encode(kind.as_str(), &json.to_string())?;
         match mode {
@@ -500,7 +670,12 @@ impl Store {
         name: &str,
     ) -> Result<Option<String>> {
         let key = object_key(kind, namespace, name);
-        let Some(bytes) = self.objects(kind).get(&key).map_err(|e| self.error(e))? else {
+        let Some(bytes) = self
+            .h()?
+            .objects(kind)
+            .get(&key)
+            .map_err(|e| self.error(e))?
+        else {
             return Ok(None);
         };
         decode_object(kind, &key, &bytes).map(Some)
@@ -509,7 +684,8 @@ impl Store {
     /// The objects of a kind in a namespace (every namespace when `None`; the namespace is
     /// ignored for kinds that have none), by name.
     pub fn list_objects(&self, kind: ObjectKind, namespace: Option<&str>) -> Result<Vec<String>> {
-        let tree = self.objects(kind);
+        let h = self.h()?;
+        let tree = h.objects(kind);
         let entries = match namespace.filter(|_| kind.is_namespaced()) {
             Some(namespace) => tree.scan_prefix(node_prefix(namespace)),
             None => tree.iter(),
@@ -526,6 +702,7 @@ impl Store {
     pub fn delete_object(&self, kind: ObjectKind, namespace: &str, name: &str) -> Result<bool> {
         let key = object_key(kind, namespace, name);
         let existed = self
+            .h()?
             .objects(kind)
             .remove(key)
             .map_err(|e| self.error(e))?
@@ -542,21 +719,54 @@ impl Store {
 
     /// Flush every tree to disk.
     pub(crate) fn flush(&self) -> Result<()> {
-        self.db.flush().map(drop).map_err(|e| self.error(e))
+        self.h()?.db.flush().map(drop).map_err(|e| self.error(e))
     }
 
     /// The tree `name` of this store (opened on first use).
     pub(crate) fn tree(&self, name: &str) -> Result<sled::Tree> {
-        self.db.open_tree(name).map_err(|e| self.error(e))
+        self.h()?.db.open_tree(name).map_err(|e| self.error(e))
     }
 
-    /// A storage error of this store.
+    /// A storage error of this store. An I/O error (a full disk) breaks sled's opening for
+    /// good, so the next operation opens the database again (see [`Store::h`]).
     pub(crate) fn error(&self, source: sled::Error) -> Error {
-        Error::Store {
-            path: self.path.clone(),
-            source,
+        if matches!(source, sled::Error::Io(_)) {
+            self.broken.store(true, Ordering::Release);
         }
+        store_error(&self.path, source)
     }
+
+    fn forget(&self, run: &str) {
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(run);
+    }
+}
+
+/// A storage error of the store at `path`; a full disk says so.
+fn store_error(path: &Path, source: sled::Error) -> Error {
+    if let sled::Error::Io(io) = &source
+        && is_disk_full(io)
+    {
+        return Error::NoSpace {
+            path: path.to_path_buf(),
+        };
+    }
+    Error::Store {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// ENOSPC, or EDQUOT (a quota is a full disk to its user). sled hands out copies of its
+/// first I/O error that keep only the kind and the text, so the text counts too.
+fn is_disk_full(io: &std::io::Error) -> bool {
+    matches!(
+        io.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || matches!(io.raw_os_error(), Some(28 | 122))
+        || io.to_string().contains("No space left on device")
 }
 
 /// Increments the persisted epoch and flushes it; a missing or malformed value counts as 0.
@@ -579,6 +789,24 @@ fn decode_run(name: &str, bytes: &[u8]) -> Result<RunState> {
         key: format!("{RUNS}/{name}"),
         source: Box::new(e),
     })
+}
+
+fn decode_node(key: &[u8], bytes: &[u8]) -> Result<crate::machine::Node> {
+    codec::decode_migrating::<_, codec::v1::NodeV1>(NODE, bytes).map_err(|e| Error::Record {
+        key: format!(
+            "{NODES}/{}",
+            String::from_utf8_lossy(key).replace('\0', "/")
+        ),
+        source: Box::new(e),
+    })
+}
+
+/// A record's key in the `quarantine` tree: its tree, a zero byte, its key.
+fn quarantine_key(tree: &str, key: &[u8]) -> Vec<u8> {
+    let mut out = tree.as_bytes().to_vec();
+    out.push(0);
+    out.extend_from_slice(key);
+    out
 }
 
 fn decode_object(kind: ObjectKind, key: &[u8], bytes: &[u8]) -> Result<String> {
@@ -609,10 +837,7 @@ fn open_error(path: &Path, source: sled::Error) -> Error {
             home: path.to_path_buf(),
         };
     }
-    Error::Store {
-        path: path.to_path_buf(),
-        source,
-    }
+    store_error(path, source)
 }
 
 fn node_prefix(run: &str) -> Vec<u8> {

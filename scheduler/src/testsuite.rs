@@ -38,6 +38,8 @@ pub struct Scripted {
     pub duration: Duration,
     /// Run until cancelled instead of for `duration`.
     pub until_cancelled: bool,
+    /// Wait for this to be notified (then `duration`) before ending.
+    pub gate: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Scripted {
@@ -47,6 +49,16 @@ impl Scripted {
             outcome,
             duration: Duration::ZERO,
             until_cancelled: false,
+            gate: None,
+        }
+    }
+
+    /// Ends with `outcome` once `gate` is notified (`notify_one`, before or after the
+    /// launch).
+    pub fn gated(outcome: StepOutcome, gate: Arc<tokio::sync::Notify>) -> Scripted {
+        Scripted {
+            gate: Some(gate),
+            ..Scripted::now(outcome)
         }
     }
 
@@ -113,6 +125,10 @@ struct FakeInner {
 pub struct FakeExecutor {
     inner: Mutex<FakeInner>,
     store: Mutex<Option<Store>>,
+    /// What adopting an attempt of an earlier process gives (`None`: it was lost).
+    adopted: Mutex<Option<StepOutcome>>,
+    /// Artifact keys deleted through [`Executor::delete_artifacts`].
+    deleted: Mutex<Vec<String>>,
 }
 
 impl FakeExecutor {
@@ -149,6 +165,12 @@ impl FakeExecutor {
     /// The node with this display or full name ends with `outcome`.
     pub fn on_node(&self, node: &str, outcome: StepOutcome) {
         self.script(Match::Node(node.into()), Scripted::now(outcome));
+    }
+
+    /// Attempts launched by an earlier process are adopted with `outcome` (they ended
+    /// while no scheduler ran); by default they are lost.
+    pub fn on_adopt(&self, outcome: StepOutcome) {
+        *self.adopted.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
     }
 
     /// The next launch fails with an Error outcome, as if the step could not be started.
@@ -235,6 +257,9 @@ impl Executor for FakeExecutor {
         Box::pin(async move {
             let (index, scripted) = self.plan(&spec);
             let run_for = async {
+                if let Some(gate) = &scripted.gate {
+                    gate.notified().await;
+                }
                 if scripted.until_cancelled {
                     std::future::pending::<()>().await
                 } else {
@@ -259,6 +284,45 @@ impl Executor for FakeExecutor {
 
     fn log_path(&self, _run: &str, _node_id: &str, _attempt: u32) -> Option<std::path::PathBuf> {
         None
+    }
+
+    fn adopt(
+        &self,
+        _run: String,
+        _node_id: String,
+        _attempt: u32,
+        _cancel: CancellationToken,
+    ) -> BoxFuture<'_, Option<StepOutcome>> {
+        let adopted = self
+            .adopted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Box::pin(async move { adopted })
+    }
+
+    /// Remembers the keys, as a repository that deleted them.
+    fn delete_artifacts(
+        &self,
+        _repository: Option<cox_worker::repo_config::RepositoryLocation>,
+        keys: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), String>> {
+        self.deleted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(keys);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The keys deleted so far are missing; every other key exists.
+    fn missing_artifacts(
+        &self,
+        _repository: Option<cox_worker::repo_config::RepositoryLocation>,
+        keys: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<String>, String>> {
+        let deleted = self.deleted.lock().unwrap_or_else(PoisonError::into_inner);
+        let missing = keys.into_iter().filter(|k| deleted.contains(k)).collect();
+        Box::pin(async move { Ok(missing) })
     }
 }
 
@@ -390,6 +454,20 @@ fn open_engine(
     let _ = store_slot.set(engine.store().clone());
     executor.attach_store(engine.store().clone());
     engine
+}
+
+/// The sled database of a store at `path` itself (to damage or age records behind the
+/// store's back), once a dropped store has let go of its lock (sled's background thread may
+/// hold it a moment longer); panics after 10 s (tests only).
+pub fn raw_sled(path: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
 }
 
 /// The only or first Workflow document of a YAML text; panics on load errors (tests only).

@@ -184,3 +184,183 @@ spec:
         }
     }
 }
+
+/// A producer step saves an artifact; a consumer with the automatic memoization key
+/// (`coxswain.io/memoize-key: auto`) takes it and a parameter.
+fn auto_keyed(parameter: &str) -> String {
+    format!(
+        r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  generateName: auto-
+spec:
+  entrypoint: main
+  arguments:
+    parameters: [{{name: p, value: "{parameter}"}}]
+  templates:
+    - name: main
+      steps:
+        - - name: produce
+            template: produce
+        - - name: consume
+            template: consume
+            arguments:
+              parameters: [{{name: p, value: "{{{{workflow.parameters.p}}}}"}}]
+              artifacts: [{{name: data, from: "{{{{steps.produce.outputs.artifacts.data}}}}"}}]
+    - name: produce
+      container: {{image: alpine, command: [sh, -c, "echo data > /tmp/data"]}}
+      outputs:
+        artifacts: [{{name: data, path: /tmp/data}}]
+    - name: consume
+      metadata:
+        annotations: {{coxswain.io/memoize-key: auto}}
+      inputs:
+        parameters: [{{name: p}}]
+        artifacts: [{{name: data, path: /tmp/in}}]
+      memoize:
+        key: "consume"
+        cache: {{configMap: {{name: auto-cache}}}}
+      container: {{image: alpine, command: [cat, /tmp/in]}}
+"#
+    )
+}
+
+/// The producer's outcome: an artifact whose content has this digest.
+fn produced(sha256: &str) -> cox_worker::step::StepOutcome {
+    let mut outcome = succeeded(None);
+    outcome.artifacts.push(cox_worker::step::SavedArtifact {
+        name: "data".into(),
+        path: "/tmp/data".into(),
+        key: "somewhere/data.tgz".into(),
+        archive: cox_worker::step::ArchiveKind::TarGz,
+        size: 10,
+        sha256: sha256.into(),
+    });
+    outcome
+}
+
+#[tokio::test]
+async fn the_automatic_key_hits_on_the_same_inputs_and_misses_on_changed_ones() {
+    let test = SchedulerTest::new();
+    let digest_a = "a".repeat(64);
+    let digest_b = "b".repeat(64);
+    // The producer's content: a, a, b (with the same parameter), then a again.
+    for digest in [&digest_a, &digest_a, &digest_b, &digest_a, &digest_a] {
+        test.executor.script(
+            Match::Template("produce".into()),
+            Scripted::now(produced(digest)),
+        );
+    }
+    let consume_key = |state: &RunState| {
+        let node = state
+            .nodes
+            .values()
+            .find(|n| n.display_name == "consume")
+            .expect("consume node");
+        let memo = node.memoization.clone().expect("memoization status");
+        (memo.hit, memo.key)
+    };
+    let mut keys = Vec::new();
+    for (parameter, expect_hit, launches) in [
+        ("x", false, 1), // first time: computed
+        ("x", true, 1),  // same template, parameter and artifact content: a hit
+        ("x", false, 2), // the artifact's content changed: a miss
+        ("y", false, 3), // the parameter changed: a miss
+        ("y", true, 3),  // and that is cached too
+    ] {
+        let name = test.submit(&auto_keyed(parameter)).await;
+        let state = test.await_completion(&name).await;
+        assert_eq!(state.phase(), Phase::Succeeded, "{}", state.message);
+        let (hit, key) = consume_key(&state);
+        assert_eq!(hit, expect_hit, "parameter {parameter}, key {key}");
+        assert_eq!(test.executor.launch_count_of("consume"), launches);
+        assert!(
+            key.starts_with("auto:") && key.len() == 5 + 64,
+            "an automatic key: {key}"
+        );
+        keys.push(key);
+    }
+    assert_eq!(keys[0], keys[1]);
+    assert_ne!(keys[1], keys[2]);
+    assert_ne!(keys[0], keys[3]);
+    assert_eq!(keys[3], keys[4]);
+    let cached: Vec<String> = test
+        .engine()
+        .cache()
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k.key)
+        .collect();
+    assert_eq!(cached.len(), 3, "{cached:?}");
+}
+
+#[tokio::test]
+async fn a_memoized_step_adopted_after_a_restart_is_cached_like_any_completion() {
+    let mut test = SchedulerTest::new();
+    test.executor
+        .script(Match::Template("main".into()), Scripted::hang());
+    let first = test.submit(&memoized("adopted", "1h")).await;
+    let mut progress = test.engine().watch(&first).unwrap();
+    progress
+        .wait_for(|s| !s.running_steps().is_empty())
+        .await
+        .unwrap();
+    // The scheduler goes away while the step runs; the step ends meanwhile and is adopted
+    // with its outcome when the scheduler is back.
+    test.executor
+        .on_adopt(succeeded(Some("finished while nobody watched")));
+    assert_eq!(test.restart().await, std::slice::from_ref(&first));
+    let first = test.await_completion(&first).await;
+    assert_eq!(first.phase(), Phase::Succeeded, "{}", first.message);
+    assert_eq!(test.executor.launch_count(), 1);
+
+    let entries = test.engine().cache().list().unwrap();
+    let keys: Vec<&str> = entries.iter().map(|(k, _)| k.key.as_str()).collect();
+    assert_eq!(keys, ["k-adopted"]);
+    // The next identical step hits it.
+    let second = test.submit(&memoized("adopted", "1h")).await;
+    let second = test.await_completion(&second).await;
+    let node = root_status(&second);
+    assert_eq!(node["memoizationStatus"]["hit"], true, "{node:#}");
+    assert_eq!(node["outputs"]["result"], "finished while nobody watched");
+    assert_eq!(test.executor.launch_count(), 1, "a hit does not launch");
+}
+
+#[tokio::test]
+async fn a_hit_whose_artifacts_were_deleted_is_a_miss_and_the_entry_is_evicted() {
+    let test = SchedulerTest::new();
+    let mut outcome = succeeded(Some("with an artifact"));
+    outcome.artifacts.push(cox_worker::step::SavedArtifact {
+        name: "out".into(),
+        path: "/tmp/out".into(),
+        key: "memo-runs/out.tgz".into(),
+        archive: cox_worker::step::ArchiveKind::TarGz,
+        size: 10,
+        sha256: "c".repeat(64),
+    });
+    test.executor.on_template("main", outcome);
+    let first = test.submit(&memoized("gc", "1h")).await;
+    test.await_completion(&first).await;
+    let second = test.submit(&memoized("gc", "1h")).await;
+    let second = test.await_completion(&second).await;
+    assert_eq!(root_status(&second)["memoizationStatus"]["hit"], true);
+    assert_eq!(test.executor.launch_count(), 1);
+
+    // artifactGC deletes the artifact the entry points at.
+    use cox_worker::step::Executor;
+    test.executor
+        .delete_artifacts(None, vec!["memo-runs/out.tgz".into()])
+        .await
+        .unwrap();
+    let third = test.submit(&memoized("gc", "1h")).await;
+    let third_state = test.await_completion(&third).await;
+    assert_eq!(third_state.phase(), Phase::Succeeded);
+    assert_eq!(root_status(&third_state)["memoizationStatus"]["hit"], false);
+    assert_eq!(test.executor.launch_count(), 2, "computed again");
+    // The old entry went; the new outcome took its place.
+    let entries = test.engine().cache().list().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].1.run, third);
+}

@@ -5,7 +5,7 @@ use cox_scheduler::Error;
 use cox_scheduler::codec::{self, FORMAT_VERSION};
 use cox_scheduler::machine::{Event, Phase, RunState};
 use cox_scheduler::store::Store;
-use cox_scheduler::testsuite::workflow_from_yaml;
+use cox_scheduler::testsuite::{raw_sled, workflow_from_yaml};
 
 const HELLO: &str = r#"
 apiVersion: argoproj.io/v1alpha1
@@ -34,18 +34,6 @@ fn run_named(name: &str) -> RunState {
 /// Reopen after a drop: sled's background thread may hold the lock a moment longer.
 fn reopen(path: &std::path::Path) -> Store {
     Store::open_waiting(path, std::time::Duration::from_secs(10)).unwrap()
-}
-
-/// The store's sled database itself, once the dropped store has let go of its lock.
-fn raw_sled(path: &std::path::Path) -> sled::Db {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match sled::open(path) {
-            Ok(db) => return db,
-            Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
-        }
-    }
 }
 
 fn encoded(state: &RunState) -> Vec<u8> {

@@ -638,6 +638,23 @@ impl Executor for LocalExecutor {
         })
     }
 
+    fn missing_artifacts(
+        &self,
+        repository: Option<RepositoryLocation>,
+        keys: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<String>, String>> {
+        Box::pin(async move {
+            let repo = self.repository(repository.as_ref())?;
+            let mut missing = Vec::new();
+            for key in keys {
+                if !repo.exists(&key).await.map_err(|e| e.to_string())? {
+                    missing.push(key);
+                }
+            }
+            Ok(missing)
+        })
+    }
+
     fn log_path(&self, run: &str, node_id: &str, attempt: u32) -> Option<PathBuf> {
         Some(exit_log(&self.step_dir(run, node_id, attempt)))
     }

@@ -699,6 +699,7 @@ async fn cancel_stops_a_step_placing_its_inputs(sandbox: bool) {
         mode: None,
         sub_path: None,
         optional: false,
+        store: None,
     });
     let cancel = CancellationToken::new();
     let trigger = cancel.clone();
@@ -709,4 +710,45 @@ async fn cancel_stops_a_step_placing_its_inputs(sandbox: bool) {
     let o = s.exec.run(stuck, cancel).await;
     assert_eq!(o.phase, StepPhase::Failed, "{o:#?}");
     assert_eq!(o.message, STOPPED_MESSAGE);
+}
+
+/// The memoization check: the keys of saved artifacts exist until `artifactGC` deletes them.
+#[tokio::test]
+async fn missing_artifacts_are_those_deleted_or_never_saved() {
+    let s = setup(false);
+    let file = s.path("made/file.txt");
+    let mut sp = spec(
+        "produce",
+        "alpine",
+        &["sh", "-c", &format!("mkdir -p made && echo x > {file}")],
+        &[],
+    );
+    for (name, archive) in [("packed", ArchiveKind::TarGz), ("plain", ArchiveKind::None)] {
+        sp.output_artifacts.push(OutputArtifact {
+            name: name.into(),
+            path: file.clone(),
+            key: format!("run-m/produce/{name}"),
+            archive,
+            optional: false,
+            store: None,
+        });
+    }
+    let o = s.run(sp).await;
+    succeeded(&o);
+    let saved: Vec<String> = o.artifacts.iter().map(|a| a.key.clone()).collect();
+    assert_eq!(saved.len(), 2);
+    let mut asked = saved.clone();
+    asked.push("run-m/never/saved".into());
+    assert_eq!(
+        s.exec.missing_artifacts(None, asked.clone()).await.unwrap(),
+        ["run-m/never/saved"]
+    );
+    s.exec
+        .delete_artifacts(None, vec![saved[0].clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.exec.missing_artifacts(None, asked).await.unwrap(),
+        [saved[0].clone(), "run-m/never/saved".to_string()]
+    );
 }

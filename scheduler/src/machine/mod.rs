@@ -11,6 +11,7 @@
 //! idempotent, so what already ran is kept and only the next steps are launched.
 
 mod lifecycle;
+pub mod memo_key;
 pub(crate) mod node;
 mod operator;
 mod rerun;

@@ -1295,6 +1295,10 @@ impl<'a> Operator<'a> {
                 .and_then(|l| l.archive_logs)
                 .or(self.wf.spec.archive_logs)
                 .unwrap_or(false),
+            memoize: None,
+            repository: crate::resolve::run_repository(self.wf),
+        };
+        let spec = StepSpec {
             memoize: resolved.memoize.as_ref().map(|m| Memoize {
                 namespace: self
                     .wf
@@ -1303,12 +1307,23 @@ impl<'a> Operator<'a> {
                     .clone()
                     .unwrap_or_else(|| "default".to_string()),
                 cache: m.cache.config_map.name.clone().unwrap_or_default(),
-                key: m.key.clone(),
+                // Coxswain's automatic key, when the template asks for it.
+                key: if super::memo_key::wanted(&resolved, &self.wf.metadata.annotations) {
+                    super::memo_key::key(
+                        &m.key,
+                        template,
+                        &resolved,
+                        &node.inputs,
+                        &spec.input_artifacts,
+                    )
+                } else {
+                    m.key.clone()
+                },
                 max_age_seconds: cox_config::duration::parse(&m.max_age)
                     .ok()
                     .map(|d| d.as_secs()),
             }),
-            repository: crate::resolve::run_repository(self.wf),
+            ..spec
         };
         if let Some(n) = self.nodes.get_mut(id) {
             n.memoization = spec.memoize.as_ref().map(|m| MemoizationStatus {

@@ -70,6 +70,10 @@ pub struct RunState {
     pub main_result: Option<(Phase, String)>,
     /// Asked to stop: the message, and whether exit handlers are skipped (terminate).
     pub stopped: Option<(String, bool)>,
+    /// Why the latest state could not be stored, while that lasts (a full disk): shown by
+    /// the API and the CLI, never stored.
+    #[serde(skip)]
+    pub store_error: Option<String>,
     #[serde(skip)]
     spec: Option<Box<Executable>>,
     #[serde(skip)]
@@ -91,7 +95,13 @@ impl RunState {
         }
         let workflow_json =
             serde_json::to_string(&workflow).map_err(|e| format!("cannot encode workflow: {e}"))?;
-        Ok(RunState {
+        let spec = Some(Box::new(Executable::new(workflow)?));
+        Ok(RunState::pending(name, workflow_json, spec))
+    }
+
+    /// A run that has not started, of the workflow `workflow_json` (`spec`: parsed).
+    fn pending(name: String, workflow_json: String, spec: Option<Box<Executable>>) -> RunState {
+        RunState {
             name,
             workflow_json,
             phase: Phase::Pending,
@@ -103,9 +113,10 @@ impl RunState {
             global_artifacts: Vec::new(),
             main_result: None,
             stopped: None,
-            spec: Some(Box::new(Executable::new(workflow)?)),
+            spec,
             cache: Default::default(),
-        })
+            store_error: None,
+        }
     }
 
     /// The workflow this run executes.
@@ -135,6 +146,18 @@ impl RunState {
         self.cache = Default::default();
     }
 
+    /// A run of which nothing can be read but its name and creation time (its stored
+    /// record is damaged): an empty workflow, not started. The store quarantines it.
+    pub fn quarantined(name: &str, created_at: DateTime<Utc>) -> RunState {
+        let workflow = json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": {"name": name, "creationTimestamp": ts(created_at)},
+            "spec": {},
+        });
+        RunState::pending(name.to_string(), workflow.to_string(), None)
+    }
+
     /// This state without its nodes (which the store keeps one record each).
     pub fn header(&self) -> RunState {
         RunState {
@@ -151,6 +174,7 @@ impl RunState {
             stopped: self.stopped.clone(),
             spec: None,
             cache: Default::default(),
+            store_error: None,
         }
     }
 
@@ -745,7 +769,9 @@ impl RunState {
         if let Some(s) = &self.finished_at {
             st.insert("finishedAt".into(), json!(s));
         }
-        if !self.message.is_empty() {
+        if let Some(error) = &self.store_error {
+            st.insert("message".into(), json!(error));
+        } else if !self.message.is_empty() {
             st.insert("message".into(), json!(self.message));
         }
         if !nodes.is_empty() {

@@ -104,7 +104,8 @@ impl From<Error> for ApiError {
                 GrpcCode::InvalidArgument,
                 message.clone(),
             ),
-            Error::Locked { .. } => (
+            // Both pass: a full disk is the operator's to free, and the request can be repeated.
+            Error::Locked { .. } | Error::NoSpace { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 GrpcCode::Unavailable,
                 error.to_string(),
