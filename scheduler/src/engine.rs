@@ -26,6 +26,8 @@ use crate::cache::{MemoizingExecutor, StepCache};
 use crate::error::{Error, Result};
 use crate::machine::{Request, RetryOptions, RunState};
 use crate::store::{RunSummary, Store};
+use crate::sync::actor::{GateActor, GateArgs, GateMsg, ParallelismLimits};
+use crate::sync::{Holder, LockStatus};
 
 /// Argo's (Kubernetes') alphabet for generated name suffixes: no vowels, no look-alikes.
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -66,6 +68,8 @@ pub struct EngineConfig {
     pub lock_wait: Duration,
     /// Called before each action of each run is performed (tests).
     pub on_action: Option<ActionHook>,
+    /// Workflows running at once, on the whole engine and per namespace.
+    pub parallelism: ParallelismLimits,
 }
 
 impl EngineConfig {
@@ -77,6 +81,7 @@ impl EngineConfig {
             clock: Arc::new(SystemClock),
             lock_wait: Duration::ZERO,
             on_action: None,
+            parallelism: ParallelismLimits::default(),
         }
     }
 }
@@ -109,6 +114,9 @@ pub struct Engine {
     on_action: Option<ActionHook>,
     live: Mutex<HashMap<String, LiveRun>>,
     events: broadcast::Sender<RunEvent>,
+    parallelism: ParallelismLimits,
+    /// The concurrency gate ([`crate::sync`]), started with the first run.
+    gate: tokio::sync::OnceCell<(ActorRef<GateMsg>, Mutex<Option<JoinHandle<()>>>)>,
 }
 
 impl Engine {
@@ -137,6 +145,8 @@ impl Engine {
             on_action: config.on_action,
             live: Mutex::new(HashMap::new()),
             events: broadcast::channel(RUN_EVENTS_BUFFER).0,
+            parallelism: config.parallelism,
+            gate: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -257,12 +267,20 @@ impl Engine {
     }
 
     /// Start the actors of runs left unfinished (after a crash or a stop); their names.
+    ///
+    /// The locks their stored state says they hold are given to the gate first, all of
+    /// them, so that no waiter is admitted past a holder that is not started yet; then the
+    /// runs start in stored (submission) order, which is the order waiters queue again.
     pub async fn resume_unfinished(&self) -> Result<Vec<String>> {
         let mut names = self.store.unfinished_runs()?;
-        let mut resumed = Vec::with_capacity(names.len());
+        let mut states = Vec::with_capacity(names.len());
         for name in names.drain(..) {
-            match self.resume(&name).await {
-                Ok(()) => resumed.push(name),
+            if self.lock_live().contains_key(&name) {
+                continue;
+            }
+            match self.store.get_run(&name) {
+                Ok(Some(state)) if !state.is_finished() => states.push(state),
+                Ok(_) => {}
                 // A run with an unreadable node stays as stored; the others go on.
                 Err(e @ Error::Record { .. }) => {
                     warn!(run = %name, error = %e, "run not resumed: a record of it is unreadable")
@@ -270,7 +288,94 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
+        for state in &mut states {
+            self.restore_locks(state).await?;
+        }
+        let mut resumed = Vec::with_capacity(states.len());
+        for state in states {
+            let name = state.name.clone();
+            self.start(state).await?;
+            resumed.push(name);
+        }
         Ok(resumed)
+    }
+
+    /// The gate, started on first use.
+    async fn gate(&self) -> Result<ActorRef<GateMsg>> {
+        let (gate, _) = self
+            .gate
+            .get_or_try_init(|| async {
+                let args = GateArgs {
+                    store: self.store.clone(),
+                    parallelism: self.parallelism,
+                    clock: Arc::clone(&self.clock),
+                };
+                let (gate, handle) =
+                    Actor::spawn(None, GateActor, args)
+                        .await
+                        .map_err(|e| Error::Actor {
+                            run: "sync-gate".into(),
+                            message: format!("cannot start the concurrency gate: {e}"),
+                        })?;
+                Ok::<_, Error>((gate, Mutex::new(Some(handle))))
+            })
+            .await?;
+        Ok(gate.clone())
+    }
+
+    /// The locks a run holds by its stored state, told to the gate (see
+    /// [`crate::sync`], "Durability"); nothing for a run that holds none.
+    async fn restore_locks(&self, state: &mut RunState) -> Result<()> {
+        let now = self.clock.now();
+        let mut holdings = state.node_holdings(now);
+        if state.holds_workflow_locks() {
+            let locks = self.run_locks(state);
+            if !locks.is_empty() {
+                holdings.push((Holder::run(&state.name), locks));
+            }
+        }
+        if holdings.is_empty() {
+            return Ok(());
+        }
+        let gate = self.gate().await?;
+        for (holder, locks) in holdings {
+            gate.cast(GateMsg::Restore { holder, locks })
+                .map_err(|e| Error::Actor {
+                    run: state.name.clone(),
+                    message: format!("cannot reach the concurrency gate: {e}"),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// What the whole run must hold while it runs: its `spec.synchronization` locks and the
+    /// engine's workflow parallelism.
+    fn run_locks(&self, state: &mut RunState) -> Vec<crate::sync::Lock> {
+        let mut locks = state.workflow_locks(self.clock.now());
+        locks.extend(self.parallelism.locks(&state.namespace()));
+        locks
+    }
+
+    /// Every lock (of `namespace`, when given) with its limit, holders and waiters.
+    pub async fn sync_status(&self, namespace: Option<&str>) -> Result<Vec<LockStatus>> {
+        let gate = self.gate().await?;
+        let namespace = namespace.map(str::to_string);
+        ractor::call_t!(
+            gate,
+            |reply| GateMsg::Status { namespace, reply },
+            5_000
+        )
+        .map_err(|e| Error::Actor {
+            run: "sync-gate".into(),
+            message: format!("no answer: {e}"),
+        })
+    }
+
+    /// ConfigMaps changed: semaphore limits are looked up again (and waiters admitted).
+    pub fn refresh_sync_limits(&self) {
+        if let Some((gate, _)) = self.gate.get() {
+            let _ = gate.cast(GateMsg::RefreshLimits);
+        }
     }
 
     /// Start the actor of a stored, unfinished run (the machine gets `Start` again).
@@ -288,8 +393,12 @@ impl Engine {
         self.start(state).await
     }
 
-    async fn start(&self, state: RunState) -> Result<()> {
+    async fn start(&self, mut state: RunState) -> Result<()> {
         let name = state.name.clone();
+        // A run that holds locks by its state (resumed, retried) has them counted first.
+        self.restore_locks(&mut state).await?;
+        let run_locks = self.run_locks(&mut state);
+        let gate = Some(self.gate().await?);
         let (progress_tx, progress) = watch::channel(state.clone());
         let args = RunActorArgs {
             run: state,
@@ -298,6 +407,8 @@ impl Engine {
             clock: Arc::clone(&self.clock),
             progress: progress_tx,
             on_action: self.on_action.clone(),
+            gate,
+            run_locks,
         };
         let (actor, handle) =
             Actor::spawn(None, RunActor, args)
@@ -483,6 +594,13 @@ impl Engine {
         for run in live {
             run.actor.stop(Some("engine shutting down".into()));
             let _ = run.handle.await;
+        }
+        if let Some((gate, handle)) = self.gate.get() {
+            gate.stop(Some("engine shutting down".into()));
+            let handle = handle.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(handle) = handle {
+                let _ = handle.await;
+            }
         }
     }
 

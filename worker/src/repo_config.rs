@@ -45,6 +45,14 @@ pub struct CoxConfigFile {
     /// Where artifacts go; `<home>/artifacts` when missing.
     #[serde(default)]
     pub artifact_repository: Option<RepositorySpec>,
+    /// Argo's controller `parallelism`: workflows running at once on the server (`cox
+    /// server`); unlimited when missing.
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+    /// Argo's controller `namespaceParallelism`: workflows running at once in each
+    /// namespace; unlimited when missing.
+    #[serde(default)]
+    pub namespace_parallelism: Option<u32>,
 }
 
 /// Argo's `ArtifactRepository`, the kinds cox supports.

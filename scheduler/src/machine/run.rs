@@ -5,7 +5,7 @@ use cox_config::expr::Vars;
 use cox_config::model::{Template, Workflow};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::lifecycle::{self, Request};
 use super::node::{Node, Phase, node_id};
@@ -71,9 +71,16 @@ pub struct RunState {
     /// Asked to stop: the message, and whether exit handlers are skipped (terminate).
     pub stopped: Option<(String, bool)>,
     #[serde(skip)]
-    spec: Option<Box<Executable>>,
+    pub(super) spec: Option<Box<Executable>>,
     #[serde(skip)]
     cache: super::operator::Cache,
+    /// Nodes admitted to their template's locks and not launched yet (derived: a restart
+    /// asks again for those not launched).
+    #[serde(skip)]
+    pub(super) locks_granted: BTreeSet<String>,
+    /// Nodes whose locks were asked for ([`Action::Acquire`]) in this process.
+    #[serde(skip)]
+    pub(super) locks_requested: BTreeSet<String>,
 }
 
 impl RunState {
@@ -105,6 +112,8 @@ impl RunState {
             stopped: None,
             spec: Some(Box::new(Executable::new(workflow)?)),
             cache: Default::default(),
+            locks_granted: BTreeSet::new(),
+            locks_requested: BTreeSet::new(),
         })
     }
 
@@ -151,6 +160,8 @@ impl RunState {
             stopped: self.stopped.clone(),
             spec: None,
             cache: Default::default(),
+            locks_granted: BTreeSet::new(),
+            locks_requested: BTreeSet::new(),
         }
     }
 
@@ -199,6 +210,50 @@ impl RunState {
             self.message = e;
             return vec![Action::Finished];
         }
+        let not_started = self.phase == Phase::Pending && self.nodes.is_empty();
+        match &event {
+            // Argo's waiting message, on the run or on the node.
+            Event::LockWaiting { node_id, message } => {
+                match node_id {
+                    None if not_started => self.message = message.clone(),
+                    None => {}
+                    Some(id) => {
+                        if let Some(node) = self.nodes.get_mut(id)
+                            && node.phase == Phase::Pending
+                            && !node.launched
+                        {
+                            node.message = message.clone();
+                        }
+                    }
+                }
+                return Vec::new();
+            }
+            Event::LockGranted { node_id, .. } => {
+                if let Some(node) = self.nodes.get_mut(node_id) {
+                    if node.message.starts_with("Waiting for ") {
+                        node.message.clear();
+                    }
+                    self.locks_granted.insert(node_id.clone());
+                }
+            }
+            // Stopped while waiting for its locks: nothing ran, nothing will.
+            Event::Stop { now, terminate }
+            | Event::Lifecycle {
+                now,
+                request: Request::Stop { terminate, .. },
+            } if not_started => {
+                self.mark_stopped(*terminate);
+                self.phase = Phase::Failed;
+                self.message = self
+                    .stopped
+                    .as_ref()
+                    .map(|(m, _)| m.clone())
+                    .unwrap_or_default();
+                self.finished_at = Some(ts(*now));
+                return vec![Action::Finished];
+            }
+            _ => {}
+        }
         // A request that is refused (see `check`) changes nothing; the tree is reconciled anyway.
         if let Event::Lifecycle { now, request } = &event
             && let Some(executable) = self.spec.as_deref_mut()
@@ -237,7 +292,11 @@ impl RunState {
                 outcome,
                 now,
             } => (now, Some((node_id, outcome))),
-            Event::Timer { now } | Event::Lifecycle { now, .. } => (now, None),
+            Event::Timer { now }
+            | Event::Lifecycle { now, .. }
+            | Event::LockGranted { now, .. } => (now, None),
+            // Answered in `apply`.
+            Event::LockWaiting { .. } => return Vec::new(),
             Event::Stop { now, terminate } => {
                 self.mark_stopped(terminate);
                 (now, None)
@@ -246,6 +305,8 @@ impl RunState {
         if self.phase == Phase::Pending {
             self.phase = Phase::Running;
             self.started_at = Some(ts(now));
+            // The only message of a pending run is why it waited.
+            self.message.clear();
         }
         let globals = self.globals(workflow, now);
         let running_pods = self.running_steps().len();
@@ -265,6 +326,8 @@ impl RunState {
             global_parameters: self.global_parameters.clone(),
             global_artifacts: self.global_artifacts.clone(),
             cache: &mut self.cache,
+            locks_granted: &mut self.locks_granted,
+            locks_requested: &mut self.locks_requested,
         };
         if let Some((id, outcome)) = &finished_step {
             op.record_outcome(id, outcome);
@@ -469,7 +532,7 @@ impl RunState {
         }
     }
 
-    fn globals(&self, wf: &Workflow, now: DateTime<Utc>) -> Vars {
+    pub(super) fn globals(&self, wf: &Workflow, now: DateTime<Utc>) -> Vars {
         let mut vars = Vars::new().with_now(now);
         vars.insert("workflow.name", Value::String(self.name.clone()));
         vars.insert(
@@ -736,6 +799,9 @@ impl RunState {
         }
         if !nodes.is_empty() {
             st.insert("nodes".into(), Value::Object(nodes));
+        }
+        if let Some(sync) = self.sync_status() {
+            st.insert("synchronization".into(), sync);
         }
         let mut outputs = serde_json::Map::new();
         if !self.global_parameters.is_empty() {

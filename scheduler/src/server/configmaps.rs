@@ -40,6 +40,8 @@ pub async fn create(
     let object = checked(&state, &namespace, &body)?;
     let name = object.name.clone();
     let stored = object.put(state.engine.store(), PutMode::Create, Utc::now())?;
+    // Semaphore limits come from ConfigMaps and change live.
+    state.engine.refresh_sync_limits();
     info!(name = %name, namespace = %namespace, "configmap created");
     Ok(Json(stored))
 }
@@ -57,11 +59,9 @@ pub async fn update(
             object.name
         )));
     }
-    Ok(Json(object.put(
-        state.engine.store(),
-        PutMode::Update,
-        Utc::now(),
-    )?))
+    let stored = object.put(state.engine.store(), PutMode::Update, Utc::now())?;
+    state.engine.refresh_sync_limits();
+    Ok(Json(stored))
 }
 
 /// `GET /api/v1/namespaces/{namespace}/configmaps`.
@@ -91,5 +91,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    templates::delete(&state, ObjectKind::ConfigMap, &namespace, &name)
+    let deleted = templates::delete(&state, ObjectKind::ConfigMap, &namespace, &name);
+    state.engine.refresh_sync_limits();
+    deleted
 }

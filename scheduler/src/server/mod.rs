@@ -28,6 +28,7 @@
 //! - `lifecycle`: suspend, resume, stop, terminate, set.
 //! - `templates`: (Cluster)WorkflowTemplates, and submitting from one.
 //! - `configmaps`: ConfigMaps, on Kubernetes' paths.
+//! - `sync`: `GET /api/v1/sync/{namespace}`, locks, limits, holders and waiters (Coxswain's).
 
 mod admission;
 pub mod auth;
@@ -41,6 +42,7 @@ mod logs;
 mod metrics;
 mod rerun;
 mod streaming;
+mod sync;
 mod templates;
 pub mod workflow;
 
@@ -213,6 +215,7 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
             "/api/v1/workflows/{namespace}/{name}/{pod}/log",
             get(logs::pod_logs),
         )
+        .route("/api/v1/sync/{namespace}", get(sync::list))
         .route(
             "/api/v1/workflow-events/{namespace}",
             get(events::watch_workflows),
