@@ -590,17 +590,19 @@ impl Engine {
     /// Stop every live run's actor (their steps are cancelled); the store keeps them for
     /// [`Engine::resume_unfinished`].
     pub async fn shutdown(&self) {
-        let live: Vec<LiveRun> = self.lock_live().drain().map(|(_, live)| live).collect();
-        for run in live {
-            run.actor.stop(Some("engine shutting down".into()));
-            let _ = run.handle.await;
-        }
+        // The gate goes first: runs stopping now give their locks back, and nobody may be
+        // admitted (and started) on the strength of that while the engine shuts down.
         if let Some((gate, handle)) = self.gate.get() {
             gate.stop(Some("engine shutting down".into()));
             let handle = handle.lock().unwrap_or_else(PoisonError::into_inner).take();
             if let Some(handle) = handle {
                 let _ = handle.await;
             }
+        }
+        let live: Vec<LiveRun> = self.lock_live().drain().map(|(_, live)| live).collect();
+        for run in live {
+            run.actor.stop(Some("engine shutting down".into()));
+            let _ = run.handle.await;
         }
     }
 

@@ -472,8 +472,16 @@ impl Gate {
             } else {
                 blocked.push(*place);
                 if waiter.bypassed >= self.aging {
-                    // Starving: what it needs is kept for it from here on.
-                    for lock in &waiter.locks {
+                    // Starving: what it needs is kept for it from here on. A waiter that
+                    // needs a mutex claims its mutexes only: the semaphores it needs stay
+                    // busy with others meanwhile, and it is ahead of them when a slot
+                    // frees; one that needs only semaphores keeps a slot of each.
+                    let claims_mutexes = waiter.locks.iter().any(|l| l.kind == LockKind::Mutex);
+                    for lock in waiter
+                        .locks
+                        .iter()
+                        .filter(|l| !claims_mutexes || l.kind == LockKind::Mutex)
+                    {
                         if let Some(r) = room.get_mut(&lock.key) {
                             *r = r.saturating_sub(1);
                             if *r == 0 {
@@ -648,7 +656,7 @@ mod tests {
 
     #[test]
     fn a_waiter_passed_over_too_often_reserves_its_locks() {
-        let busy = Lock::mutex("argo", "busy");
+        let busy = Lock::semaphore("argo", "cm", "busy");
         let sem = Lock::semaphore("argo", "cm", "k");
         let mut gate = gate_with(&[(&busy, 1), (&sem, 1)]);
         gate.restore(Holder::run("holder"), vec![busy.clone()], t(0));
@@ -668,6 +676,31 @@ mod tests {
         assert_eq!(names(&gate.admit(t(20))), ["starved"]);
         gate.release(&Holder::run("starved"));
         assert_eq!(names(&gate.admit(t(21))), ["x3"]);
+    }
+
+    #[test]
+    fn a_starving_waiter_claims_its_mutex_and_leaves_its_semaphore_busy() {
+        let left = Lock::mutex("argo", "left");
+        let sem = Lock::semaphore("argo", "cm", "k");
+        let mut gate = gate_with(&[(&left, 1), (&sem, 1)]);
+        gate.restore(Holder::run("d1"), vec![left.clone()], t(0));
+        gate.restore(Holder::run("a0"), vec![sem.clone()], t(0));
+        gate.request(Holder::run("b"), vec![left.clone(), sem.clone()], 0, t(0));
+        for name in ["a1", "a2", "a3"] {
+            gate.request(Holder::run(name), vec![sem.clone()], 0, t(0));
+        }
+        // Passed over twice while the semaphore cycles.
+        for (gone, next) in [("a0", "a1"), ("a1", "a2")] {
+            gate.release(&Holder::run(gone));
+            assert_eq!(names(&gate.admit(t(1))), [next]);
+        }
+        // The mutex frees while the semaphore is full: b claims it, d2 does not get it.
+        gate.request(Holder::run("d2"), vec![left.clone()], 0, t(2));
+        gate.release(&Holder::run("d1"));
+        assert!(gate.admit(t(3)).is_empty());
+        // The semaphore frees: b is ahead of a3.
+        gate.release(&Holder::run("a2"));
+        assert_eq!(names(&gate.admit(t(4))), ["b"]);
     }
 
     #[test]
