@@ -371,6 +371,49 @@ impl Engine {
         })
     }
 
+    /// The locks as the store says they are, without a running gate (`cox sync list` with
+    /// no server): unfinished runs that started hold their locks, those still pending wait
+    /// for them (in stored order), launched steps hold their templates' locks.
+    pub fn stored_sync_status(&self, namespace: Option<&str>) -> Result<Vec<LockStatus>> {
+        let now = self.clock.now();
+        let mut gate = crate::sync::Gate::default();
+        for name in self.store.unfinished_runs()? {
+            let Some(mut state) = self.store.get_run(&name)? else {
+                continue;
+            };
+            let run_locks = self.run_locks(&mut state);
+            if !run_locks.is_empty() {
+                let holder = Holder::run(&state.name);
+                if state.holds_workflow_locks() {
+                    let since = state
+                        .started_at
+                        .as_deref()
+                        .and_then(crate::machine::parse_ts)
+                        .unwrap_or(now);
+                    gate.restore(holder, run_locks, since);
+                } else {
+                    let priority = state.priority();
+                    let since = state
+                        .workflow()
+                        .ok()
+                        .and_then(|wf| wf.metadata.creation_timestamp.clone())
+                        .as_deref()
+                        .and_then(crate::machine::parse_ts)
+                        .unwrap_or(now);
+                    gate.request(holder, run_locks, priority, since);
+                }
+            }
+            for (holder, locks) in state.node_holdings(now) {
+                gate.restore(holder, locks, now);
+            }
+        }
+        for lock in gate.unknown_limits() {
+            let limit = crate::sync::actor::limit_of(&self.store, &self.parallelism, &lock);
+            gate.set_limit(&lock.key, limit);
+        }
+        Ok(gate.status(namespace, now))
+    }
+
     /// ConfigMaps changed: semaphore limits are looked up again (and waiters admitted).
     pub fn refresh_sync_limits(&self) {
         if let Some((gate, _)) = self.gate.get() {
@@ -398,7 +441,13 @@ impl Engine {
         // A run that holds locks by its state (resumed, retried) has them counted first.
         self.restore_locks(&mut state).await?;
         let run_locks = self.run_locks(&mut state);
-        let gate = Some(self.gate().await?);
+        // The gate (and the store it reads limits from) is started only once a run has
+        // anything to do with locks.
+        let gate = if !run_locks.is_empty() || state.workflow_json.contains("synchronization") {
+            Some(self.gate().await?)
+        } else {
+            self.gate.get().map(|(gate, _)| gate.clone())
+        };
         let (progress_tx, progress) = watch::channel(state.clone());
         let args = RunActorArgs {
             run: state,
@@ -609,6 +658,15 @@ impl Engine {
     fn lock_live(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveRun>> {
         // The map holds no invariant a panicking holder could break half-way.
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // The gate holds the store open: it goes with the engine.
+        if let Some((gate, _)) = self.gate.get() {
+            gate.stop(Some("engine dropped".into()));
+        }
     }
 }
 

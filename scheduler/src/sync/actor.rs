@@ -204,36 +204,7 @@ impl GateState {
     }
 
     fn limit_of(&self, lock: &Lock) -> Option<u32> {
-        match &lock.kind {
-            LockKind::Mutex => Some(1),
-            LockKind::Parallelism { namespace: None } => self.parallelism.server,
-            LockKind::Parallelism { namespace: Some(_) } => self.parallelism.namespace,
-            LockKind::Semaphore {
-                namespace,
-                config_map,
-                key,
-            } => {
-                let text = match self
-                    .store
-                    .get_object(ObjectKind::ConfigMap, namespace, config_map)
-                {
-                    Ok(Some(text)) => text,
-                    Ok(None) => {
-                        debug!(lock = %lock.key, "semaphore ConfigMap not found");
-                        return None;
-                    }
-                    Err(e) => {
-                        warn!(lock = %lock.key, error = %e, "cannot read semaphore ConfigMap");
-                        return None;
-                    }
-                };
-                let value = config_map_data(&text).ok()?.get(key)?.trim().parse().ok();
-                if value.is_none() {
-                    warn!(lock = %lock.key, "semaphore limit is not a non-negative integer");
-                }
-                value
-            }
-        }
+        limit_of(&self.store, &self.parallelism, lock)
     }
 
     /// Admit what fits and tell the admitted; a waiter whose actor is gone gives its locks
@@ -271,6 +242,40 @@ impl GateState {
             metrics::gauge!(HELD_METRIC, "lock" => key.clone()).set(held as f64);
             metrics::gauge!(PENDING_METRIC, "lock" => key.clone()).set(pending as f64);
             metrics::gauge!(LIMIT_METRIC, "lock" => key).set(limit.map_or(-1.0, f64::from));
+        }
+    }
+}
+
+/// A lock's limit: 1 for a mutex, the engine's parallelism, or the integer in the
+/// semaphore's ConfigMap (`None` when that is missing or not a non-negative integer).
+pub fn limit_of(store: &Store, parallelism: &ParallelismLimits, lock: &Lock) -> Option<u32> {
+    match &lock.kind {
+        LockKind::Mutex => Some(1),
+        LockKind::Parallelism { namespace: None } => parallelism.server,
+        LockKind::Parallelism { namespace: Some(_) } => parallelism.namespace,
+        LockKind::Semaphore {
+            namespace,
+            config_map,
+            key,
+        } => {
+            let text = match store
+                .get_object(ObjectKind::ConfigMap, namespace, config_map)
+            {
+                Ok(Some(text)) => text,
+                Ok(None) => {
+                    debug!(lock = %lock.key, "semaphore ConfigMap not found");
+                    return None;
+                }
+                Err(e) => {
+                    warn!(lock = %lock.key, error = %e, "cannot read semaphore ConfigMap");
+                    return None;
+                }
+            };
+            let value = config_map_data(&text).ok()?.get(key)?.trim().parse().ok();
+            if value.is_none() {
+                warn!(lock = %lock.key, "semaphore limit is not a non-negative integer");
+            }
+            value
         }
     }
 }
