@@ -449,11 +449,26 @@ impl Gate {
             }
             room.insert(key.clone(), r);
         }
+        // An open lock that no waiter further down needs is of no use: once every open
+        // lock is used up or unwanted, the rest of the queue cannot be admitted.
+        let mut wanted_below: HashMap<String, usize> = open
+            .iter()
+            .map(|key| (key.clone(), self.pending.get(key).copied().unwrap_or(0)))
+            .collect();
+        open.retain(|key| wanted_below.get(key.as_str()).is_some_and(|n| *n > 0));
         let mut granted: Vec<Place> = Vec::new();
         let mut blocked: Vec<Place> = Vec::new();
         for (place, waiter) in &self.queue {
             if open.is_empty() {
                 break;
+            }
+            for lock in &waiter.locks {
+                if let Some(n) = wanted_below.get_mut(lock.key.as_str()) {
+                    *n -= 1;
+                    if *n == 0 {
+                        open.remove(&lock.key);
+                    }
+                }
             }
             let fits = waiter
                 .locks
