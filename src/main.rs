@@ -158,10 +158,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retry(args) => rerun_cmd::retry(remote.as_ref(), args),
         Command::Resubmit(args) => rerun_cmd::resubmit(remote.as_ref(), args),
         Command::Cp(args) => cp_cmd::run(args),
-        Command::Sync(command) => on_runtime(Box::pin(sync_cmd::run(
-            remote.as_ref(),
-            namespace,
-            command,
-        ))),
+        Command::Sync(command) => {
+            on_runtime(Box::pin(sync_cmd::run(remote.as_ref(), namespace, command)))
+        }
     }
 }

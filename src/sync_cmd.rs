@@ -27,7 +27,11 @@ pub struct ListArgs {
 }
 
 /// Run a `cox sync` command.
-pub async fn run(remote: Option<&Client>, namespace: Option<&str>, command: SyncCommand) -> Result<ExitCode> {
+pub async fn run(
+    remote: Option<&Client>,
+    namespace: Option<&str>,
+    command: SyncCommand,
+) -> Result<ExitCode> {
     let SyncCommand::List(args) = command;
     let namespace = namespace.unwrap_or(cox_scheduler::resolve::DEFAULT_NAMESPACE);
     let locks: Vec<LockStatus> = match remote {

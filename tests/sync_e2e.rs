@@ -30,7 +30,11 @@ fn ok(out: std::process::Output) -> String {
 }
 
 fn get(home: &Path, server: &Server, name: &str) -> Value {
-    let out = ok(cox_at(home, Some(&server.url), &["get", name, "-o", "json"]));
+    let out = ok(cox_at(
+        home,
+        Some(&server.url),
+        &["get", name, "-o", "json"],
+    ));
     serde_json::from_str(&out).expect("workflow as JSON")
 }
 
@@ -61,13 +65,25 @@ fn the_one_at_a_time_example_runs_submissions_from_its_template_one_after_anothe
     let home = tempfile::tempdir().unwrap();
     let server = Server::start(home.path());
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/one-at-a-time.yaml");
-    ok(cox_at(home.path(), Some(&server.url), &["apply", "-f", example]));
+    ok(cox_at(
+        home.path(),
+        Some(&server.url),
+        &["apply", "-f", example],
+    ));
     let mut names = Vec::new();
     for _ in 0..3 {
         let out = ok(cox_at(
             home.path(),
             Some(&server.url),
-            &["submit", "--from", "workflowtemplate/hourly-report", "-p", "seconds=3", "-o", "name"],
+            &[
+                "submit",
+                "--from",
+                "workflowtemplate/hourly-report",
+                "-p",
+                "seconds=3",
+                "-o",
+                "name",
+            ],
         ));
         names.push(out.trim().to_string());
     }
@@ -102,6 +118,30 @@ fn the_one_at_a_time_example_runs_submissions_from_its_template_one_after_anothe
     }
     let (holders, waiters) = lock_people(home.path(), &server, key);
     assert!(holders.is_empty() && waiters.is_empty());
+    let metrics = http_get(&server, "/metrics");
+    assert!(
+        metrics.contains(&format!("cox_sync_locks_held{{lock=\"{key}\"}} 0")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("cox_sync_lock_limit{{lock=\"{key}\"}} 1")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cox_sync_wait_seconds_count 3"),
+        "{metrics}"
+    );
+}
+
+/// The body of a plain HTTP/1.0 GET (no client library needed for a text answer).
+fn http_get(server: &Server, path: &str) -> String {
+    use std::io::{Read, Write};
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    answer
 }
 
 /// A workflow holding mutex `gate` whose step notes its start and end in a ledger, and
@@ -156,13 +196,30 @@ fn a_killed_server_keeps_its_holders_and_queue_and_leaks_nothing() {
     });
     assert_eq!(
         lock_people(home.path(), &server, key),
-        (vec!["g1".to_string()], order[1..].iter().map(|s| s.to_string()).collect())
+        (
+            vec!["g1".to_string()],
+            order[1..].iter().map(|s| s.to_string()).collect()
+        )
     );
 
     for (i, name) in order.iter().enumerate() {
         // Kill the server while `name` holds the mutex (every other turn), and restart.
         if i % 2 == 0 {
             drop(server); // SIGKILL
+            if i == 0 {
+                // With no server, `cox sync list` reads the same from the store.
+                let out = ok(cox_at(home.path(), None, &["sync", "list", "--json"]));
+                let stored: Vec<Value> = serde_json::from_str(&out).expect("locks");
+                let gate = stored.iter().find(|l| l["key"] == key).expect("the mutex");
+                assert_eq!(gate["holders"][0]["run"], "g1", "{gate}");
+                let waiting: Vec<&str> = gate["waiters"]
+                    .as_array()
+                    .expect("waiters")
+                    .iter()
+                    .filter_map(|w| w["run"].as_str())
+                    .collect();
+                assert_eq!(waiting, order[1..], "{gate}");
+            }
             server = Server::start(home.path());
             let (holders, waiters) = lock_people(home.path(), &server, key);
             assert_eq!(holders, [*name], "the holder after a restart");

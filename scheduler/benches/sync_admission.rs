@@ -19,7 +19,11 @@ fn now() -> DateTime<Utc> {
 /// A gate whose locks have their limits, as the gate actor sets them.
 fn limited(gate: &mut Gate) {
     for lock in gate.unknown_limits() {
-        let limit = if lock.key.contains("/ConfigMap/") { 3 } else { 1 };
+        let limit = if lock.key.contains("/ConfigMap/") {
+            3
+        } else {
+            1
+        };
         gate.set_limit(&lock.key, Some(limit));
     }
 }
@@ -59,10 +63,30 @@ fn main() {
     let left = Lock::mutex("default", "left");
     let right = Lock::mutex("default", "right");
 
-    let mut enqueue = Figures { name: "enqueue (request) behind a held mutex", unit: "request", samples: vec![], per: waiters };
-    let mut drain_mutex = Figures { name: "mutex: release + admit, one grant each", unit: "grant", samples: vec![], per: waiters };
-    let mut drain_sem = Figures { name: "semaphore of 3, mixed needs: release + admit", unit: "grant", samples: vec![], per: waiters };
-    let mut worst = Figures { name: "worst pass: all blocked, a lock has room (full scan)", unit: "pass", samples: vec![], per: 1 };
+    let mut enqueue = Figures {
+        name: "enqueue (request) behind a held mutex",
+        unit: "request",
+        samples: vec![],
+        per: waiters,
+    };
+    let mut drain_mutex = Figures {
+        name: "mutex: release + admit, one grant each",
+        unit: "grant",
+        samples: vec![],
+        per: waiters,
+    };
+    let mut drain_sem = Figures {
+        name: "semaphore of 3, mixed needs: release + admit",
+        unit: "grant",
+        samples: vec![],
+        per: waiters,
+    };
+    let mut worst = Figures {
+        name: "worst pass: all blocked, a lock has room (full scan)",
+        unit: "pass",
+        samples: vec![],
+        per: 1,
+    };
     for _ in 0..rounds {
         // A mutex held, everyone queued behind it, then drained one grant at a time.
         let mut gate = Gate::default();
@@ -70,7 +94,12 @@ fn main() {
         limited(&mut gate);
         let started = Instant::now();
         for i in 0..waiters {
-            gate.request(Holder::run(&format!("w{i}")), vec![mutex.clone()], (i % 3) as i32, now());
+            gate.request(
+                Holder::run(&format!("w{i}")),
+                vec![mutex.clone()],
+                (i % 3) as i32,
+                now(),
+            );
         }
         enqueue.samples.push(started.elapsed());
         let started = Instant::now();
@@ -116,7 +145,12 @@ fn main() {
         gate.restore(Holder::run("c"), vec![full.clone()], now());
         for i in 0..waiters {
             let own = Lock::mutex("default", &format!("m{i}"));
-            gate.request(Holder::run(&format!("x{i}")), vec![full.clone(), own], 0, now());
+            gate.request(
+                Holder::run(&format!("x{i}")),
+                vec![full.clone(), own],
+                0,
+                now(),
+            );
         }
         limited(&mut gate);
         let started = Instant::now();

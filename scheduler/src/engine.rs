@@ -116,8 +116,11 @@ pub struct Engine {
     events: broadcast::Sender<RunEvent>,
     parallelism: ParallelismLimits,
     /// The concurrency gate ([`crate::sync`]), started with the first run.
-    gate: tokio::sync::OnceCell<(ActorRef<GateMsg>, Mutex<Option<JoinHandle<()>>>)>,
+    gate: tokio::sync::OnceCell<GateHandle>,
 }
+
+/// The gate actor and its task (taken when the engine shuts down).
+type GateHandle = (ActorRef<GateMsg>, Mutex<Option<JoinHandle<()>>>);
 
 impl Engine {
     /// Open the home's store (creating the home).
@@ -360,14 +363,11 @@ impl Engine {
     pub async fn sync_status(&self, namespace: Option<&str>) -> Result<Vec<LockStatus>> {
         let gate = self.gate().await?;
         let namespace = namespace.map(str::to_string);
-        ractor::call_t!(
-            gate,
-            |reply| GateMsg::Status { namespace, reply },
-            5_000
-        )
-        .map_err(|e| Error::Actor {
-            run: "sync-gate".into(),
-            message: format!("no answer: {e}"),
+        ractor::call_t!(gate, |reply| GateMsg::Status { namespace, reply }, 5_000).map_err(|e| {
+            Error::Actor {
+                run: "sync-gate".into(),
+                message: format!("no answer: {e}"),
+            }
         })
     }
 

@@ -12,7 +12,9 @@ use cox_scheduler::machine::{Action, Phase, RunState};
 use cox_scheduler::objects::StoredObject;
 use cox_scheduler::store::{ObjectKind, PutMode};
 use cox_scheduler::sync::LockStatus;
-use cox_scheduler::testsuite::{FakeExecutor, Match, SchedulerTest, Scripted, succeeded, workflow_from_yaml};
+use cox_scheduler::testsuite::{
+    FakeExecutor, Match, SchedulerTest, Scripted, succeeded, workflow_from_yaml,
+};
 use cox_scheduler::{Engine, EngineConfig};
 use cox_worker::step::Executor;
 use serde_json::json;
@@ -25,6 +27,10 @@ struct Mark {
     run: String,
     launch: bool,
 }
+
+/// A run's interval: (index of its first launch, of its end) in hook order, and the same
+/// as instants.
+type Span = ((usize, usize), (Instant, Instant));
 
 struct Harness {
     engine: Engine,
@@ -67,9 +73,9 @@ impl Harness {
 
     /// Each run's interval: (index of its first launch, of its end) in hook order, and the
     /// same as instants.
-    fn intervals(&self) -> HashMap<String, ((usize, usize), (Instant, Instant))> {
+    fn intervals(&self) -> HashMap<String, Span> {
         let marks = self.marks.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut spans: HashMap<String, ((usize, usize), (Instant, Instant))> = HashMap::new();
+        let mut spans: HashMap<String, Span> = HashMap::new();
         for (i, mark) in marks.iter().enumerate() {
             let span = spans
                 .entry(mark.run.clone())
@@ -104,7 +110,10 @@ impl Harness {
             if done(&status) {
                 return status;
             }
-            assert!(Instant::now() < deadline, "gave up waiting for {what}: {status:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "gave up waiting for {what}: {status:#?}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -136,7 +145,8 @@ fn mutex_workflow(name: &str, priority: i32, template: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_runs_of_one_mutex_never_overlap_and_go_by_priority_then_submission() {
     let h = Harness::new();
-    h.executor.script(Match::Template("block".into()), Scripted::hang());
+    h.executor
+        .script(Match::Template("block".into()), Scripted::hang());
     h.executor.script(
         Match::Template("work".into()),
         Scripted::after(succeeded(None), Duration::from_millis(5)),
@@ -149,7 +159,9 @@ async fn thirty_runs_of_one_mutex_never_overlap_and_go_by_priority_then_submissi
     let mut expected: Vec<(i32, usize, String)> = Vec::new();
     for i in 0..30 {
         let priority = [0, 5, 2][i % 3];
-        let name = h.submit(&mutex_workflow(&format!("run-{i:02}"), priority, "work")).await;
+        let name = h
+            .submit(&mutex_workflow(&format!("run-{i:02}"), priority, "work"))
+            .await;
         expected.push((-priority, i, name));
     }
     let status = h
@@ -169,9 +181,14 @@ async fn thirty_runs_of_one_mutex_never_overlap_and_go_by_priority_then_submissi
         json!({"mutex": "default/Mutex/one", "holder": "run-00"})
     );
     assert!(waiting.workflow_locks(Utc::now()).len() == 1);
-    assert_eq!(lock(&status, "default/Mutex/one").map(|l| l.limit), Some(Some(1)));
+    assert_eq!(
+        lock(&status, "default/Mutex/one").map(|l| l.limit),
+        Some(Some(1))
+    );
 
-    h.engine.stop(&blocker, true).expect("terminate the blocker");
+    h.engine
+        .stop(&blocker, true)
+        .expect("terminate the blocker");
     assert_eq!(h.finish(&blocker).await.phase(), Phase::Failed);
     for (_, _, name) in &expected {
         let done = h.finish(name).await;
@@ -189,7 +206,12 @@ async fn thirty_runs_of_one_mutex_never_overlap_and_go_by_priority_then_submissi
         .collect();
     order.sort();
     for pair in order.windows(2) {
-        assert!(pair[0].1 < pair[1].0, "{} and {} overlap", pair[0].2, pair[1].2);
+        assert!(
+            pair[0].1 < pair[1].0,
+            "{} and {} overlap",
+            pair[0].2,
+            pair[1].2
+        );
     }
     let mut wanted = expected.clone();
     wanted.sort();
@@ -241,7 +263,8 @@ async fn a_semaphore_of_three_keeps_its_slots_busy_and_never_over_admits() {
     }
     h.until("fifty queued", |s| {
         lock(s, "default/ConfigMap/limits/workflow").is_some_and(|l| l.waiters.len() == 40)
-            && lock(s, "default/Mutex/left").is_some_and(|l| l.waiters.len() + l.holders.len() == 20)
+            && lock(s, "default/Mutex/left")
+                .is_some_and(|l| l.waiters.len() + l.holders.len() == 20)
     })
     .await;
     let waiting = h.engine.snapshot("sem-00").await.expect("snapshot");
@@ -277,18 +300,23 @@ async fn a_semaphore_of_three_keeps_its_slots_busy_and_never_over_admits() {
         if t < opened {
             continue;
         }
-        let holders = runs.iter().filter(|(n, sem, _)| *sem && holds(n, t)).count();
+        let holders = runs
+            .iter()
+            .filter(|(n, sem, _)| *sem && holds(n, t))
+            .count();
         assert!(holders <= LIMIT, "{holders} semaphore holders at once");
         for m in ["left", "right"] {
-            let n = runs.iter().filter(|(n, _, mx)| *mx == Some(m) && holds(n, t)).count();
+            let n = runs
+                .iter()
+                .filter(|(n, _, mx)| *mx == Some(m) && holds(n, t))
+                .count();
             assert!(n <= 1, "mutex {m} held by {n}");
         }
         let eligible = runs.iter().any(|(n, sem, mutex)| {
             let (_, (start, _)) = spans[n];
             *sem && start > t
-                && mutex.is_none_or(|m| {
-                    !runs.iter().any(|(o, _, om)| *om == Some(m) && holds(o, t))
-                })
+                && mutex
+                    .is_none_or(|m| !runs.iter().any(|(o, _, om)| *om == Some(m) && holds(o, t)))
         });
         if eligible {
             let span = (next - t).as_secs_f64();
@@ -297,9 +325,16 @@ async fn a_semaphore_of_three_keeps_its_slots_busy_and_never_over_admits() {
         }
     }
     let utilisation = busy / offered;
-    eprintln!("semaphore slots busy while a run could use one: {:.2}%", utilisation * 100.0);
+    eprintln!(
+        "semaphore slots busy while a run could use one: {:.2}%",
+        utilisation * 100.0
+    );
     assert!(offered > 0.0);
-    assert!(utilisation >= 0.95, "slots busy {:.3} of the time a waiter could use one", utilisation);
+    assert!(
+        utilisation >= 0.95,
+        "slots busy {:.3} of the time a waiter could use one",
+        utilisation
+    );
     h.engine.shutdown().await;
 }
 
@@ -326,10 +361,12 @@ async fn template_locks_serialise_steps_and_stop_releases_them() {
 
     // A step waiting for a held lock is Pending with Argo's message; stopping its run
     // gives back everything it held or waited for.
-    h.executor.script(Match::Template("locked".into()), Scripted::hang());
+    h.executor
+        .script(Match::Template("locked".into()), Scripted::hang());
     let c = h.submit(HOLD_TEMPLATE_LOCK).await;
     h.until("two steps waiting", |s| {
-        lock(s, "default/Mutex/welcome").is_some_and(|l| l.holders.len() == 1 && l.waiters.len() == 2)
+        lock(s, "default/Mutex/welcome")
+            .is_some_and(|l| l.holders.len() == 1 && l.waiters.len() == 2)
     })
     .await;
     let snapshot = h.engine.snapshot(&c).await.expect("snapshot");
@@ -348,7 +385,8 @@ async fn template_locks_serialise_steps_and_stop_releases_them() {
     h.engine.stop(&c, false).expect("stop");
     assert_eq!(h.finish(&c).await.phase(), Phase::Failed);
     h.until("the mutex free", |s| {
-        lock(s, "default/Mutex/welcome").is_some_and(|l| l.holders.is_empty() && l.waiters.is_empty())
+        lock(s, "default/Mutex/welcome")
+            .is_some_and(|l| l.holders.is_empty() && l.waiters.is_empty())
     })
     .await;
     h.engine.shutdown().await;
@@ -364,8 +402,14 @@ async fn parallelism_limits_and_delete_release_everything() {
     executor.attach_store(engine.store().clone());
     executor.script(Match::Template("main".into()), Scripted::hang());
     let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: p-}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    container: {image: busybox, command: ['true']}\n";
-    let first = engine.submit(workflow_from_yaml(yaml)).await.expect("submit");
-    let second = engine.submit(workflow_from_yaml(yaml)).await.expect("submit");
+    let first = engine
+        .submit(workflow_from_yaml(yaml))
+        .await
+        .expect("submit");
+    let second = engine
+        .submit(workflow_from_yaml(yaml))
+        .await
+        .expect("submit");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = engine.sync_status(None).await.expect("status");
@@ -379,7 +423,12 @@ async fn parallelism_limits_and_delete_release_everything() {
         .request(&second, cox_scheduler::machine::Request::Suspend)
         .await
         .expect_err("a waiting run cannot be suspended");
-    assert!(refused.to_string().contains("waiting for its synchronization locks"), "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("waiting for its synchronization locks"),
+        "{refused}"
+    );
     // Deleting the holder admits the other.
     assert!(engine.delete(&first).await.expect("delete"));
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -402,7 +451,8 @@ async fn parallelism_limits_and_delete_release_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_holders_come_from_the_store_and_waiters_keep_their_order() {
     let mut t = SchedulerTest::new();
-    t.executor.script(Match::Template("block".into()), Scripted::hang());
+    t.executor
+        .script(Match::Template("block".into()), Scripted::hang());
     let blocker = t.submit(&mutex_workflow("holder", 0, "block")).await;
     let mut waiters = Vec::new();
     for i in 0..5 {
@@ -425,7 +475,13 @@ async fn after_a_restart_holders_come_from_the_store_and_waiters_keep_their_orde
     // The holder's state says it holds the mutex: nobody was admitted past it.
     let status = t.engine().sync_status(None).await.expect("status");
     let one = lock(&status, "default/Mutex/one").expect("mutex");
-    assert_eq!(one.holders.iter().map(|h| h.run.as_str()).collect::<Vec<_>>(), [blocker.as_str()]);
+    assert_eq!(
+        one.holders
+            .iter()
+            .map(|h| h.run.as_str())
+            .collect::<Vec<_>>(),
+        [blocker.as_str()]
+    );
     // Its step is lost in the restart (the fake keeps nothing), so it ends, and the
     // waiters run one at a time in their submission order.
     let _ = t.await_completion(&blocker).await;

@@ -108,16 +108,7 @@ impl RunState {
     }
 
     fn template(&self, name: &str) -> Option<&Template> {
-        let executable = self.spec.as_deref()?;
-        if name.contains('/') {
-            return executable.stored.get(name);
-        }
-        executable
-            .workflow
-            .spec
-            .templates
-            .iter()
-            .find(|t| t.name.as_deref() == Some(name))
+        self.spec.as_deref()?.template(name)
     }
 
     /// Argo's `status.synchronization` for this run, derived from its state: the locks of
@@ -153,7 +144,11 @@ impl RunState {
             .values()
             .filter(|n| !n.launched && n.phase == super::Phase::Pending)
             .filter_map(|n| {
-                let key = n.message.strip_prefix("Waiting for ")?.split(" lock.").next()?;
+                let key = n
+                    .message
+                    .strip_prefix("Waiting for ")?
+                    .split(" lock.")
+                    .next()?;
                 Some((n.id.clone(), key.to_string()))
             })
             .collect();
@@ -242,7 +237,14 @@ mod tests {
         );
         assert!(!run.holds_workflow_locks());
         let actions = run.apply(Event::Start { now: t(1) });
-        let [Action::Acquire { node_id, locks, priority }] = actions.as_slice() else {
+        let [
+            Action::Acquire {
+                node_id,
+                locks,
+                priority,
+            },
+        ] = actions.as_slice()
+        else {
             panic!("one Acquire expected, got {actions:?}");
         };
         assert_eq!(*priority, 3);
@@ -281,7 +283,10 @@ mod tests {
             node_id: node_id.clone(),
             now: t(3),
         });
-        assert!(matches!(actions.as_slice(), [Action::Launch(_)]), "{actions:?}");
+        assert!(
+            matches!(actions.as_slice(), [Action::Launch(_)]),
+            "{actions:?}"
+        );
         assert!(run.nodes[&node_id].message.is_empty());
         let held = run.node_holdings(t(3));
         assert_eq!(held.len(), 1);

@@ -21,6 +21,18 @@ pub(super) struct Executable {
 }
 
 impl Executable {
+    /// A template by stored key (`namespaced/<wftmpl>/<name>`, which has a `/`) or by name.
+    pub(super) fn template(&self, name: &str) -> Option<&Template> {
+        if name.contains('/') {
+            return self.stored.get(name);
+        }
+        self.workflow
+            .spec
+            .templates
+            .iter()
+            .find(|t| t.name.as_deref() == Some(name))
+    }
+
     fn new(mut workflow: Workflow) -> Result<Executable, String> {
         let status = workflow.status.clone().unwrap_or(Value::Null);
         if let Some(spec) = status.get(crate::resolve::STORED_SPEC) {

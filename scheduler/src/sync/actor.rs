@@ -258,9 +258,7 @@ pub fn limit_of(store: &Store, parallelism: &ParallelismLimits, lock: &Lock) -> 
             config_map,
             key,
         } => {
-            let text = match store
-                .get_object(ObjectKind::ConfigMap, namespace, config_map)
-            {
+            let text = match store.get_object(ObjectKind::ConfigMap, namespace, config_map) {
                 Ok(Some(text)) => text,
                 Ok(None) => {
                     debug!(lock = %lock.key, "semaphore ConfigMap not found");

@@ -657,7 +657,12 @@ mod tests {
         let sem = Lock::semaphore("argo", "cm", "k");
         let mut gate = gate_with(&[(&busy, 1), (&sem, 2)]);
         gate.restore(Holder::run("holder"), vec![busy.clone()], t(0));
-        gate.request(Holder::run("head"), vec![busy.clone(), sem.clone()], 9, t(0));
+        gate.request(
+            Holder::run("head"),
+            vec![busy.clone(), sem.clone()],
+            9,
+            t(0),
+        );
         gate.request(Holder::run("next"), vec![sem.clone()], 0, t(0));
         assert_eq!(names(&gate.admit(t(1))), ["next"]);
         assert_eq!(
@@ -675,7 +680,12 @@ mod tests {
         let sem = Lock::semaphore("argo", "cm", "k");
         let mut gate = gate_with(&[(&busy, 1), (&sem, 1)]);
         gate.restore(Holder::run("holder"), vec![busy.clone()], t(0));
-        gate.request(Holder::run("starved"), vec![busy.clone(), sem.clone()], 0, t(0));
+        gate.request(
+            Holder::run("starved"),
+            vec![busy.clone(), sem.clone()],
+            0,
+            t(0),
+        );
         // Aging 2: two others pass it, the third waits for it.
         for (i, name) in ["x1", "x2", "x3"].iter().enumerate() {
             gate.request(Holder::run(name), vec![sem.clone()], 0, t(i as i64));
