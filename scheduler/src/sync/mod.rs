@@ -28,7 +28,7 @@
 
 pub mod actor;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -155,6 +155,7 @@ struct Waiter {
     holder: Holder,
     locks: Vec<Lock>,
     priority: i32,
+    seq: u64,
     since: DateTime<Utc>,
     /// Waiters behind it admitted while it was blocked.
     bypassed: u32,
@@ -220,6 +221,8 @@ pub struct Gate {
     places: HashMap<Holder, Place>,
     /// Waiters per lock.
     pending: HashMap<String, usize>,
+    /// Waiters by their set of lock keys, in queue order.
+    classes: HashMap<Vec<String>, BTreeSet<Place>>,
     next_seq: u64,
 }
 
@@ -241,6 +244,7 @@ impl Gate {
             queue: BTreeMap::new(),
             places: HashMap::new(),
             pending: HashMap::new(),
+            classes: HashMap::new(),
             next_seq: 0,
         }
     }
@@ -308,12 +312,17 @@ impl Gate {
         for lock in &locks {
             *self.pending.entry(lock.key.clone()).or_default() += 1;
         }
+        self.classes
+            .entry(locks.iter().map(|l| l.key.clone()).collect())
+            .or_default()
+            .insert(place);
         self.queue.insert(
             place,
             Waiter {
                 holder,
                 locks,
                 priority,
+                seq: place.seq,
                 since: now,
                 bypassed: 0,
             },
@@ -350,11 +359,22 @@ impl Gate {
         else {
             return false;
         };
-        self.unqueue(&waiter.locks);
+        let place = Place {
+            priority: std::cmp::Reverse(waiter.priority),
+            seq: waiter.seq,
+        };
+        self.unqueue(place, &waiter.locks);
         true
     }
 
-    fn unqueue(&mut self, locks: &[Lock]) {
+    fn unqueue(&mut self, place: Place, locks: &[Lock]) {
+        let class: Vec<String> = locks.iter().map(|l| l.key.clone()).collect();
+        if let Some(places) = self.classes.get_mut(&class) {
+            places.remove(&place);
+            if places.is_empty() {
+                self.classes.remove(&class);
+            }
+        }
         for lock in locks {
             if let Some(n) = self.pending.get_mut(&lock.key) {
                 *n = n.saturating_sub(1);
@@ -438,90 +458,74 @@ impl Gate {
 
     /// Admit, in queue order, every waiter whose locks all have room (see the module doc);
     /// the admitted now hold their locks.
+    ///
+    /// Waiters with the same locks form a class, first come first served within it, so a
+    /// pass looks at the head of each class only: its cost grows with the number of
+    /// distinct lock sets, not with the number of waiters.
     pub fn admit(&mut self, now: DateTime<Utc>) -> Vec<Grant> {
-        // Room left per lock in this pass, less what starving waiters reserve.
-        let mut room: HashMap<String, u32> = HashMap::new();
-        let mut open: HashSet<String> = HashSet::new();
-        for key in self.kinds.keys() {
-            let r = self.room(key);
-            if r > 0 {
-                open.insert(key.clone());
-            }
-            room.insert(key.clone(), r);
-        }
-        // An open lock that no waiter further down needs is of no use: once every open
-        // lock is used up or unwanted, the rest of the queue cannot be admitted.
-        let mut wanted_below: HashMap<String, usize> = open
-            .iter()
-            .map(|key| (key.clone(), self.pending.get(key).copied().unwrap_or(0)))
-            .collect();
-        open.retain(|key| wanted_below.get(key.as_str()).is_some_and(|n| *n > 0));
-        let mut granted: Vec<Place> = Vec::new();
-        let mut blocked: Vec<Place> = Vec::new();
-        for (place, waiter) in &self.queue {
-            if open.is_empty() {
-                break;
-            }
-            for lock in &waiter.locks {
-                if let Some(n) = wanted_below.get_mut(lock.key.as_str()) {
-                    *n -= 1;
-                    if *n == 0 {
-                        open.remove(&lock.key);
-                    }
-                }
-            }
-            let fits = waiter
-                .locks
+        let mut grants = Vec::new();
+        // One admission per round: the admitted hold their locks at once, so each round
+        // sees the room left.
+        loop {
+            // Class heads in queue order, with whether they fit now.
+            let mut heads: Vec<(Place, &Vec<String>, bool)> = self
+                .classes
                 .iter()
-                .all(|l| room.get(&l.key).copied().unwrap_or(0) > 0);
-            if fits {
-                for lock in &waiter.locks {
-                    if let Some(r) = room.get_mut(&lock.key) {
-                        *r -= 1;
-                        if *r == 0 {
-                            open.remove(&lock.key);
-                        }
-                    }
+                .filter_map(|(keys, places)| {
+                    let head = *places.first()?;
+                    let fits = keys.iter().all(|k| self.room(k) > 0);
+                    Some((head, keys, fits))
+                })
+                .collect();
+            heads.sort_by_key(|(place, _, _)| *place);
+            // Starving heads keep what they need from those behind them.
+            let mut reserved: HashMap<&str, u32> = HashMap::new();
+            let mut chosen = None;
+            for (place, keys, fits) in &heads {
+                let fits = *fits
+                    && keys
+                        .iter()
+                        .all(|k| self.room(k) > reserved.get(k.as_str()).copied().unwrap_or(0));
+                if fits {
+                    chosen = Some(*place);
+                    break;
                 }
-                granted.push(*place);
-            } else {
-                blocked.push(*place);
+                let Some(waiter) = self.queue.get(place) else {
+                    continue;
+                };
                 if waiter.bypassed >= self.aging {
-                    // Starving: what it needs is kept for it from here on. A waiter that
-                    // needs a mutex claims its mutexes only: the semaphores it needs stay
-                    // busy with others meanwhile, and it is ahead of them when a slot
-                    // frees; one that needs only semaphores keeps a slot of each.
+                    // A waiter that needs a mutex claims its mutexes only: the semaphores
+                    // it needs stay busy with others meanwhile, and it is ahead of them when
+                    // a slot frees; one that needs only semaphores keeps a slot of each.
                     let claims_mutexes = waiter.locks.iter().any(|l| l.kind == LockKind::Mutex);
                     for lock in waiter
                         .locks
                         .iter()
                         .filter(|l| !claims_mutexes || l.kind == LockKind::Mutex)
                     {
-                        if let Some(r) = room.get_mut(&lock.key) {
-                            *r = r.saturating_sub(1);
-                            if *r == 0 {
-                                open.remove(&lock.key);
-                            }
-                        }
+                        *reserved.entry(lock.key.as_str()).or_default() += 1;
                     }
                 }
             }
-        }
-        // Each blocked waiter ahead of an admitted one was passed over once more.
-        if let Some(last) = granted.last() {
-            for place in blocked.iter().filter(|p| *p < last) {
-                if let Some(w) = self.queue.get_mut(place) {
+            let Some(place) = chosen else {
+                break;
+            };
+            // Each blocked head ahead of the admitted one was passed over once more.
+            let passed: Vec<Place> = heads
+                .iter()
+                .map(|(p, _, _)| *p)
+                .take_while(|p| *p < place)
+                .collect();
+            for p in passed {
+                if let Some(w) = self.queue.get_mut(&p) {
                     w.bypassed = w.bypassed.saturating_add(1);
                 }
             }
-        }
-        let mut grants = Vec::with_capacity(granted.len());
-        for place in granted {
             let Some(waiter) = self.queue.remove(&place) else {
-                continue;
+                break;
             };
             self.places.remove(&waiter.holder);
-            self.unqueue(&waiter.locks);
+            self.unqueue(place, &waiter.locks);
             let waited_seconds = (now - waiter.since).num_milliseconds().max(0) as f64 / 1000.0;
             grants.push(Grant {
                 holder: waiter.holder.clone(),
