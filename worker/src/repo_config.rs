@@ -441,4 +441,13 @@ mod tests {
         assert!(CoxConfigFile::parse("artifactRepository:\n  s3:\n    bukket: b\n").is_err());
         assert!(CoxConfigFile::parse("bogus: 1\n").is_err());
     }
+
+    #[test]
+    fn parallelism_limits_are_read_and_checked() {
+        let c = CoxConfigFile::parse("parallelism: 4\nnamespaceParallelism: 2\n").unwrap();
+        assert_eq!((c.parallelism, c.namespace_parallelism), (Some(4), Some(2)));
+        let c = CoxConfigFile::parse("").unwrap();
+        assert_eq!((c.parallelism, c.namespace_parallelism), (None, None));
+        assert!(CoxConfigFile::parse("parallelism: -1\n").is_err());
+    }
 }
