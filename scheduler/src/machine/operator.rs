@@ -334,14 +334,7 @@ impl<'a> Operator<'a> {
     /// A template by name, or by stored key for templates of (Cluster)WorkflowTemplates
     /// (template names have no `/`, stored keys do).
     fn template(&self, name: &str) -> Option<&'a Template> {
-        if name.contains('/') {
-            return self.stored.get(name);
-        }
-        self.wf
-            .spec
-            .templates
-            .iter()
-            .find(|t| t.name.as_deref() == Some(name))
+        super::run::find_template(self.wf, self.stored, name)
     }
 
     fn node(&self, id: &str) -> Option<&Node> {

@@ -12,6 +12,23 @@ use super::node::{Node, Phase, node_id};
 use super::operator::{Call, Operator, TemplateSource, parse_ts, ts};
 use super::{Action, Event};
 
+/// A template by stored key (`namespaced/<wftmpl>/<name>`: keys have a `/`, names do not)
+/// among `stored`, or by name among the workflow's.
+pub(super) fn find_template<'a>(
+    workflow: &'a Workflow,
+    stored: &'a BTreeMap<String, Template>,
+    name: &str,
+) -> Option<&'a Template> {
+    if name.contains('/') {
+        return stored.get(name);
+    }
+    workflow
+        .spec
+        .templates
+        .iter()
+        .find(|t| t.name.as_deref() == Some(name))
+}
+
 /// The workflow a run executes, parsed from its JSON text: the stored WorkflowTemplate spec
 /// replaces the submitted one when there is one, and the stored templates are parsed.
 #[derive(Debug, Clone)]
@@ -23,14 +40,7 @@ pub(super) struct Executable {
 impl Executable {
     /// A template by stored key (`namespaced/<wftmpl>/<name>`, which has a `/`) or by name.
     pub(super) fn template(&self, name: &str) -> Option<&Template> {
-        if name.contains('/') {
-            return self.stored.get(name);
-        }
-        self.workflow
-            .spec
-            .templates
-            .iter()
-            .find(|t| t.name.as_deref() == Some(name))
+        find_template(&self.workflow, &self.stored, name)
     }
 
     fn new(mut workflow: Workflow) -> Result<Executable, String> {
