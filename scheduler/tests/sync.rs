@@ -496,3 +496,27 @@ async fn after_a_restart_holders_come_from_the_store_and_waiters_keep_their_orde
         .collect();
     assert_eq!(launches, waiters);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_that_expires_releases_the_lock() {
+    let h = Harness::new();
+    h.executor
+        .script(Match::Template("block".into()), Scripted::hang());
+    let late = mutex_workflow("late", 0, "block").replace(
+        "  priority: 0\n",
+        "  priority: 0\n  activeDeadlineSeconds: 1\n",
+    );
+    let late = h.submit(&late).await;
+    h.until("the late run to hold the mutex", |s| {
+        lock(s, "default/Mutex/one").is_some_and(|l| l.holders.len() == 1)
+    })
+    .await;
+    let next = h.submit(&mutex_workflow("next", 0, "work")).await;
+    let expired = h.finish(&late).await;
+    assert_eq!(expired.phase(), Phase::Failed);
+    assert_eq!(h.finish(&next).await.phase(), Phase::Succeeded);
+    let status = h.engine.sync_status(None).await.expect("status");
+    let one = lock(&status, "default/Mutex/one").expect("the mutex");
+    assert!(one.holders.is_empty() && one.waiters.is_empty(), "{one:?}");
+    h.engine.shutdown().await;
+}
