@@ -14,7 +14,11 @@
 //! whose locks all have room is admitted even when a waiter ahead of it waits on a held
 //! lock (backfilling). So that backfilling cannot starve anyone, a waiter passed over
 //! [`DEFAULT_AGING`] times reserves its locks: nobody behind it takes them until it has
-//! been admitted.
+//! been admitted (a waiter that needs a mutex reserves its mutexes only, so that the
+//! semaphores it also needs stay busy meanwhile; it is ahead when a slot frees). Waiters
+//! with the same set of locks form a class served first come first served, so a pass
+//! looks at one head per class: its cost grows with the number of distinct lock sets,
+//! not with the number of waiters.
 //!
 //! # Durability
 //! The gate keeps nothing on disk. Holders are derived from the runs' stored state when the
