@@ -264,6 +264,10 @@ impl Engine {
         state
             .retry(options, self.clock.now())
             .map_err(Error::Submit)?;
+        // A retried run with workflow-level locks queues for them again.
+        if !self.run_locks(&mut state).is_empty() {
+            state.wait_for_locks();
+        }
         self.store.replace_run(&state)?;
         info!(run = %name, "retried");
         self.start(state).await

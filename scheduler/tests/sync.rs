@@ -520,3 +520,44 @@ async fn a_deadline_that_expires_releases_the_lock() {
     assert!(one.holders.is_empty() && one.waiters.is_empty(), "{one:?}");
     h.engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_run_queues_for_its_lock_again() {
+    let h = Harness::new();
+    h.executor.script(
+        Match::Template("flaky".into()),
+        Scripted::now(cox_scheduler::testsuite::failed(1)),
+    );
+    h.executor.script(
+        Match::Template("flaky".into()),
+        Scripted::now(succeeded(None)),
+    );
+    h.executor
+        .script(Match::Template("block".into()), Scripted::hang());
+    let flaky = h.submit(&mutex_workflow("flaky", 0, "flaky")).await;
+    assert_eq!(h.finish(&flaky).await.phase(), Phase::Failed);
+    let holder = h.submit(&mutex_workflow("holder", 0, "block")).await;
+    h.until("the holder to hold the mutex", |s| {
+        lock(s, "default/Mutex/one").is_some_and(|l| l.holders.len() == 1)
+    })
+    .await;
+    h.engine
+        .retry(&flaky, &cox_scheduler::machine::RetryOptions::default())
+        .await
+        .expect("retry");
+    let status = h
+        .until("the retried run to wait", |s| {
+            lock(s, "default/Mutex/one").is_some_and(|l| l.waiters.len() == 1)
+        })
+        .await;
+    let one = lock(&status, "default/Mutex/one").expect("the mutex");
+    assert_eq!(one.holders[0].run, holder);
+    assert_eq!(one.waiters[0].run, flaky);
+    assert_eq!(
+        h.engine.snapshot(&flaky).await.expect("snapshot").phase(),
+        Phase::Pending
+    );
+    h.engine.stop(&holder, true).expect("terminate");
+    assert_eq!(h.finish(&flaky).await.phase(), Phase::Succeeded);
+    h.engine.shutdown().await;
+}

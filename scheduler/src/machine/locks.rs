@@ -72,10 +72,18 @@ impl RunState {
         locks_of(&sync, &vars, &namespace)
     }
 
-    /// Whether the run holds its workflow-level locks by its stored state: it started and
-    /// has not finished.
+    /// Whether the run holds its workflow-level locks by its stored state: it started, is
+    /// not pending (again) and has not finished.
     pub fn holds_workflow_locks(&self) -> bool {
-        self.started_at.is_some() && !self.is_finished()
+        self.started_at.is_some() && self.phase != super::Phase::Pending && !self.is_finished()
+    }
+
+    /// A retried run goes back to Pending, so that it waits for its workflow-level locks
+    /// like a new run instead of taking them (`Start` makes it Running once admitted).
+    pub fn wait_for_locks(&mut self) {
+        if !self.is_finished() {
+            self.phase = super::Phase::Pending;
+        }
     }
 
     /// The template-level locks held by this run's nodes by their stored state: steps

@@ -237,7 +237,7 @@ impl RunState {
             // Argo's waiting message, on the run or on the node.
             Event::LockWaiting { node_id, message } => {
                 match node_id {
-                    None if not_started => self.message = message.clone(),
+                    None if self.phase == Phase::Pending => self.message = message.clone(),
                     None => {}
                     Some(id) => {
                         if let Some(node) = self.nodes.get_mut(id)
