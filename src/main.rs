@@ -10,6 +10,7 @@ mod resources_cmd;
 mod run_cmd;
 mod server_cmd;
 mod step_cmd;
+mod sync_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -72,6 +73,9 @@ enum Command {
     Cache(cache_cmd::CacheCommand),
     /// Copy a run's output artifacts to a directory.
     Cp(cp_cmd::CpArgs),
+    /// Synchronization locks (mutexes, semaphores, parallelism): limits, holders, waiters.
+    #[command(subcommand)]
+    Sync(sync_cmd::SyncCommand),
 }
 
 fn main() -> ExitCode {
@@ -129,6 +133,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retry(args) => rerun_cmd::retry(remote.as_ref(), args),
         Command::Resubmit(args) => rerun_cmd::resubmit(remote.as_ref(), args),
         Command::Cp(args) => cp_cmd::run(args),
+        Command::Sync(command) => block_on(sync_cmd::run(remote.as_ref(), namespace, command)),
     }
 }
 

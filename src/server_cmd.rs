@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use cox_scheduler::server::auth::{self, Auth};
 use cox_scheduler::server::{self, ServerConfig};
+use cox_scheduler::sync::actor::ParallelismLimits;
 use cox_scheduler::{Engine, EngineConfig};
 
 use crate::run_cmd::{local_executor, repository};
@@ -78,10 +79,10 @@ async fn serve(args: ServerArgs, auth: Auth) -> Result<ExitCode> {
     }
     let home = cox_scheduler::engine::default_home()?;
     let repository = repository(&home, args.config.as_deref())?;
-    let engine = Arc::new(Engine::open(EngineConfig::new(
-        &home,
-        local_executor(&home, args.no_sandbox, repository),
-    ))?);
+    let mut engine_config =
+        EngineConfig::new(&home, local_executor(&home, args.no_sandbox, repository));
+    engine_config.parallelism = parallelism(args.config.as_deref())?;
+    let engine = Arc::new(Engine::open(engine_config)?);
     let listener =
         server::bind(args.addr).with_context(|| format!("--addr {}: cannot listen", args.addr))?;
     let resumed = server::resume(&engine).await?;
@@ -101,6 +102,18 @@ async fn serve(args: ServerArgs, auth: Auth) -> Result<ExitCode> {
     server::serve(listener, engine, config, shutdown_signal()).await?;
     eprintln!("cox server: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `parallelism` and `namespaceParallelism` of the configuration file (unlimited without one).
+fn parallelism(config: Option<&std::path::Path>) -> Result<ParallelismLimits> {
+    let Some(path) = config else {
+        return Ok(ParallelismLimits::default());
+    };
+    let file = cox_worker::repo_config::CoxConfigFile::load(path).map_err(anyhow::Error::msg)?;
+    Ok(ParallelismLimits {
+        server: file.parallelism,
+        namespace: file.namespace_parallelism,
+    })
 }
 
 /// Completes on the first SIGTERM or SIGINT.

@@ -53,6 +53,8 @@ use tracing::{debug, info, warn};
 
 use crate::machine::{Action, Event, Request, RunState};
 use crate::store::Store;
+use crate::sync::actor::GateMsg;
+use crate::sync::{Holder, Lock};
 
 /// Node message of an attempt that was running when the previous `cox` process stopped and
 /// of which nothing is left (no live supervisor, no recorded exit).
@@ -113,6 +115,10 @@ pub struct RunActorArgs {
     pub progress: watch::Sender<RunState>,
     /// Optional hook called before each action is performed.
     pub on_action: Option<ActionHook>,
+    /// The concurrency gate ([`crate::sync`]), asked for locks.
+    pub gate: Option<ActorRef<GateMsg>>,
+    /// The locks the whole run must hold to start (`spec.synchronization`, parallelism).
+    pub run_locks: Vec<Lock>,
 }
 
 /// A run actor's state.
@@ -142,6 +148,12 @@ pub struct RunActorState {
     gc_repository: Option<cox_worker::repo_config::RepositoryLocation>,
     /// Commits that failed in a row (the store's disk is full): the next try waits longer.
     failed_commits: u32,
+    /// The concurrency gate.
+    gate: Option<ActorRef<GateMsg>>,
+    /// The run is pending until the gate admits it to its locks.
+    waiting_for_locks: bool,
+    /// Nodes that asked for or hold template-level locks, released once they end.
+    lock_nodes: std::collections::BTreeSet<String>,
 }
 
 /// Messages of a run actor.
@@ -176,6 +188,18 @@ pub enum RunMsg {
     Snapshot(RpcReplyPort<RunState>),
     /// The final state, answered when the run finishes.
     AwaitCompletion(RpcReplyPort<RunState>),
+    /// The gate admitted the run (`node: None`) or a node to its locks.
+    LockGranted {
+        /// The node, for template-level locks.
+        node: Option<String>,
+    },
+    /// The run or a node waits for its locks: Argo's message.
+    LockWaiting {
+        /// The node, for template-level locks.
+        node: Option<String>,
+        /// Why it waits.
+        message: String,
+    },
 }
 
 impl Actor for RunActor {
@@ -185,11 +209,36 @@ impl Actor for RunActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<RunMsg>,
+        myself: ActorRef<RunMsg>,
         args: RunActorArgs,
     ) -> Result<RunActorState, ActorProcessingErr> {
+        let mut run = args.run;
+        let mut waiting_for_locks = false;
+        let mut lock_nodes = std::collections::BTreeSet::new();
+        if let Some(gate) = &args.gate {
+            // Asked here, before `spawn` returns, so that the gate queues runs in the
+            // order they were started: submission order, and stored order on a restart.
+            if !args.run_locks.is_empty() && run.phase() == crate::machine::Phase::Pending {
+                gate.cast(GateMsg::Request {
+                    holder: Holder::run(&run.name),
+                    locks: args.run_locks.clone(),
+                    priority: run.priority(),
+                    notify: myself.clone(),
+                })?;
+                waiting_for_locks = true;
+            }
+            let now = args.clock.now();
+            lock_nodes = run
+                .node_holdings(now)
+                .into_iter()
+                .filter_map(|(holder, _)| holder.node)
+                .collect();
+        }
         Ok(RunActorState {
-            run: args.run,
+            gate: args.gate,
+            waiting_for_locks,
+            lock_nodes,
+            run,
             store: args.store,
             executor: args.executor,
             clock: args.clock,
@@ -212,6 +261,10 @@ impl Actor for RunActor {
         myself: ActorRef<RunMsg>,
         state: &mut RunActorState,
     ) -> Result<(), ActorProcessingErr> {
+        // A run waiting for its locks starts when the gate admits it.
+        if state.waiting_for_locks {
+            return Ok(());
+        }
         // Attempts marked launched by an earlier process (a restart after a crash or a stop):
         // the executor adopts them (a local step's supervisor outlives its launcher), so one
         // that ended meanwhile gives its recorded outcome and one still running is waited
@@ -284,6 +337,35 @@ impl Actor for RunActor {
                 let now = state.clock.now();
                 state.step(&myself, Event::Timer { now })
             }
+            RunMsg::LockGranted { node: None } => {
+                if !std::mem::take(&mut state.waiting_for_locks) {
+                    return Ok(());
+                }
+                let now = state.clock.now();
+                state.step(&myself, Event::Start { now })
+            }
+            RunMsg::LockGranted {
+                node: Some(node_id),
+            } => {
+                let now = state.clock.now();
+                state.step(&myself, Event::LockGranted { node_id, now })
+            }
+            RunMsg::LockWaiting { node, message } => state.step(
+                &myself,
+                Event::LockWaiting {
+                    node_id: node,
+                    message,
+                },
+            ),
+            RunMsg::Lifecycle { request, reply }
+                if state.waiting_for_locks && !matches!(request, Request::Stop { .. }) =>
+            {
+                let _ = reply.send(Err(format!(
+                    "cannot {} a workflow waiting for its synchronization locks",
+                    request.verb()
+                )));
+                Ok(())
+            }
             RunMsg::Stop { terminate } => {
                 let now = state.clock.now();
                 state.step(&myself, Event::Stop { now, terminate })
@@ -353,6 +435,10 @@ impl Actor for RunActor {
         for timer in &state.timers {
             timer.abort();
         }
+        // Deleted or shutting down: whatever it held or waited for is given back.
+        if let Some(gate) = &state.gate {
+            let _ = gate.cast(GateMsg::ReleaseRun(state.run.name.clone()));
+        }
         Ok(())
     }
 }
@@ -414,7 +500,24 @@ impl RunActorState {
             }
             self.perform(myself, action);
         }
+        self.release_ended_nodes();
         Ok(())
+    }
+
+    /// Nodes with template-level locks that ended give them back (or stop waiting).
+    fn release_ended_nodes(&mut self) {
+        let Some(gate) = &self.gate else { return };
+        let nodes = &self.run.nodes;
+        let ended: Vec<String> = self
+            .lock_nodes
+            .iter()
+            .filter(|id| nodes.get(*id).is_none_or(|n| n.phase.is_done()))
+            .cloned()
+            .collect();
+        for node_id in ended {
+            self.lock_nodes.remove(&node_id);
+            let _ = gate.cast(GateMsg::Release(Holder::node(&self.run.name, &node_id)));
+        }
     }
 
     fn perform(&mut self, myself: &ActorRef<RunMsg>, action: Action) {
@@ -439,7 +542,32 @@ impl RunActorState {
                 self.gc_keys.extend(keys);
                 self.gc_repository = repository;
             }
+            Action::Acquire {
+                node_id,
+                locks,
+                priority,
+            } => match &self.gate {
+                Some(gate) => {
+                    self.lock_nodes.insert(node_id.clone());
+                    let _ = gate.cast(GateMsg::Request {
+                        holder: Holder::node(&self.run.name, &node_id),
+                        locks,
+                        priority,
+                        notify: myself.clone(),
+                    });
+                }
+                // No gate (a bare actor in tests): nothing to wait for.
+                None => {
+                    let _ = myself.cast(RunMsg::LockGranted {
+                        node: Some(node_id),
+                    });
+                }
+            },
             Action::Finished => {
+                // Everything held is given back as the run ends.
+                if let Some(gate) = &self.gate {
+                    let _ = gate.cast(GateMsg::ReleaseRun(self.run.name.clone()));
+                }
                 let waiters: Vec<_> = self.waiters.drain(..).collect();
                 let keys = std::mem::take(&mut self.gc_keys);
                 let repository = self.gc_repository.take();
@@ -559,6 +687,8 @@ mod tests {
             clock: Arc::new(SystemClock),
             progress,
             on_action: None,
+            gate: None,
+            run_locks: Vec::new(),
         };
         let (actor, handle) = Actor::spawn(None, RunActor, args).await.unwrap();
         let running = watched

@@ -26,6 +26,8 @@ use crate::cache::{MemoizingExecutor, StepCache};
 use crate::error::{Error, Result};
 use crate::machine::{Request, RetryOptions, RunState};
 use crate::store::{RunSummary, Store};
+use crate::sync::actor::{GateActor, GateArgs, GateMsg, ParallelismLimits};
+use crate::sync::{Holder, LockStatus};
 
 /// Argo's (Kubernetes') alphabet for generated name suffixes: no vowels, no look-alikes.
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -66,6 +68,8 @@ pub struct EngineConfig {
     pub lock_wait: Duration,
     /// Called before each action of each run is performed (tests).
     pub on_action: Option<ActionHook>,
+    /// Workflows running at once, on the whole engine and per namespace.
+    pub parallelism: ParallelismLimits,
 }
 
 impl EngineConfig {
@@ -77,6 +81,7 @@ impl EngineConfig {
             clock: Arc::new(SystemClock),
             lock_wait: Duration::ZERO,
             on_action: None,
+            parallelism: ParallelismLimits::default(),
         }
     }
 }
@@ -109,7 +114,13 @@ pub struct Engine {
     on_action: Option<ActionHook>,
     live: Mutex<HashMap<String, LiveRun>>,
     events: broadcast::Sender<RunEvent>,
+    parallelism: ParallelismLimits,
+    /// The concurrency gate ([`crate::sync`]), started with the first run.
+    gate: tokio::sync::OnceCell<GateHandle>,
 }
+
+/// The gate actor and its task (taken when the engine shuts down).
+type GateHandle = (ActorRef<GateMsg>, Mutex<Option<JoinHandle<()>>>);
 
 impl Engine {
     /// Open the home's store (creating the home).
@@ -139,6 +150,8 @@ impl Engine {
             on_action: config.on_action,
             live: Mutex::new(HashMap::new()),
             events: broadcast::channel(RUN_EVENTS_BUFFER).0,
+            parallelism: config.parallelism,
+            gate: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -255,6 +268,10 @@ impl Engine {
         state
             .retry(options, self.clock.now())
             .map_err(Error::Submit)?;
+        // A retried run with workflow-level locks queues for them again.
+        if !self.run_locks(&mut state).is_empty() {
+            state.wait_for_locks();
+        }
         self.store.replace_run(&state)?;
         info!(run = %name, "retried");
         self.start(state).await
@@ -263,18 +280,35 @@ impl Engine {
     /// Start the actors of runs left unfinished (after a crash or a stop); their names.
     /// A run with a record that cannot be read is quarantined ([`Store::quarantine_run`]):
     /// stored as ended in Error, saying why, never resumed; the others go on.
+    ///
+    /// The locks their stored state says they hold are given to the gate first, all of
+    /// them, so that no waiter is admitted past a holder that is not started yet; then the
+    /// runs start in stored (submission) order, which is the order waiters queue again.
     pub async fn resume_unfinished(&self) -> Result<Vec<String>> {
         for (name, error) in self.store.unreadable_runs()? {
             self.quarantine(&name, &error)?;
         }
         let mut names = self.store.unfinished_runs()?;
-        let mut resumed = Vec::with_capacity(names.len());
+        let mut states = Vec::with_capacity(names.len());
         for name in names.drain(..) {
-            match self.resume(&name).await {
-                Ok(()) => resumed.push(name),
+            if self.lock_live().contains_key(&name) {
+                continue;
+            }
+            match self.store.get_run(&name) {
+                Ok(Some(state)) if !state.is_finished() => states.push(state),
+                Ok(_) => {}
                 Err(e @ Error::Record { .. }) => self.quarantine(&name, &e)?,
                 Err(e) => return Err(e),
             }
+        }
+        for state in &mut states {
+            self.restore_locks(state).await?;
+        }
+        let mut resumed = Vec::with_capacity(states.len());
+        for state in states {
+            let name = state.name.clone();
+            self.start(state).await?;
+            resumed.push(name);
         }
         Ok(resumed)
     }
@@ -284,6 +318,124 @@ impl Engine {
         self.store
             .quarantine_run(name, &error.to_string(), self.clock.now())
             .map(drop)
+    }
+
+    /// The gate, started on first use.
+    async fn gate(&self) -> Result<ActorRef<GateMsg>> {
+        let (gate, _) = self
+            .gate
+            .get_or_try_init(|| async {
+                let args = GateArgs {
+                    store: self.store.clone(),
+                    parallelism: self.parallelism,
+                    clock: Arc::clone(&self.clock),
+                };
+                let (gate, handle) =
+                    Actor::spawn(None, GateActor, args)
+                        .await
+                        .map_err(|e| Error::Actor {
+                            run: "sync-gate".into(),
+                            message: format!("cannot start the concurrency gate: {e}"),
+                        })?;
+                Ok::<_, Error>((gate, Mutex::new(Some(handle))))
+            })
+            .await?;
+        Ok(gate.clone())
+    }
+
+    /// The locks a run holds by its stored state, told to the gate (see
+    /// [`crate::sync`], "Durability"); nothing for a run that holds none.
+    async fn restore_locks(&self, state: &mut RunState) -> Result<()> {
+        let now = self.clock.now();
+        let mut holdings = state.node_holdings(now);
+        if state.holds_workflow_locks() {
+            let locks = self.run_locks(state);
+            if !locks.is_empty() {
+                holdings.push((Holder::run(&state.name), locks));
+            }
+        }
+        if holdings.is_empty() {
+            return Ok(());
+        }
+        let gate = self.gate().await?;
+        for (holder, locks) in holdings {
+            gate.cast(GateMsg::Restore { holder, locks })
+                .map_err(|e| Error::Actor {
+                    run: state.name.clone(),
+                    message: format!("cannot reach the concurrency gate: {e}"),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// What the whole run must hold while it runs: its `spec.synchronization` locks and the
+    /// engine's workflow parallelism.
+    fn run_locks(&self, state: &mut RunState) -> Vec<crate::sync::Lock> {
+        let mut locks = state.workflow_locks(self.clock.now());
+        locks.extend(self.parallelism.locks(&state.namespace()));
+        locks
+    }
+
+    /// Every lock (of `namespace`, when given) with its limit, holders and waiters.
+    pub async fn sync_status(&self, namespace: Option<&str>) -> Result<Vec<LockStatus>> {
+        let gate = self.gate().await?;
+        let namespace = namespace.map(str::to_string);
+        ractor::call_t!(gate, |reply| GateMsg::Status { namespace, reply }, 5_000).map_err(|e| {
+            Error::Actor {
+                run: "sync-gate".into(),
+                message: format!("no answer: {e}"),
+            }
+        })
+    }
+
+    /// The locks as the store says they are, without a running gate (`cox sync list` with
+    /// no server): unfinished runs that started hold their locks, those still pending wait
+    /// for them (in stored order), launched steps hold their templates' locks.
+    pub fn stored_sync_status(&self, namespace: Option<&str>) -> Result<Vec<LockStatus>> {
+        let now = self.clock.now();
+        let mut gate = crate::sync::Gate::default();
+        for name in self.store.unfinished_runs()? {
+            let Some(mut state) = self.store.get_run(&name)? else {
+                continue;
+            };
+            let run_locks = self.run_locks(&mut state);
+            if !run_locks.is_empty() {
+                let holder = Holder::run(&state.name);
+                if state.holds_workflow_locks() {
+                    let since = state
+                        .started_at
+                        .as_deref()
+                        .and_then(crate::machine::parse_ts)
+                        .unwrap_or(now);
+                    gate.restore(holder, run_locks, since);
+                } else {
+                    let priority = state.priority();
+                    let since = state
+                        .workflow()
+                        .ok()
+                        .and_then(|wf| wf.metadata.creation_timestamp.clone())
+                        .as_deref()
+                        .and_then(crate::machine::parse_ts)
+                        .unwrap_or(now);
+                    gate.request(holder, run_locks, priority, since);
+                }
+            }
+            for (holder, locks) in state.node_holdings(now) {
+                gate.restore(holder, locks, now);
+            }
+        }
+        for lock in gate.unknown_limits() {
+            let limit = crate::sync::actor::limit_of(&self.store, &self.parallelism, &lock);
+            gate.set_limit(&lock.key, limit);
+        }
+        Ok(gate.status(namespace, now))
+    }
+
+    /// ConfigMaps changed: semaphore limits are looked up again (and waiters admitted).
+    pub fn refresh_sync_limits(&self) {
+        if let Some((gate, _)) = self.gate.get() {
+            let _ = gate.cast(GateMsg::RefreshLimits);
+        }
     }
 
     /// Start the actor of a stored, unfinished run (the machine gets `Start` again).
@@ -301,8 +453,18 @@ impl Engine {
         self.start(state).await
     }
 
-    async fn start(&self, state: RunState) -> Result<()> {
+    async fn start(&self, mut state: RunState) -> Result<()> {
         let name = state.name.clone();
+        // A run that holds locks by its state (resumed, retried) has them counted first.
+        self.restore_locks(&mut state).await?;
+        let run_locks = self.run_locks(&mut state);
+        // The gate (and the store it reads limits from) is started only once a run has
+        // anything to do with locks.
+        let gate = if !run_locks.is_empty() || state.workflow_json.contains("synchronization") {
+            Some(self.gate().await?)
+        } else {
+            self.gate.get().map(|(gate, _)| gate.clone())
+        };
         let (progress_tx, progress) = watch::channel(state.clone());
         let args = RunActorArgs {
             run: state,
@@ -311,6 +473,8 @@ impl Engine {
             clock: Arc::clone(&self.clock),
             progress: progress_tx,
             on_action: self.on_action.clone(),
+            gate,
+            run_locks,
         };
         let (actor, handle) =
             Actor::spawn(None, RunActor, args)
@@ -505,6 +669,15 @@ impl Engine {
     /// Stop every live run's actor (their steps are cancelled); the store keeps them for
     /// [`Engine::resume_unfinished`].
     pub async fn shutdown(&self) {
+        // The gate goes first: runs stopping now give their locks back, and nobody may be
+        // admitted (and started) on the strength of that while the engine shuts down.
+        if let Some((gate, handle)) = self.gate.get() {
+            gate.stop(Some("engine shutting down".into()));
+            let handle = handle.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(handle) = handle {
+                let _ = handle.await;
+            }
+        }
         let live: Vec<LiveRun> = self.lock_live().drain().map(|(_, live)| live).collect();
         for run in live {
             run.actor.stop(Some("engine shutting down".into()));
@@ -515,6 +688,15 @@ impl Engine {
     fn lock_live(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveRun>> {
         // The map holds no invariant a panicking holder could break half-way.
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // The gate holds the store open: it goes with the engine.
+        if let Some((gate, _)) = self.gate.get() {
+            gate.stop(Some("engine dropped".into()));
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`cache`]: the step cache (template `memoize`), in the store.
 //! - [`actor`]: the run actor: apply, persist, then perform the actions (launch, cancel, timers).
 //! - [`engine`]: the local engine: home directory, store, submit, await, get/list/delete.
+//! - [`sync`]: global concurrency: mutexes, semaphores and parallelism limits, a fair queue.
 //! - [`ttl`]: `ttlStrategy`, finished runs deleted once their time to live has passed.
 //! - [`server`]: `cox server`, Argo Server's REST API over the engine (axum).
 //! - [`error`]: the crate's `Error` and `Result`.
@@ -26,6 +27,7 @@ pub mod objects;
 pub mod resolve;
 pub mod server;
 pub mod store;
+pub mod sync;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 pub mod ttl;

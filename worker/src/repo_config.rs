@@ -65,6 +65,14 @@ pub struct CoxConfigFile {
     /// `AWS_*` of the environment) may be sent to when a workflow names them.
     #[serde(default)]
     pub credentials_allowed_for: Vec<BucketTarget>,
+    /// Argo's controller `parallelism`: workflows running at once on the server (`cox
+    /// server`); unlimited when missing.
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+    /// Argo's controller `namespaceParallelism`: workflows running at once in each
+    /// namespace; unlimited when missing.
+    #[serde(default)]
+    pub namespace_parallelism: Option<u32>,
 }
 
 /// Argo's `ArtifactRepository`, the kinds cox supports.
@@ -1245,5 +1253,14 @@ mod tests {
         }
         assert!(CoxConfigFile::parse("artifactRepository:\n  s3:\n    bukket: b\n").is_err());
         assert!(CoxConfigFile::parse("bogus: 1\n").is_err());
+    }
+
+    #[test]
+    fn parallelism_limits_are_read_and_checked() {
+        let c = CoxConfigFile::parse("parallelism: 4\nnamespaceParallelism: 2\n").unwrap();
+        assert_eq!((c.parallelism, c.namespace_parallelism), (Some(4), Some(2)));
+        let c = CoxConfigFile::parse("").unwrap();
+        assert_eq!((c.parallelism, c.namespace_parallelism), (None, None));
+        assert!(CoxConfigFile::parse("parallelism: -1\n").is_err());
     }
 }

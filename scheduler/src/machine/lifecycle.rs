@@ -154,16 +154,7 @@ struct NodeChange {
 
 /// The template a node runs: by stored key or by name.
 fn template_of<'e>(executable: &'e Executable, node: &Node) -> Option<&'e Template> {
-    let name = node.template_name.as_deref()?;
-    if name.contains('/') {
-        return executable.stored.get(name);
-    }
-    executable
-        .workflow
-        .spec
-        .templates
-        .iter()
-        .find(|t| t.name.as_deref() == Some(name))
+    executable.template(node.template_name.as_deref()?)
 }
 
 /// Output parameters a suspend node waits for (`valueFrom.supplied`), with their defaults.

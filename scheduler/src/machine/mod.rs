@@ -11,6 +11,7 @@
 //! idempotent, so what already ran is kept and only the next steps are launched.
 
 mod lifecycle;
+mod locks;
 pub mod memo_key;
 pub(crate) mod node;
 mod operator;
@@ -65,6 +66,22 @@ pub enum Event {
         /// What is asked.
         request: Request,
     },
+    /// A node waiting for its template's locks ([`Action::Acquire`]) was admitted: it is
+    /// launched. (The run's own locks are the actor's: it sends `Start` once admitted.)
+    LockGranted {
+        /// The node.
+        node_id: String,
+        /// The current time.
+        now: DateTime<Utc>,
+    },
+    /// Why the run (`node_id: None`, not started yet) or a node still waits for its locks:
+    /// Argo's `Waiting for <lock> lock. Lock status: <free>/<limit>`.
+    LockWaiting {
+        /// The node, or the run.
+        node_id: Option<String>,
+        /// The message.
+        message: String,
+    },
 }
 
 /// Something the actor around the machine must do, after persisting the new state.
@@ -89,6 +106,15 @@ pub enum Action {
         repository: Option<cox_worker::repo_config::RepositoryLocation>,
         /// Object keys (a key with no object is a prefix: the objects under it).
         keys: Vec<String>,
+    },
+    /// Ask for a node's template-level locks; [`Event::LockGranted`] answers.
+    Acquire {
+        /// The node.
+        node_id: String,
+        /// Its template's locks.
+        locks: Vec<crate::sync::Lock>,
+        /// The workflow's priority.
+        priority: i32,
     },
     /// The run has ended; nothing more will be launched.
     Finished,

@@ -117,6 +117,10 @@ pub(crate) struct Operator<'a> {
     pub global_artifacts: Vec<ArtifactRef>,
     /// Parsed `depends` and DAG task node ids, kept between events (derived, never stored).
     pub cache: &'a mut Cache,
+    /// Nodes admitted to their template's locks (taken out once launched).
+    pub locks_granted: &'a mut std::collections::BTreeSet<String>,
+    /// Nodes whose template's locks were asked for.
+    pub locks_requested: &'a mut std::collections::BTreeSet<String>,
 }
 
 /// Derived data the reconcile needs on every event, computed once per run.
@@ -352,14 +356,7 @@ impl<'a> Operator<'a> {
     /// A template by name, or by stored key for templates of (Cluster)WorkflowTemplates
     /// (template names have no `/`, stored keys do).
     fn template(&self, name: &str) -> Option<&'a Template> {
-        if name.contains('/') {
-            return self.stored.get(name);
-        }
-        self.wf
-            .spec
-            .templates
-            .iter()
-            .find(|t| t.name.as_deref() == Some(name))
+        super::run::find_template(self.wf, self.stored, name)
     }
 
     fn node(&self, id: &str) -> Option<&Node> {
@@ -1084,6 +1081,30 @@ impl<'a> Operator<'a> {
         {
             return;
         }
+        // Template-level synchronization: the node stays Pending until admitted.
+        if let Some(sync) = &template.synchronization
+            && !self.locks_granted.contains(id)
+        {
+            let namespace = self
+                .wf
+                .metadata
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| crate::resolve::DEFAULT_NAMESPACE.to_string());
+            let locks = super::locks::locks_of(sync, vars, &namespace);
+            if !locks.is_empty() {
+                if self.locks_requested.insert(id.to_string()) {
+                    self.actions.push(Action::Acquire {
+                        node_id: id.to_string(),
+                        locks,
+                        priority: self.wf.spec.priority.unwrap_or(0),
+                    });
+                }
+                return;
+            }
+        }
+        self.locks_granted.remove(id);
         let mut vars = vars.clone();
         vars.insert("pod.name", Value::String(id.to_string()));
         vars.insert("node.name", Value::String(node.name.clone()));

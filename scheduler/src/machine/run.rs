@@ -5,12 +5,29 @@ use cox_config::expr::Vars;
 use cox_config::model::{Template, Workflow};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::lifecycle::{self, Request};
 use super::node::{Node, Phase, node_id};
 use super::operator::{Call, Operator, TemplateSource, parse_ts, ts};
 use super::{Action, Event};
+
+/// A template by stored key (`namespaced/<wftmpl>/<name>`: keys have a `/`, names do not)
+/// among `stored`, or by name among the workflow's.
+pub(super) fn find_template<'a>(
+    workflow: &'a Workflow,
+    stored: &'a BTreeMap<String, Template>,
+    name: &str,
+) -> Option<&'a Template> {
+    if name.contains('/') {
+        return stored.get(name);
+    }
+    workflow
+        .spec
+        .templates
+        .iter()
+        .find(|t| t.name.as_deref() == Some(name))
+}
 
 /// The workflow a run executes, parsed from its JSON text: the stored WorkflowTemplate spec
 /// replaces the submitted one when there is one, and the stored templates are parsed.
@@ -21,6 +38,11 @@ pub(super) struct Executable {
 }
 
 impl Executable {
+    /// A template by stored key (`namespaced/<wftmpl>/<name>`, which has a `/`) or by name.
+    pub(super) fn template(&self, name: &str) -> Option<&Template> {
+        find_template(&self.workflow, &self.stored, name)
+    }
+
     fn new(mut workflow: Workflow) -> Result<Executable, String> {
         let status = workflow.status.clone().unwrap_or(Value::Null);
         if let Some(spec) = status.get(crate::resolve::STORED_SPEC) {
@@ -75,9 +97,16 @@ pub struct RunState {
     #[serde(skip)]
     pub store_error: Option<String>,
     #[serde(skip)]
-    spec: Option<Box<Executable>>,
+    pub(super) spec: Option<Box<Executable>>,
     #[serde(skip)]
     cache: super::operator::Cache,
+    /// Nodes admitted to their template's locks and not launched yet (derived: a restart
+    /// asks again for those not launched).
+    #[serde(skip)]
+    pub(super) locks_granted: BTreeSet<String>,
+    /// Nodes whose locks were asked for ([`Action::Acquire`]) in this process.
+    #[serde(skip)]
+    pub(super) locks_requested: BTreeSet<String>,
 }
 
 impl RunState {
@@ -116,6 +145,8 @@ impl RunState {
             spec,
             cache: Default::default(),
             store_error: None,
+            locks_granted: BTreeSet::new(),
+            locks_requested: BTreeSet::new(),
         }
     }
 
@@ -175,6 +206,8 @@ impl RunState {
             spec: None,
             cache: Default::default(),
             store_error: None,
+            locks_granted: BTreeSet::new(),
+            locks_requested: BTreeSet::new(),
         }
     }
 
@@ -223,6 +256,50 @@ impl RunState {
             self.message = e;
             return vec![Action::Finished];
         }
+        let not_started = self.phase == Phase::Pending && self.nodes.is_empty();
+        match &event {
+            // Argo's waiting message, on the run or on the node.
+            Event::LockWaiting { node_id, message } => {
+                match node_id {
+                    None if self.phase == Phase::Pending => self.message = message.clone(),
+                    None => {}
+                    Some(id) => {
+                        if let Some(node) = self.nodes.get_mut(id)
+                            && node.phase == Phase::Pending
+                            && !node.launched
+                        {
+                            node.message = message.clone();
+                        }
+                    }
+                }
+                return Vec::new();
+            }
+            Event::LockGranted { node_id, .. } => {
+                if let Some(node) = self.nodes.get_mut(node_id) {
+                    if node.message.starts_with("Waiting for ") {
+                        node.message.clear();
+                    }
+                    self.locks_granted.insert(node_id.clone());
+                }
+            }
+            // Stopped while waiting for its locks: nothing ran, nothing will.
+            Event::Stop { now, terminate }
+            | Event::Lifecycle {
+                now,
+                request: Request::Stop { terminate, .. },
+            } if not_started => {
+                self.mark_stopped(*terminate);
+                self.phase = Phase::Failed;
+                self.message = self
+                    .stopped
+                    .as_ref()
+                    .map(|(m, _)| m.clone())
+                    .unwrap_or_default();
+                self.finished_at = Some(ts(*now));
+                return vec![Action::Finished];
+            }
+            _ => {}
+        }
         // A request that is refused (see `check`) changes nothing; the tree is reconciled anyway.
         if let Event::Lifecycle { now, request } = &event
             && let Some(executable) = self.spec.as_deref_mut()
@@ -261,7 +338,11 @@ impl RunState {
                 outcome,
                 now,
             } => (now, Some((node_id, outcome))),
-            Event::Timer { now } | Event::Lifecycle { now, .. } => (now, None),
+            Event::Timer { now }
+            | Event::Lifecycle { now, .. }
+            | Event::LockGranted { now, .. } => (now, None),
+            // Answered in `apply`.
+            Event::LockWaiting { .. } => return Vec::new(),
             Event::Stop { now, terminate } => {
                 self.mark_stopped(terminate);
                 (now, None)
@@ -270,6 +351,8 @@ impl RunState {
         if self.phase == Phase::Pending {
             self.phase = Phase::Running;
             self.started_at = Some(ts(now));
+            // The only message of a pending run is why it waited.
+            self.message.clear();
         }
         let globals = self.globals(workflow, now);
         let running_pods = self.running_steps().len();
@@ -289,6 +372,8 @@ impl RunState {
             global_parameters: self.global_parameters.clone(),
             global_artifacts: self.global_artifacts.clone(),
             cache: &mut self.cache,
+            locks_granted: &mut self.locks_granted,
+            locks_requested: &mut self.locks_requested,
         };
         if let Some((id, outcome)) = &finished_step {
             op.record_outcome(id, outcome);
@@ -496,7 +581,7 @@ impl RunState {
         }
     }
 
-    fn globals(&self, wf: &Workflow, now: DateTime<Utc>) -> Vars {
+    pub(super) fn globals(&self, wf: &Workflow, now: DateTime<Utc>) -> Vars {
         let mut vars = Vars::new().with_now(now);
         vars.insert("workflow.name", Value::String(self.name.clone()));
         vars.insert(
@@ -776,6 +861,9 @@ impl RunState {
         }
         if !nodes.is_empty() {
             st.insert("nodes".into(), Value::Object(nodes));
+        }
+        if let Some(sync) = self.sync_status() {
+            st.insert("synchronization".into(), sync);
         }
         let mut outputs = serde_json::Map::new();
         if !self.global_parameters.is_empty() {

@@ -61,6 +61,7 @@ fn drive(
     let mut actions = state.apply(Event::Start { now });
     for _ in 0..10_000 {
         let mut wake = None;
+        let mut granted = Vec::new();
         for action in actions.drain(..) {
             match action {
                 Action::Launch(spec) => {
@@ -78,7 +79,15 @@ fn drive(
                 }
                 Action::Finished => return launched,
                 Action::Cancel { .. } => {}
+                // Nothing else holds locks here: admitted at once.
+                Action::Acquire { node_id, .. } => granted.push(node_id),
             }
+        }
+        if !granted.is_empty() {
+            for node_id in granted {
+                actions.extend(state.apply(Event::LockGranted { node_id, now }));
+            }
+            continue;
         }
         now += Duration::seconds(1);
         if !queue.is_empty() {

@@ -41,6 +41,10 @@ pub(super) fn create_object(
     let object = checked(state, kind, namespace, body)?;
     let name = object.name.clone();
     let stored = object.put(state.engine.store(), PutMode::Create, Utc::now())?;
+    // Semaphore limits come from ConfigMaps and change live.
+    if kind == ObjectKind::ConfigMap {
+        state.engine.refresh_sync_limits();
+    }
     info!(kind = kind.as_str(), name = %name, namespace = %namespace, "object created");
     Ok(Json(stored))
 }
@@ -59,11 +63,9 @@ pub(super) fn update_object(
             object.name
         )));
     }
-    Ok(Json(object.put(
-        state.engine.store(),
-        PutMode::Update,
-        Utc::now(),
-    )?))
+    let stored = object.put(state.engine.store(), PutMode::Update, Utc::now())?;
+    state.engine.refresh_sync_limits();
+    Ok(Json(stored))
 }
 
 /// One stored object of `kind`.
@@ -121,5 +123,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    templates::delete(&state, ObjectKind::ConfigMap, &namespace, &name)
+    let deleted = templates::delete(&state, ObjectKind::ConfigMap, &namespace, &name);
+    state.engine.refresh_sync_limits();
+    deleted
 }

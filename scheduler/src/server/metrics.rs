@@ -10,7 +10,10 @@
 //! - `argo_workflows_operation_duration_seconds`: histogram of one run actor operation
 //!   (apply an event, persist), Argo's reconciliation of one workflow;
 //! - `argo_workflows_queue_depth_gauge{queue_name="workflow_queue"}`: writes waiting
-//!   for admission (see `admission`).
+//!   for admission (see `admission`);
+//! - `cox_sync_locks_held{lock}`, `cox_sync_locks_pending{lock}`, `cox_sync_lock_limit{lock}`
+//!   (-1: unknown) and the histogram `cox_sync_wait_seconds` (Coxswain's): the concurrency
+//!   gate's locks ([`crate::sync`]), set by the gate actor as they change.
 //!
 //! Gauges are computed when scraped, from the store and the live runs' progress
 //! channels; counters and the histogram are recorded through the `metrics` facade into
@@ -51,19 +54,28 @@ const POD_PHASES: [Phase; 4] = [
 /// Buckets of the operation histogram, in seconds.
 const OPERATION_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0];
 
+/// Buckets of the time waiting for synchronization locks, in seconds.
+const WAIT_BUCKETS: [f64; 10] = [
+    0.01, 0.1, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0,
+];
+
 /// The process's recorder, installed on first use.
 fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let builder = PrometheusBuilder::new();
         // Only an empty bucket list is refused.
-        let builder = match builder.set_buckets_for_metric(
-            Matcher::Full(OPERATION_DURATION_METRIC.into()),
-            &OPERATION_BUCKETS,
-        ) {
-            Ok(with_buckets) => with_buckets,
-            Err(_) => PrometheusBuilder::new(),
-        };
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(OPERATION_DURATION_METRIC.into()),
+                &OPERATION_BUCKETS,
+            )
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full(crate::sync::actor::WAIT_METRIC.into()),
+                    &WAIT_BUCKETS,
+                )
+            })
+            .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         // Fails only when an embedding program installed its own recorder first: the

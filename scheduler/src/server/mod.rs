@@ -29,6 +29,7 @@
 //! - `templates`: (Cluster)WorkflowTemplates, and submitting from one.
 //! - `configmaps`: ConfigMaps, on Kubernetes' paths.
 //! - `secrets`: Secrets (keys of artifact buckets), on Kubernetes' paths.
+//! - `sync`: `GET /api/v1/sync/{namespace}`, locks, limits, holders and waiters (Coxswain's).
 
 mod admission;
 pub mod auth;
@@ -43,6 +44,7 @@ mod metrics;
 mod rerun;
 mod secrets;
 mod streaming;
+mod sync;
 mod templates;
 pub mod workflow;
 
@@ -226,6 +228,7 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
             "/api/v1/workflows/{namespace}/{name}/{pod}/log",
             get(logs::pod_logs),
         )
+        .route("/api/v1/sync/{namespace}", get(sync::list))
         .route(
             "/api/v1/workflow-events/{namespace}",
             get(events::watch_workflows),
