@@ -206,7 +206,10 @@ impl Engine {
             ));
         }
         workflow.metadata.creation_timestamp = Some(now.to_rfc3339_opts(SecondsFormat::Secs, true));
-        crate::resolve::resolve(&mut workflow, &self.store).map_err(Error::Submit)?;
+        // Resolving reads stored objects: when that failed because the store itself is
+        // failing (a full disk), its own error says so, not the field being resolved.
+        crate::resolve::resolve(&mut workflow, &self.store)
+            .map_err(|e| self.store.flush().err().unwrap_or(Error::Submit(e)))?;
         crate::resolve::check_run_repository(&workflow, |l| self.executor.check_repository(l))
             .map_err(Error::Submit)?;
         let mut attempts = 0;
