@@ -391,6 +391,15 @@ async fn logs_of_a_finished_run_with_argo_options() {
         ("?grep=a%24", vec!["alpha", "beta", "gamma", "delta"]),
         ("?grep=^e", vec!["epsilon"]),
         ("?logOptions.tailLines=1", vec!["gamma", "epsilon"]),
+        // Per step: "alpha\n" fits in 8 bytes, "beta" is cut to the 2 left.
+        (
+            "?logOptions.limitBytes=8",
+            vec!["alpha", "be", "delta", "ep"],
+        ),
+        (
+            "?podName=first&logOptions.follow=true&logOptions.limitBytes=8",
+            vec!["alpha", "be"],
+        ),
         (
             "?logOptions.container=main",
             vec!["alpha", "beta", "gamma", "delta", "epsilon"],
@@ -453,6 +462,7 @@ async fn logs_of_a_finished_run_with_argo_options() {
     for (query, message) in [
         ("?grep=(", "grep: "),
         ("?logOptions.tailLines=x", "logOptions.tailLines"),
+        ("?logOptions.limitBytes=-5", "logOptions.limitBytes"),
         ("?logOptions.follow=maybe", "logOptions.follow"),
     ] {
         let (status, error) = server.call("GET", &format!("{path}{query}"), None).await;

@@ -8,8 +8,9 @@
 //!
 //! Options, as Argo's `logOptions`: `container` (only `main` has output here; other
 //! containers answer no lines), `follow` (stream until the run finishes), `tailLines`
-//! (per step), `sinceSeconds`, `sinceTime.seconds`, `timestamps`; and `grep`, a regular expression lines must
-//! match. Without `follow`, lines of all steps are sorted by time; following, they are
+//! (per step), `sinceSeconds`, `sinceTime.seconds`, `timestamps`, `limitBytes` (per step, as
+//! Kubernetes counts them: the lines with their ends, timestamps included, before `grep`;
+//! the last line may be cut); and `grep`, a regular expression lines must match. Without `follow`, lines of all steps are sorted by time; following, they are
 //! sent as they are written, new steps joining as they start.
 
 use std::collections::HashMap;
@@ -47,7 +48,43 @@ struct LogOptions {
     tail: Option<usize>,
     since: Option<DateTime<Utc>>,
     timestamps: bool,
+    limit_bytes: Option<u64>,
     grep: Option<Regex>,
+}
+
+/// What is left of one step's `limitBytes`.
+#[derive(Debug, Clone, Copy)]
+struct Budget(Option<u64>);
+
+impl Budget {
+    /// `content` as far as the budget goes (then spent): all of it, its start (cut at a
+    /// character boundary), or `None` once nothing is left.
+    fn take(&mut self, content: String) -> Option<String> {
+        let Some(left) = self.0 else {
+            return Some(content);
+        };
+        if left == 0 {
+            return None;
+        }
+        // The line and its end, as the log file has them.
+        let size = content.len() as u64 + 1;
+        if size <= left {
+            self.0 = Some(left - size);
+            return Some(content);
+        }
+        self.0 = Some(0);
+        let mut end = usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .min(content.len());
+        while !content.is_char_boundary(end) {
+            end -= 1;
+        }
+        (end > 0).then(|| content[..end].to_string())
+    }
+
+    fn spent(&self) -> bool {
+        self.0 == Some(0)
+    }
 }
 
 impl LogOptions {
@@ -85,6 +122,15 @@ impl LogOptions {
             .map(|seconds| DateTime::from_timestamp(seconds, 0).unwrap_or(DateTime::UNIX_EPOCH));
         // Kubernetes allows one of the two; given both, the later start is kept.
         let since = since_seconds.max(since_time);
+        let limit_bytes = number("logOptions.limitBytes")?
+            .map(|n| {
+                u64::try_from(n).map_err(|_| {
+                    ApiError::invalid(format!(
+                        "logOptions.limitBytes: must not be negative, got {n}"
+                    ))
+                })
+            })
+            .transpose()?;
         let grep = query
             .get("grep")
             .filter(|g| !g.is_empty())
@@ -102,6 +148,7 @@ impl LogOptions {
             tail,
             since,
             timestamps: flag("logOptions.timestamps")?,
+            limit_bytes,
             grep,
         })
     }
@@ -117,8 +164,14 @@ impl LogOptions {
                 .is_none_or(|pod| *pod == node.id || *pod == node.name || *pod == node.display_name)
     }
 
-    /// The entry for one line, or `None` when the filters drop it.
-    fn entry(&self, pod: &str, line: &LogLine) -> Option<Value> {
+    /// A step's fresh `limitBytes` budget.
+    fn budget(&self) -> Budget {
+        Budget(self.limit_bytes)
+    }
+
+    /// The entry for one line of the step `pod` whose budget is `budget`, or `None` when
+    /// the filters drop it (or the budget is spent).
+    fn entry(&self, pod: &str, line: &LogLine, budget: &mut Budget) -> Option<Value> {
         if self.since.is_some_and(|since| line.time < since) {
             return None;
         }
@@ -131,6 +184,7 @@ impl LogOptions {
         } else {
             line.line.clone()
         };
+        let content = budget.take(content)?;
         if self.grep.as_ref().is_some_and(|rx| !rx.is_match(&content)) {
             return None;
         }
@@ -270,8 +324,12 @@ async fn send_stored(
         lines.extend(pod_lines.into_iter().map(|line| (pod.clone(), line)));
     }
     lines.sort_by_key(|(_, line)| line.time);
+    let mut budgets: HashMap<String, Budget> = HashMap::new();
     for (pod, line) in lines {
-        if let Some(entry) = options.entry(&pod, &line)
+        let budget = budgets
+            .entry(pod.clone())
+            .or_insert_with(|| options.budget());
+        if let Some(entry) = options.entry(&pod, &line, budget)
             && sender.send(entry).await.is_err()
         {
             return;
@@ -379,6 +437,7 @@ async fn follow_one(
         None => 0,
     };
     let mut joiner = Joiner::default();
+    let mut budget = options.budget();
     while let Some(record) = follower.next().await {
         let Ok(record) = record else {
             break;
@@ -390,14 +449,17 @@ async fn follow_one(
             skip -= 1;
             continue;
         }
-        if let Some(entry) = options.entry(&pod, &line)
+        if let Some(entry) = options.entry(&pod, &line, &mut budget)
             && sender.send(entry).await.is_err()
         {
             return;
         }
+        if budget.spent() {
+            return;
+        }
     }
     if let Some(line) = joiner.finish()
-        && let Some(entry) = options.entry(&pod, &line)
+        && let Some(entry) = options.entry(&pod, &line, &mut budget)
     {
         let _ = sender.send(entry).await;
     }
@@ -430,6 +492,20 @@ mod tests {
     }
 
     #[test]
+    fn limit_bytes_counts_line_ends_and_cuts_the_last_line_at_a_character() {
+        let mut budget = Budget(Some(9));
+        assert_eq!(budget.take("abc".into()).as_deref(), Some("abc"));
+        // 5 left: "é" is two bytes, so "xé" and its end take 4, then "yéz" is cut to "y".
+        assert_eq!(budget.take("xé".into()).as_deref(), Some("xé"));
+        assert_eq!(budget.take("yéz".into()).as_deref(), Some("y"));
+        assert!(budget.spent());
+        assert_eq!(budget.take("more".into()), None);
+        let mut unlimited = Budget(None);
+        assert_eq!(unlimited.take("all".into()).as_deref(), Some("all"));
+        assert!(!unlimited.spent());
+    }
+
+    #[test]
     fn options_are_checked() {
         let query = |pairs: &[(&str, &str)]| {
             pairs
@@ -448,8 +524,17 @@ mod tests {
         .expect("valid");
         assert!(options.follow && options.main_container);
         assert_eq!(options.pod.as_deref(), Some("p"));
-        assert!(options.entry("p", &record("abc", false)).is_some());
-        assert!(options.entry("p", &record("bca", false)).is_none());
+        let mut budget = options.budget();
+        assert!(
+            options
+                .entry("p", &record("abc", false), &mut budget)
+                .is_some()
+        );
+        assert!(
+            options
+                .entry("p", &record("bca", false), &mut budget)
+                .is_none()
+        );
         for (key, value, message) in [
             (
                 "logOptions.follow",
@@ -465,6 +550,11 @@ mod tests {
                 "logOptions.tailLines",
                 "-1",
                 "logOptions.tailLines: must not be negative",
+            ),
+            (
+                "logOptions.limitBytes",
+                "-1",
+                "logOptions.limitBytes: must not be negative",
             ),
             ("grep", "(", "grep: "),
         ] {
