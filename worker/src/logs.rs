@@ -326,8 +326,10 @@ fn parse(path: &Path, line_no: u64, bytes: &[u8]) -> Result<LogLine> {
     })
 }
 
-/// Writes a log file's text, one line per record (partial records joined to the next), to
-/// `out`, streaming; returns the number of records.
+/// Writes a log file's text, one line per record (partial records joined to the next of
+/// their stream), to `out`, streaming; returns the number of records. A line the other
+/// stream interrupts is ended there, so a stdout line left without its newline is never
+/// glued to the stderr line read after it.
 pub fn write_text(path: &Path, out: &Path) -> Result<u64> {
     use std::io::{BufRead, Write};
     let io = |p: &Path| {
@@ -337,15 +339,23 @@ pub fn write_text(path: &Path, out: &Path) -> Result<u64> {
     let reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io(path))?);
     let mut writer = std::io::BufWriter::new(std::fs::File::create(out).map_err(io(out))?);
     let mut count = 0u64;
+    // The stream of a line written without its end yet.
+    let mut open: Option<Stream> = None;
     for (i, line) in reader.split(b'\n').enumerate() {
         let line = line.map_err(io(path))?;
         if line.is_empty() {
             continue;
         }
         let record = parse(path, i as u64 + 1, &line)?;
-        writer.write_all(record.line.as_bytes()).map_err(io(out))?;
-        if !record.partial {
+        if open.is_some_and(|stream| stream != record.stream) {
             writer.write_all(b"\n").map_err(io(out))?;
+        }
+        writer.write_all(record.line.as_bytes()).map_err(io(out))?;
+        if record.partial {
+            open = Some(record.stream);
+        } else {
+            writer.write_all(b"\n").map_err(io(out))?;
+            open = None;
         }
         count += 1;
     }
@@ -489,6 +499,33 @@ mod tests {
         let mut c = ResultCapture::new(4);
         c.push(b"0123456789");
         assert_eq!(c.finish(), ("6789".to_string(), true));
+    }
+
+    #[test]
+    fn text_ends_a_line_the_other_stream_interrupts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, text) = (dir.path().join("log.jsonl"), dir.path().join("main.log"));
+        let now = Utc::now();
+        let mut jsonl = Vec::new();
+        for (stream, line, partial) in [
+            (Stream::Stdout, "out", false),
+            (Stream::Stdout, "half ", true),
+            (Stream::Stdout, "whole", false),
+            (Stream::Stdout, "no newline", true),
+            (Stream::Stderr, "err", false),
+            (Stream::Stderr, "last", true),
+        ] {
+            jsonl.extend(
+                serde_json::to_vec(&record(now, stream, line.as_bytes(), partial)).unwrap(),
+            );
+            jsonl.push(b'\n');
+        }
+        std::fs::write(&log, jsonl).unwrap();
+        assert_eq!(write_text(&log, &text).unwrap(), 6);
+        assert_eq!(
+            std::fs::read_to_string(&text).unwrap(),
+            "out\nhalf whole\nno newline\nerr\nlast"
+        );
     }
 
     #[test]
