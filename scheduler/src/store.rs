@@ -566,6 +566,15 @@ impl Store {
             let (key, _) = entry.map_err(|e| self.error(e))?;
             h.nodes.remove(key).map_err(|e| self.error(e))?;
         }
+        // A quarantined run's damaged records go with it.
+        let quarantine = h.db.open_tree(QUARANTINE).map_err(|e| self.error(e))?;
+        quarantine
+            .remove(quarantine_key(RUNS, name.as_bytes()))
+            .map_err(|e| self.error(e))?;
+        for entry in quarantine.scan_prefix(quarantine_key(NODES, &node_prefix(name))) {
+            let (key, _) = entry.map_err(|e| self.error(e))?;
+            quarantine.remove(key).map_err(|e| self.error(e))?;
+        }
         self.forget(name);
         self.flush()?;
         Ok(existed)

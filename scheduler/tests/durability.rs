@@ -142,6 +142,11 @@ async fn a_run_with_damaged_records_is_quarantined_for_good_and_the_others_go_on
             ("bad-node", Phase::Error)
         ]
     );
+    // Deleting a quarantined run deletes its damaged records too; the other's stay.
+    assert!(engine.delete("bad-node").await.unwrap());
+    let store = engine.store();
+    assert!(store.quarantined_records("bad-node").unwrap().is_empty());
+    assert_eq!(store.quarantined_records("bad-header").unwrap().len(), 1);
 }
 
 /// Writes `state` (a started run with nodes) as cox of format version 1 did, with no
