@@ -387,8 +387,9 @@ impl Store {
         Ok(Some(state))
     }
 
-    /// A run's state without its nodes (enough for listings).
-    fn get_header(&self, name: &str) -> Result<Option<RunState>> {
+    /// A run's state without its nodes (enough for listings and its phase, times and
+    /// workflow).
+    pub(crate) fn get_header(&self, name: &str) -> Result<Option<RunState>> {
         let Some(bytes) = self
             .h()?
             .runs

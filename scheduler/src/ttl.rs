@@ -119,9 +119,10 @@ impl Reaper {
     }
 
     /// When the stored run expires, from its phase, `finishedAt` and its workflow's
-    /// `ttlStrategy`; `None` if it is gone, unfinished, unreadable or has no TTL.
+    /// `ttlStrategy` (its header alone: no node is read); `None` if it is gone,
+    /// unfinished, unreadable or has no TTL.
     fn expires(engine: &Engine, name: &str) -> Option<DateTime<Utc>> {
-        let mut state = match engine.get(name) {
+        let mut state = match engine.store().get_header(name) {
             Ok(Some(state)) => state,
             Ok(None) => return None,
             Err(e) => {
