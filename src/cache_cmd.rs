@@ -101,10 +101,10 @@ pub fn run(command: CacheCommand) -> Result<ExitCode> {
         CacheCommand::List(filter) => list(&cache, &filter),
         CacheCommand::Show(args) => match cache.get(&args.entry_key())? {
             Some(entry) => {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&entry_json(&args.entry_key(), &entry))?
-                );
+                )?;
                 Ok(ExitCode::SUCCESS)
             }
             None => bail!(
@@ -125,7 +125,7 @@ pub fn run(command: CacheCommand) -> Result<ExitCode> {
             if deleted == 0 && args.key.is_some() {
                 bail!("no cache entry {:?}", args.key.unwrap_or_default());
             }
-            println!("{deleted} cache entries deleted");
+            outln!("{deleted} cache entries deleted")?;
             Ok(ExitCode::SUCCESS)
         }
         CacheCommand::Prune(args) => {
@@ -135,7 +135,7 @@ pub fn run(command: CacheCommand) -> Result<ExitCode> {
             let deleted = cache.delete_where(|k, entry| {
                 args.filter.accepts(k) && !entry.fresh(Some(age.as_secs()), now)
             })?;
-            println!("{deleted} cache entries pruned");
+            outln!("{deleted} cache entries pruned")?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -158,7 +158,7 @@ fn list(cache: &StepCache, filter: &Filter) -> Result<ExitCode> {
             entry.last_hit_at.unwrap_or_else(|| "-".into()),
         ]);
     }
-    println!("{table}");
+    outln!("{table}")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -107,7 +107,7 @@ async fn copy(args: CpArgs) -> Result<ExitCode> {
             )
             .await
             .with_context(|| format!("artifact {} of node {}", a.name, node.display_name))?;
-            println!("{} -> {}", a.name, dest.display());
+            outln!("{} -> {}", a.name, dest.display())?;
             copied += 1;
         }
     }

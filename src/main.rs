@@ -1,5 +1,22 @@
 //! `cox`: the Coxswain command line. Parsing and wiring only; the work lives in the crates.
 
+/// `println!` that returns the write's error instead of panicking on it (`cox list | head`):
+/// `main` ends quietly on a closed pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` that returns the write's error, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod cache_cmd;
 mod client;
 mod cp_cmd;
@@ -87,11 +104,21 @@ fn main() -> ExitCode {
     let result = dispatch(cli);
     match result {
         Ok(code) => code,
+        // A closed pipe (`cox logs NAME | head`) ends the output quietly, like other Unix tools.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cox: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -145,7 +145,7 @@ pub async fn runs(client: &Client, command: RunCommand) -> Result<ExitCode> {
                     text("/status/message"),
                 ]);
             }
-            println!("{table}");
+            outln!("{table}")?;
             Ok(ExitCode::SUCCESS)
         }
         RunCommand::Logs(args) => {
@@ -169,8 +169,8 @@ pub async fn runs(client: &Client, command: RunCommand) -> Result<ExitCode> {
                         .pointer("/result/content")
                         .and_then(Value::as_str)
                         .unwrap_or_default();
-                    println!("{pod}: {content}");
-                    true
+                    // A closed output (`| head`) ends the stream.
+                    outln!("{pod}: {content}").is_ok()
                 })
                 .await?;
             Ok(ExitCode::SUCCESS)
@@ -179,7 +179,7 @@ pub async fn runs(client: &Client, command: RunCommand) -> Result<ExitCode> {
             client
                 .call(Method::DELETE, &client.workflows(Some(&args.name)), None)
                 .await?;
-            println!("Workflow '{}' deleted", args.name);
+            outln!("Workflow '{}' deleted", args.name)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -257,7 +257,7 @@ pub async fn submit(remote: Option<&Client>, args: SubmitArgs) -> Result<ExitCod
         let name = name_of(&created)?;
         if !(args.wait || args.watch) {
             match output {
-                None => println!("{name}"),
+                None => outln!("{name}")?,
                 Some(_) => print_workflow(&created, output)?,
             }
             continue;
@@ -271,7 +271,7 @@ pub async fn submit(remote: Option<&Client>, args: SubmitArgs) -> Result<ExitCod
             })
             .await?;
         match output {
-            None => println!("{name} {}", status_text(&finished)),
+            None => outln!("{name} {}", status_text(&finished))?,
             Some(_) => print_workflow(&finished, output)?,
         }
         if exit_code(&finished) != ExitCode::SUCCESS {
@@ -367,7 +367,7 @@ pub async fn lifecycle(
             "resume" => "resumed",
             _ => "terminated",
         };
-        println!("workflow {name} {past}");
+        outln!("workflow {name} {past}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -394,7 +394,7 @@ pub async fn node(remote: Option<&Client>, command: NodeCommand) -> Result<ExitC
         body["message"] = json!(message);
     }
     client.lifecycle(&args.name, "set", body).await?;
-    println!("workflow {} nodes updated", args.name);
+    outln!("workflow {} nodes updated", args.name)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -426,7 +426,7 @@ pub async fn wait(remote: Option<&Client>, args: WaitArgs, watch: bool) -> Resul
                 state.workflow_json()
             }
         };
-        println!("{name} {}", status_text(&finished));
+        outln!("{name} {}", status_text(&finished))?;
         if exit_code(&finished) != ExitCode::SUCCESS {
             code = ExitCode::FAILURE;
         }
@@ -495,11 +495,11 @@ fn print_changes(workflow: &Value, seen: &mut BTreeMap<String, String>) {
 /// A Workflow from the server: as JSON, YAML, or `argo get`'s summary.
 pub(crate) fn print_workflow(workflow: &Value, output: Option<Output>) -> Result<()> {
     match output {
-        Some(Output::Json) => println!("{}", serde_json::to_string_pretty(workflow)?),
-        Some(Output::Yaml) => print!(
+        Some(Output::Json) => outln!("{}", serde_json::to_string_pretty(workflow)?)?,
+        Some(Output::Yaml) => out!(
             "{}",
             serde_saphyr::to_string(workflow).map_err(|e| anyhow!("cannot write YAML: {e}"))?
-        ),
+        )?,
         Some(Output::Wide) | None => {
             let text = |pointer: &str| {
                 workflow
@@ -508,9 +508,9 @@ pub(crate) fn print_workflow(workflow: &Value, output: Option<Output>) -> Result
                     .unwrap_or_default()
                     .to_string()
             };
-            println!("{:<15}{}", "Name:", text("/metadata/name"));
-            println!("{:<15}{}", "Namespace:", text("/metadata/namespace"));
-            println!("{:<15}{}", "Status:", status_text(workflow));
+            outln!("{:<15}{}", "Name:", text("/metadata/name"))?;
+            outln!("{:<15}{}", "Namespace:", text("/metadata/namespace"))?;
+            outln!("{:<15}{}", "Status:", status_text(workflow))?;
             for (label, pointer) in [
                 ("Message:", "/status/message"),
                 ("Started:", "/status/startedAt"),
@@ -518,7 +518,7 @@ pub(crate) fn print_workflow(workflow: &Value, output: Option<Output>) -> Result
             ] {
                 let value = text(pointer);
                 if !value.is_empty() {
-                    println!("{label:<15}{value}");
+                    outln!("{label:<15}{value}")?;
                 }
             }
             let mut table = comfy_table::Table::new();
@@ -539,7 +539,7 @@ pub(crate) fn print_workflow(workflow: &Value, output: Option<Output>) -> Result
                     field("message"),
                 ]);
             }
-            println!("\n{table}");
+            outln!("\n{table}")?;
         }
     }
     Ok(())

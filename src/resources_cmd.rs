@@ -148,7 +148,7 @@ pub async fn apply(
                     .pointer("/metadata/name")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                println!("workflows.argoproj.io/{name} created");
+                outln!("workflows.argoproj.io/{name} created")?;
                 continue;
             }
             let object = stored_object(&kind, value, Some(&client.namespace))?;
@@ -175,7 +175,7 @@ pub async fn apply(
                     status.as_u16()
                 );
             };
-            println!("{}/{name} {verb}", object.kind.resource());
+            outln!("{}/{name} {verb}", object.kind.resource())?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -191,11 +191,11 @@ pub async fn apply(
             .is_some();
         let (kind, name) = (object.kind, object.name.clone());
         object.put(engine.store(), PutMode::CreateOrUpdate, Utc::now())?;
-        println!(
+        outln!(
             "{}/{name} {}",
             kind.resource(),
             if existed { "configured" } else { "created" }
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -242,23 +242,23 @@ pub async fn template(
             for object in objects {
                 let name = object.name.clone();
                 object.put(engine.store(), PutMode::Create, Utc::now())?;
-                println!("{}/{name} created", kind.resource());
+                outln!("{}/{name} created", kind.resource())?;
             }
         }
         TemplateCommand::Lint(args) => {
             let objects = template_objects(kind, &args, namespace)?;
-            println!("no linting errors found in {} template(s)", objects.len());
+            outln!("no linting errors found in {} template(s)", objects.len())?;
         }
         TemplateCommand::List(_) => {
             let engine = open_local_engine()?;
             for object in objects::list(engine.store(), kind, Some(namespace))? {
-                println!(
+                outln!(
                     "{}",
                     object
                         .pointer("/metadata/name")
                         .and_then(Value::as_str)
                         .unwrap_or_default()
-                );
+                )?;
             }
         }
         TemplateCommand::Get(args) => {
@@ -272,7 +272,7 @@ pub async fn template(
                 if !engine.store().delete_object(kind, namespace, name)? {
                     bail!("{} {name}: not found", kind.as_str());
                 }
-                println!("{} '{name}' deleted", kind.as_str());
+                outln!("{} '{name}' deleted", kind.as_str())?;
             }
         }
     }
@@ -291,7 +291,7 @@ async fn remote_template(
                 client
                     .call(Method::POST, &path, Some(&request_body(&object)))
                     .await?;
-                println!("{}/{} created", kind.resource(), object.name);
+                outln!("{}/{} created", kind.resource(), object.name)?;
             }
         }
         TemplateCommand::Lint(args) => {
@@ -305,17 +305,17 @@ async fn remote_template(
                     )
                     .await?;
             }
-            println!("no linting errors found in {} template(s)", objects.len());
+            outln!("no linting errors found in {} template(s)", objects.len())?;
         }
         TemplateCommand::List(_) => {
             let list = client.get(&path).await?;
             for item in list["items"].as_array().into_iter().flatten() {
-                println!(
+                outln!(
                     "{}",
                     item.pointer("/metadata/name")
                         .and_then(Value::as_str)
                         .unwrap_or_default()
-                );
+                )?;
             }
         }
         TemplateCommand::Get(args) => {
@@ -327,7 +327,7 @@ async fn remote_template(
                 client
                     .call(Method::DELETE, &format!("{path}/{name}"), None)
                     .await?;
-                println!("{} '{name}' deleted", kind.as_str());
+                outln!("{} '{name}' deleted", kind.as_str())?;
             }
         }
     }
@@ -353,11 +353,11 @@ fn template_objects(
 /// An object as JSON or YAML on standard output.
 pub(crate) fn print_object(object: &Value, output: &str) -> Result<()> {
     match output {
-        "json" => println!("{}", serde_json::to_string_pretty(object)?),
-        "yaml" => print!(
+        "json" => outln!("{}", serde_json::to_string_pretty(object)?)?,
+        "yaml" => out!(
             "{}",
             serde_saphyr::to_string(object).map_err(|e| anyhow!("cannot write YAML: {e}"))?
-        ),
+        )?,
         other => bail!("-o {other}: expected json or yaml"),
     }
     Ok(())

@@ -752,7 +752,7 @@ async fn list(args: ListArgs) -> Result<ExitCode> {
             run.message.clone(),
         ]);
     }
-    println!("{table}");
+    outln!("{table}")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -807,7 +807,7 @@ async fn delete(args: DeleteArgs) -> Result<ExitCode> {
     if !engine.delete(&args.name).await? {
         bail!("run {}: not found", args.name);
     }
-    println!("Workflow '{}' deleted", args.name);
+    outln!("Workflow '{}' deleted", args.name)?;
     Ok(ExitCode::SUCCESS)
 }
 

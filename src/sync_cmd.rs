@@ -46,11 +46,11 @@ pub async fn run(
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&locks)?);
+        outln!("{}", serde_json::to_string_pretty(&locks)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if locks.is_empty() {
-        println!("no locks in namespace {namespace}");
+        outln!("no locks in namespace {namespace}")?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = comfy_table::Table::new();
@@ -66,7 +66,7 @@ pub async fn run(
             people(&lock.waiters),
         ]);
     }
-    println!("{table}");
+    outln!("{table}")?;
     Ok(ExitCode::SUCCESS)
 }
 

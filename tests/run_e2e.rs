@@ -1225,6 +1225,35 @@ fn get_list_logs_and_delete() {
     assert_ne!(again.status.code(), Some(0));
 }
 
+/// `cox list | head -0`: output into a pipe nobody reads ends quietly, with no panic.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let home = Home::new();
+    let run = home.run("cli.yaml", &[]);
+    run.expect_phase("Succeeded");
+    let name = run.name();
+    for args in [
+        vec!["list"],
+        vec!["get", &name],
+        vec!["get", &name, "-o", "json"],
+        vec!["logs", &name],
+        vec!["template", "list"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_cox"))
+            .env("COX_HOME", home.home())
+            .env_remove("COX_SERVER")
+            .args(&args)
+            .stdout(writer)
+            .output()
+            .expect("run cox");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "cox {args:?}: {stderr}");
+        assert!(stderr.is_empty(), "cox {args:?}: {stderr}");
+    }
+}
+
 // ---------------------------------------------------------------- refused runs
 
 #[test]
