@@ -6,6 +6,7 @@
   gen.py loop N     -> steps: one step with withSequence count N (N `true` steps)
   gen.py chain N    -> DAG chain t0 -> t1 -> ... -> t{N-1}
   gen.py wide N     -> DAG: N independent tasks (no edges)
+  gen.py steps N    -> steps: N groups of one step, one after another
 Optional: --parallelism P (default 2).
 """
 import sys
@@ -48,6 +49,11 @@ def main():
         out.append("  - name: main\n    dag:\n      tasks:\n")
         for i in range(n):
             out.append(f"      - {{name: t{i}, template: t}}\n")
+    elif kind == "steps":
+        out.append(header(f"steps{n}", par))
+        out.append("  - name: main\n    steps:\n")
+        for i in range(n):
+            out.append(f"    - - {{name: s{i}, template: t}}\n")
     else:
         sys.exit(__doc__)
     sys.stdout.write("".join(out))

@@ -126,10 +126,10 @@ pub(crate) struct Operator<'a> {
 /// Derived data the reconcile needs on every event, computed once per run.
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
-    depends: HashMap<String, depends::Depends>,
-    task_ids: HashMap<String, Vec<String>>,
-    /// Per DAG node: for each task, the indices of the tasks its `depends` names.
-    task_deps: HashMap<String, Vec<Vec<usize>>>,
+    /// Per DAG node (by name), what its tasks need at every event.
+    dags: HashMap<String, std::sync::Arc<DagPlan>>,
+    /// Per steps node (by name), the steps its template names.
+    steps: HashMap<String, std::sync::Arc<Mentions>>,
 }
 
 /// A copy of a state starts with an empty cache: it is derived and rebuilt on demand.
@@ -1541,6 +1541,58 @@ impl<'a> Operator<'a> {
 
     /// Running children (pods, or composite children that are running) directly under a node's
     /// groups, which is what Argo's template parallelism counts.
+    /// The steps a steps template's steps and outputs name (`steps.NAME`), once per node.
+    fn steps_mentions(&mut self, name: &str, template: &Template) -> std::sync::Arc<Mentions> {
+        if let Some(m) = self.cache.steps.get(name) {
+            return m.clone();
+        }
+        let text = serde_json::to_string(&(&template.steps, &template.outputs)).unwrap_or_default();
+        let mentions = std::sync::Arc::new(Mentions::of("steps", &text));
+        self.cache.steps.insert(name.to_string(), mentions.clone());
+        mentions
+    }
+
+    /// The DAG node `name`'s plan, derived from its tasks on first use.
+    fn dag_plan(&mut self, name: &str, tasks: &[DagTask]) -> std::sync::Arc<DagPlan> {
+        if let Some(plan) = self.cache.dags.get(name) {
+            return plan.clone();
+        }
+        let index_of: HashMap<String, usize> = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        let depends: Vec<_> = tasks.iter().map(task_depends).collect();
+        let deps = depends
+            .iter()
+            .map(|d| {
+                d.as_ref()
+                    .map(|d| {
+                        d.tasks()
+                            .iter()
+                            .filter_map(|n| index_of.get(*n).copied())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        let plan = std::sync::Arc::new(DagPlan {
+            ids: tasks
+                .iter()
+                .map(|t| node_id(self.run, &format!("{name}.{}", t.name)))
+                .collect(),
+            index_of,
+            depends,
+            deps,
+            mentions: tasks
+                .iter()
+                .map(|t| Mentions::of("tasks", &serde_json::to_string(t).unwrap_or_default()))
+                .collect(),
+        });
+        self.cache.dags.insert(name.to_string(), plan.clone());
+        plan
+    }
+
     fn count_running_under(&self, id: &str) -> usize {
         let Some(node) = self.nodes.get(id) else {
             return 0;
@@ -1897,6 +1949,7 @@ impl<'a> Operator<'a> {
         input_artifacts: &[(String, ArtifactInput)],
     ) {
         self.set_running(id);
+        let mentioned = self.steps_mentions(name, template);
         let mut scope_vars = vars.clone();
         let mut scope_nodes: HashMap<String, String> = HashMap::new();
         for (i, group) in template.steps.iter().enumerate() {
@@ -1915,41 +1968,47 @@ impl<'a> Operator<'a> {
             for step in group {
                 let step_name_short = step.name.clone().unwrap_or_default();
                 let step_name = format!("{group_name}.{step_name_short}");
-                let mut step_vars = scope_vars.clone();
-                step_vars.insert("steps.name", Value::String(step_name_short.clone()));
-                let site = CallSite {
-                    template: step.template.as_deref(),
-                    inline: step.inline.as_deref(),
-                    template_ref: step.template_ref.as_ref(),
-                    arguments: step.arguments.as_ref(),
-                };
-                if !self.nodes.contains_key(&node_id(self.run, &step_name)) && !self.has_slot(id) {
-                    all_done = false;
-                    continue;
+                let mut step_id = node_id(self.run, &step_name);
+                let has_hooks = step.on_exit.is_some() || step.hooks.contains_key("exit");
+                // An ended step without exit hooks has nothing left to do: judged below
+                // without copying the scope (a long run of groups would copy it per group).
+                if has_hooks || !self.nodes.get(&step_id).is_some_and(|n| n.phase.is_done()) {
+                    let mut step_vars = scope_vars.clone();
+                    step_vars.insert("steps.name", Value::String(step_name_short.clone()));
+                    let site = CallSite {
+                        template: step.template.as_deref(),
+                        inline: step.inline.as_deref(),
+                        template_ref: step.template_ref.as_ref(),
+                        arguments: step.arguments.as_ref(),
+                    };
+                    if !self.nodes.contains_key(&step_id) && !self.has_slot(id) {
+                        all_done = false;
+                        continue;
+                    }
+                    step_id = self.run_call(
+                        &step_name,
+                        &step_name_short,
+                        &site,
+                        step.when.as_deref(),
+                        &step.with_items,
+                        step.with_param.as_deref(),
+                        step.with_sequence.as_ref(),
+                        &step_vars,
+                        &scope_nodes,
+                        input_artifacts,
+                        id,
+                        &group_id,
+                        NodeType::StepGroup,
+                    );
+                    self.run_exit_hook(
+                        &step_id,
+                        step.on_exit.as_deref(),
+                        step.hooks.get("exit"),
+                        &step_vars,
+                        &scope_nodes,
+                        id,
+                    );
                 }
-                let step_id = self.run_call(
-                    &step_name,
-                    &step_name_short,
-                    &site,
-                    step.when.as_deref(),
-                    &step.with_items,
-                    step.with_param.as_deref(),
-                    step.with_sequence.as_ref(),
-                    &step_vars,
-                    &scope_nodes,
-                    input_artifacts,
-                    id,
-                    &group_id,
-                    NodeType::StepGroup,
-                );
-                self.run_exit_hook(
-                    &step_id,
-                    step.on_exit.as_deref(),
-                    step.hooks.get("exit"),
-                    &step_vars,
-                    &scope_nodes,
-                    id,
-                );
                 let Some(node) = self.nodes.get(&step_id) else {
                     continue;
                 };
@@ -1981,9 +2040,12 @@ impl<'a> Operator<'a> {
                 }
                 None => self.finish(&group_id, Phase::Succeeded, ""),
             }
-            // Later groups see this group's outputs.
+            // Later groups see this group's outputs, those the template names.
             for step in group {
                 let short = step.name.clone().unwrap_or_default();
+                if !mentioned.includes(&short) {
+                    continue;
+                }
                 let step_id = node_id(self.run, &format!("{group_name}.{short}"));
                 let aggregate = !step.with_items.is_empty()
                     || step.with_param.is_some()
@@ -2281,36 +2343,12 @@ impl<'a> Operator<'a> {
         let Some(dag) = &template.dag else { return };
         let fail_fast = dag.fail_fast.unwrap_or(true);
         let tasks: &Vec<DagTask> = &dag.tasks;
-        let by_name: HashMap<&str, &DagTask> = tasks.iter().map(|t| (t.name.as_str(), t)).collect();
-        // Parsed once per run: `depends` of every task (an error stays an error each time).
-        for t in tasks.iter() {
-            let key = depends_key(t);
-            if let std::collections::hash_map::Entry::Vacant(e) = self.cache.depends.entry(key) {
-                let parsed = match &t.depends {
-                    Some(d) => depends::parse(d),
-                    None => Ok(depends::from_dependencies(&t.dependencies)),
-                };
-                if let Ok(d) = parsed {
-                    e.insert(d);
-                }
-            }
-        }
-        let cached: HashMap<String, depends::Depends> = tasks
-            .iter()
-            .filter_map(|t| {
-                self.cache
-                    .depends
-                    .get(&depends_key(t))
-                    .map(|d| (t.name.clone(), d.clone()))
-            })
-            .collect();
+        let plan = self.dag_plan(name, tasks);
+        let by_name = |t: &str| plan.index_of.get(t).map(|&i| &tasks[i]);
         let dep_of = |t: &DagTask| -> Result<depends::Depends, String> {
-            match cached.get(&t.name) {
-                Some(d) => Ok(d.clone()),
-                None => match &t.depends {
-                    Some(d) => depends::parse(d).map_err(|e| e.to_string()),
-                    None => Ok(depends::from_dependencies(&t.dependencies)),
-                },
+            match plan.index_of.get(t.name.as_str()) {
+                Some(&i) => plan.depends[i].clone(),
+                None => task_depends(t),
             }
         };
         // Targets: only these tasks and what they need.
@@ -2320,7 +2358,7 @@ impl<'a> Operator<'a> {
             let mut stack: Vec<String> = t.split_whitespace().map(str::to_string).collect();
             while let Some(n) = stack.pop() {
                 if needed.insert(n.clone())
-                    && let Some(task) = by_name.get(n.as_str())
+                    && let Some(task) = by_name(n.as_str())
                     && let Ok(d) = dep_of(task)
                 {
                     stack.extend(d.tasks().into_iter().map(str::to_string));
@@ -2328,44 +2366,9 @@ impl<'a> Operator<'a> {
             }
             needed
         });
-        let ids = self
-            .cache
-            .task_ids
-            .entry(name.to_string())
-            .or_insert_with(|| {
-                tasks
-                    .iter()
-                    .map(|t| node_id(self.run, &format!("{name}.{}", t.name)))
-                    .collect()
-            })
-            .clone();
-        let index_of: HashMap<&str, usize> = tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.as_str(), i))
-            .collect();
-        let dep_index = self
-            .cache
-            .task_deps
-            .entry(name.to_string())
-            .or_insert_with(|| {
-                tasks
-                    .iter()
-                    .map(|t| {
-                        cached
-                            .get(&t.name)
-                            .map(|d| {
-                                d.tasks()
-                                    .iter()
-                                    .filter_map(|n| index_of.get(n).copied())
-                                    .collect()
-                            })
-                            .unwrap_or_default()
-                    })
-                    .collect()
-            })
-            .clone();
-        let task_node = |op: &Self, t: &str| match index_of.get(t) {
+        let ids = &plan.ids;
+        let dep_index = &plan.deps;
+        let task_node = |op: &Self, t: &str| match plan.index_of.get(t) {
             Some(&i) => ids[i].clone(),
             None => node_id(op.run, &format!("{name}.{t}")),
         };
@@ -2447,7 +2450,7 @@ impl<'a> Operator<'a> {
                     .map(|d| {
                         let did = task_node(self, d);
                         let node = self.nodes.get(&did);
-                        let dep_task = by_name.get(d);
+                        let dep_task = by_name(d);
                         let state = depends::TaskState {
                             phase: node
                                 .map(|n| phase_for_expr(n.phase))
@@ -2509,15 +2512,20 @@ impl<'a> Operator<'a> {
                     }
                     next += 1;
                 }
-                for d in ancestors.iter().map(|&a| tasks[a].name.as_str()) {
-                    let did = task_node(self, d);
-                    let aggregate = by_name.get(d).is_some_and(|t| {
-                        !t.with_items.is_empty()
-                            || t.with_param.is_some()
-                            || t.with_sequence.is_some()
-                    });
-                    self.node_vars(&mut scope_vars, &format!("tasks.{d}"), &did, aggregate);
-                    scope_nodes.insert(format!("tasks.{d}"), did);
+                // Only those its own fields name: a long chain's last task would otherwise
+                // copy the outputs of every task before it, at every event.
+                let mentioned = &plan.mentions[index];
+                for &a in ancestors
+                    .iter()
+                    .filter(|&&a| mentioned.includes(&tasks[a].name))
+                {
+                    let t = &tasks[a];
+                    let aggregate = !t.with_items.is_empty()
+                        || t.with_param.is_some()
+                        || t.with_sequence.is_some();
+                    let key = format!("tasks.{}", t.name);
+                    self.node_vars(&mut scope_vars, &key, &ids[a], aggregate);
+                    scope_nodes.insert(key, ids[a].clone());
                 }
                 let mut task_vars = scope_vars.clone();
                 task_vars.insert("tasks.name", Value::String(task.name.clone()));
@@ -2914,11 +2922,64 @@ fn split_outputs(
     (Some(base), Some(vol))
 }
 
-/// The key a task's parsed `depends` is cached under.
-fn depends_key(t: &DagTask) -> String {
+/// A task's parsed `depends` (or `dependencies`).
+fn task_depends(t: &DagTask) -> Result<depends::Depends, String> {
     match &t.depends {
-        Some(d) => format!("d:{d}"),
-        None => format!("l:{}", t.dependencies.join("\u{0}")),
+        Some(d) => depends::parse(d).map_err(|e| e.to_string()),
+        None => Ok(depends::from_dependencies(&t.dependencies)),
+    }
+}
+
+/// What a DAG's tasks need at every event, derived once per DAG node from its template.
+#[derive(Debug)]
+pub(crate) struct DagPlan {
+    /// Each task's node id.
+    ids: Vec<String>,
+    /// Task name to index.
+    index_of: HashMap<String, usize>,
+    /// Each task's parsed `depends` (an error stays an error each time).
+    depends: Vec<Result<depends::Depends, String>>,
+    /// For each task, the indices of the tasks its `depends` names.
+    deps: Vec<Vec<usize>>,
+    /// The other tasks each task's own fields may refer to.
+    mentions: Vec<Mentions>,
+}
+
+/// The tasks whose variables (`tasks.NAME....`) a task's own fields (arguments, `when`,
+/// loops, hooks, an inline template) may use: the names after each `tasks.` in its text, or
+/// every task when the text names them some other way (`tasks['a']`, an inline DAG). The
+/// same for the steps (`steps.NAME....`) a steps template's steps and outputs may use.
+#[derive(Debug)]
+pub(crate) enum Mentions {
+    All,
+    Names(HashSet<String>),
+}
+
+impl Mentions {
+    /// The names after `PREFIX.` in some text (`tasks`, `steps`), or all for any other use
+    /// of the prefix.
+    fn of(prefix: &str, text: &str) -> Mentions {
+        let mut names = HashSet::new();
+        let mut rest = text;
+        while let Some(at) = rest.find(prefix) {
+            rest = &rest[at + prefix.len()..];
+            let Some(after) = rest.strip_prefix('.') else {
+                return Mentions::All;
+            };
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                .unwrap_or(after.len());
+            names.insert(after[..end].to_string());
+            rest = &after[end..];
+        }
+        Mentions::Names(names)
+    }
+
+    fn includes(&self, name: &str) -> bool {
+        match self {
+            Mentions::All => true,
+            Mentions::Names(names) => names.contains(name),
+        }
     }
 }
 
@@ -2950,5 +3011,47 @@ fn humantime(seconds: f64) -> String {
         format!("{}m{}s", (seconds / 60.0) as u64, (seconds % 60.0) as u64)
     } else {
         format!("{}s", seconds.round() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Mentions;
+
+    fn names(m: &Mentions) -> Option<Vec<&str>> {
+        match m {
+            Mentions::All => None,
+            Mentions::Names(n) => {
+                let mut v: Vec<&str> = n.iter().map(String::as_str).collect();
+                v.sort();
+                Some(v)
+            }
+        }
+    }
+
+    #[test]
+    fn mentions_are_the_names_after_the_prefix_or_all_for_any_other_use() {
+        let text = r#"{"arguments":{"parameters":[{"value":"{{tasks.gen-1.outputs.result}} {{tasks.name}}"}]},"when":"{{tasks.b_2.status}} == Succeeded"}"#;
+        assert_eq!(
+            names(&Mentions::of("tasks", text)),
+            Some(vec!["b_2", "gen-1", "name"])
+        );
+        assert_eq!(
+            names(&Mentions::of("tasks", r#"{"name":"x"}"#)),
+            Some(vec![])
+        );
+        // Indexing by expression, or an inline DAG's own `tasks`: any task may be meant.
+        assert!(
+            names(&Mentions::of(
+                "tasks",
+                r#"{"when":"{{=tasks['a'].outputs.result}}"}"#
+            ))
+            .is_none()
+        );
+        assert!(names(&Mentions::of("tasks", r#"{"inline":{"dag":{"tasks":[]}}}"#)).is_none());
+        let steps = r#"[[{"name":"b","arguments":{"parameters":[{"value":"{{steps.a.outputs.parameters.p}}"}]}}]]"#;
+        assert_eq!(names(&Mentions::of("steps", steps)), Some(vec!["a"]));
+        assert!(Mentions::of("steps", steps).includes("a"));
+        assert!(!Mentions::of("steps", steps).includes("b"));
     }
 }

@@ -800,3 +800,32 @@ fn the_workflow_deadline_fails_the_run_and_still_runs_the_exit_handler() {
         Some("Succeeded")
     );
 }
+
+/// A task reads the outputs of a task it depends on only through another, and a step those
+/// of a group two groups back; the DAG's and the steps template's outputs read any of them.
+#[test]
+fn outputs_of_indirect_ancestors_and_earlier_groups_are_in_scope() {
+    let dag = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: x}}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    outputs: {{parameters: [{{name: first, valueFrom: {{parameter: \"{{{{tasks.a.outputs.result}}}}\"}}}}]}}\n    dag:\n      tasks:\n      - {{name: a, template: echo, arguments: {{parameters: [{{name: m, value: one}}]}}}}\n      - {{name: b, template: echo, dependencies: [a], arguments: {{parameters: [{{name: m, value: two}}]}}}}\n      - {{name: c, template: echo, dependencies: [b], arguments: {{parameters: [{{name: m, value: \"{{{{tasks.a.outputs.result}}}}+{{{{tasks.b.outputs.result}}}}\"}}]}}}}\n{ECHO}"
+    );
+    let mut state = RunState::new(workflow(&dag), chrono::Utc::now()).expect("state");
+    let launched = drive(&mut state, |spec| ok(&spec.args[0]));
+    assert_eq!(launched, ["one", "two", "one+two"]);
+    assert_eq!(state.phase(), Phase::Succeeded);
+    assert_eq!(
+        state.workflow_json()["status"]["nodes"]["wf"]["outputs"]["parameters"][0]["value"],
+        "one"
+    );
+
+    let steps = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: x}}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    outputs: {{parameters: [{{name: second, valueFrom: {{parameter: \"{{{{steps.b.outputs.result}}}}\"}}}}]}}\n    steps:\n    - - {{name: a, template: echo, arguments: {{parameters: [{{name: m, value: one}}]}}}}\n    - - {{name: b, template: echo, arguments: {{parameters: [{{name: m, value: two}}]}}}}\n    - - {{name: c, template: echo, arguments: {{parameters: [{{name: m, value: \"{{{{steps.a.outputs.result}}}}\"}}]}}}}\n{ECHO}"
+    );
+    let mut state = RunState::new(workflow(&steps), chrono::Utc::now()).expect("state");
+    let launched = drive(&mut state, |spec| ok(&spec.args[0]));
+    assert_eq!(launched, ["one", "two", "one"]);
+    assert_eq!(state.phase(), Phase::Succeeded);
+    assert_eq!(
+        state.workflow_json()["status"]["nodes"]["wf"]["outputs"]["parameters"][0]["value"],
+        "two"
+    );
+}

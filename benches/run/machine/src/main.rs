@@ -81,6 +81,7 @@ fn main() {
     let mut windows: Vec<(usize, Acc)> = Vec::new();
     let mut window = Acc::default();
     let mut queue: std::collections::VecDeque<StepSpec> = Default::default();
+    let mut granted: Vec<String> = Vec::new();
     let mut event = Event::Start { now };
     let mut launched = 0usize;
     let mut finished = false;
@@ -122,11 +123,17 @@ fn main() {
                     queue.push_back(*spec)
                 }
                 Action::Finished => finished = true,
+                // Nothing else holds locks here: admitted at once.
+                Action::Acquire { node_id, .. } => granted.push(node_id),
                 Action::WakeAt { .. } | Action::Cancel { .. } | Action::DeleteArtifacts { .. } => {}
             }
         }
         if finished || total_start.elapsed() > max {
             break;
+        }
+        if let Some(node_id) = granted.pop() {
+            event = Event::LockGranted { node_id, now };
+            continue;
         }
         now += chrono::Duration::seconds(1);
         let spec = queue.pop_front().expect("stuck: nothing running");
