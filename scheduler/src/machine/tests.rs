@@ -332,6 +332,7 @@ fn a_container_sets_outputs_are_collected_after_every_container_ended() {
                 archive: cox_worker::step::ArchiveKind::TarGz,
                 size: 3,
                 sha256: "00".into(),
+                store: None,
             });
             o
         } else {
@@ -369,6 +370,7 @@ fn artifact_gc_strategies_pick_the_keys_to_delete() {
         archive: cox_worker::step::ArchiveKind::TarGz,
         size: 1,
         sha256: "00".into(),
+        store: None,
     };
     let launched = drive(&mut state, |_| {
         let mut o = ok("x");
@@ -381,8 +383,9 @@ fn artifact_gc_strategies_pick_the_keys_to_delete() {
         "deleted when the run completes"
     );
     let wf = state.workflow().expect("workflow").clone();
-    assert_eq!(state.artifact_gc_keys(&wf, GC_ON_DELETION), ["k/kept"]);
-    assert_eq!(state.artifact_gc_keys(&wf, GC_ON_COMPLETION), ["k/done"]);
+    let keys = |strategy| -> Vec<(Option<_>, Vec<String>)> { state.artifact_gc(&wf, strategy) };
+    assert_eq!(keys(GC_ON_DELETION), [(None, vec!["k/kept".to_string()])]);
+    assert_eq!(keys(GC_ON_COMPLETION), [(None, vec!["k/done".to_string()])]);
 }
 
 #[test]
