@@ -232,6 +232,18 @@ fn decode(key: &EntryKey, bytes: &[u8]) -> Result<CacheEntry> {
     })
 }
 
+/// Whether the steps of `spec`'s run can read the artifacts of `entry`: not when one is in
+/// a local directory other than the run's repository (a step is given its run's directory
+/// alone), so such an entry is computed again for this run (and kept for others).
+fn readable_by(entry: &CacheEntry, spec: &StepSpec) -> bool {
+    entry.outcome.artifacts.iter().all(|a| {
+        !matches!(
+            &a.store,
+            Some(cox_worker::repo_config::RepositoryLocation::Local { .. })
+        ) || a.store == spec.repository
+    })
+}
+
 /// The right to compute an entry; dropping it (the step ended, or was abandoned) wakes
 /// the waiters.
 struct Claim {
@@ -278,7 +290,10 @@ impl MemoizingExecutor {
         let claim = loop {
             let now = self.clock.now();
             match self.cache.fresh(&m, now) {
-                Ok(Some(entry)) if self.artifacts_kept(&key, &entry, &spec).await => {
+                Ok(Some(entry))
+                    if readable_by(&entry, &spec)
+                        && self.artifacts_kept(&key, &entry, &spec).await =>
+                {
                     let mut outcome = self.cache.record_hit(&key, entry, now).outcome;
                     // Artifacts in this run's repository are recorded as such; others
                     // keep the bucket they are in.

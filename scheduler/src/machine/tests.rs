@@ -361,8 +361,16 @@ fn a_container_sets_outputs_are_collected_after_every_container_ended() {
 #[test]
 fn artifact_gc_strategies_pick_the_keys_to_delete() {
     // The workflow's strategy applies unless an artifact has its own.
-    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  artifactGC: {strategy: OnWorkflowDeletion}\n  templates:\n  - name: main\n    container: {image: busybox, command: [echo], args: [x]}\n    outputs:\n      artifacts:\n      - {name: done, path: /tmp/a, artifactGC: {strategy: OnWorkflowCompletion}}\n      - {name: kept, path: /tmp/b}\n      - {name: never, path: /tmp/c, artifactGC: {strategy: Never}}\n";
+    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  artifactGC: {strategy: OnWorkflowDeletion}\n  templates:\n  - name: main\n    container: {image: busybox, command: [echo], args: [x]}\n    outputs:\n      artifacts:\n      - {name: done, path: /tmp/a, artifactGC: {strategy: OnWorkflowCompletion}}\n      - {name: kept, path: /tmp/b}\n      - {name: never, path: /tmp/c, artifactGC: {strategy: Never}}\n      - {name: own, path: /tmp/d, s3: {endpoint: 'h:1', bucket: own}}\n";
     let mut state = RunState::new(workflow(yaml), chrono::Utc::now()).expect("state");
+    let own = cox_worker::repo_config::RepositoryLocation::S3 {
+        endpoint: Some("h:1".into()),
+        bucket: "own".into(),
+        region: "us-east-1".into(),
+        insecure: false,
+        key_prefix: String::new(),
+        secrets: Default::default(),
+    };
     let saved = |name: &str| cox_worker::step::SavedArtifact {
         name: name.into(),
         path: format!("/tmp/{name}"),
@@ -370,11 +378,11 @@ fn artifact_gc_strategies_pick_the_keys_to_delete() {
         archive: cox_worker::step::ArchiveKind::TarGz,
         size: 1,
         sha256: "00".into(),
-        store: None,
+        store: (name == "own").then(|| own.clone()),
     };
     let launched = drive(&mut state, |_| {
         let mut o = ok("x");
-        o.artifacts = vec![saved("done"), saved("kept"), saved("never")];
+        o.artifacts = vec![saved("done"), saved("kept"), saved("never"), saved("own")];
         o
     });
     assert_eq!(
@@ -384,7 +392,22 @@ fn artifact_gc_strategies_pick_the_keys_to_delete() {
     );
     let wf = state.workflow().expect("workflow").clone();
     let keys = |strategy| -> Vec<(Option<_>, Vec<String>)> { state.artifact_gc(&wf, strategy) };
-    assert_eq!(keys(GC_ON_DELETION), [(None, vec!["k/kept".to_string()])]);
+    // The artifact saved to its own bucket is deleted there (the same key in the run's
+    // repository may be another object).
+    assert_eq!(
+        keys(GC_ON_DELETION),
+        [
+            (None, vec!["k/kept".to_string()]),
+            (Some(own.clone()), vec!["k/own".to_string()])
+        ]
+    );
+    let status = state.workflow_json();
+    let nodes = status["status"]["nodes"].as_object().expect("nodes");
+    let node = &nodes.values().next().expect("a node")["outputs"]["artifacts"][3];
+    assert_eq!(
+        node["s3"],
+        serde_json::json!({"endpoint": "h:1", "bucket": "own", "region": "us-east-1", "key": "k/own"})
+    );
     assert_eq!(keys(GC_ON_COMPLETION), [(None, vec!["k/done".to_string()])]);
 }
 
