@@ -826,3 +826,91 @@ fn the_workflow_deadline_fails_the_run_and_still_runs_the_exit_handler() {
         Some("Succeeded")
     );
 }
+
+#[test]
+fn consumers_of_an_output_in_its_own_bucket_read_it_there() {
+    // By `{{tasks...}}`, through a global output, and through a DAG's own output (`from:`).
+    let yaml = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: x}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - {name: a, template: produce}
+      - name: b
+        template: consume
+        dependencies: [a]
+        arguments: {artifacts: [{name: in, from: "{{tasks.a.outputs.artifacts.out}}"}]}
+      - name: c
+        template: consume
+        dependencies: [a]
+        arguments: {artifacts: [{name: in, from: "{{workflow.outputs.artifacts.g}}"}]}
+      - name: d
+        template: inner
+  - name: inner
+    dag:
+      tasks:
+      - {name: p, template: produce}
+    outputs:
+      artifacts: [{name: passed, from: "{{tasks.p.outputs.artifacts.out}}"}]
+  - name: produce
+    container: {image: busybox, command: [echo], args: [produce]}
+    outputs:
+      artifacts:
+      - name: out
+        path: /tmp/out
+        globalName: g
+        s3: {endpoint: 'h:1', bucket: own, accessKeySecret: {name: s, key: a}, secretKeySecret: {name: s, key: b}}
+  - name: consume
+    inputs: {artifacts: [{name: in, path: /tmp/in}]}
+    container: {image: busybox, command: [echo], args: [consume]}
+"#;
+    let mut state = RunState::new(workflow(yaml), chrono::Utc::now()).expect("state");
+    let mut consumers = Vec::new();
+    drive(&mut state, |spec| {
+        let mut o = ok("x");
+        for a in &spec.output_artifacts {
+            o.artifacts.push(cox_worker::step::SavedArtifact {
+                name: a.name.clone(),
+                path: a.path.clone(),
+                key: a.key.clone(),
+                archive: a.archive,
+                size: 1,
+                sha256: "00".into(),
+                store: a.store.clone(),
+            });
+        }
+        if !spec.input_artifacts.is_empty() {
+            consumers.push(spec.input_artifacts[0].clone());
+        }
+        o
+    });
+    assert_eq!(state.phase(), Phase::Succeeded);
+    assert_eq!(consumers.len(), 2);
+    let Some(cox_worker::repo_config::RepositoryLocation::S3 {
+        bucket, secrets, ..
+    }) = &consumers[0].store
+    else {
+        panic!("no bucket: {:?}", consumers[0]);
+    };
+    assert_eq!(bucket, "own");
+    let access = secrets.access_key_secret.as_ref().expect("secret");
+    assert_eq!((access.name.as_str(), access.key.as_str()), ("s", "a"));
+    assert_eq!(consumers[1].store, consumers[0].store, "the global output");
+    assert!(matches!(
+        consumers[0].source,
+        cox_worker::step::ArtifactSource::Stored { .. }
+    ));
+    // The DAG's output taken `from:` its task keeps the bucket.
+    let passed = state
+        .nodes
+        .values()
+        .find(|n| n.template_name.as_deref() == Some("inner"))
+        .and_then(|n| n.outputs.artifacts.first())
+        .expect("the inner DAG's output");
+    assert_eq!(passed.store, consumers[0].store);
+}
