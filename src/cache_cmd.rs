@@ -180,7 +180,14 @@ fn entry_json(key: &EntryKey, entry: &CacheEntry) -> serde_json::Value {
             "artifacts".into(),
             o.artifacts
                 .iter()
-                .map(|a| serde_json::json!({"name": a.name, "key": a.key, "size": a.size, "sha256": a.sha256}))
+                .map(|a| {
+                    let mut artifact = serde_json::json!({"name": a.name, "key": a.key, "size": a.size, "sha256": a.sha256});
+                    // Where it is when not in the run's repository (Secret names, no keys).
+                    if let Some(store) = &a.store {
+                        artifact["location"] = serde_json::to_value(store).unwrap_or_default();
+                    }
+                    artifact
+                })
                 .collect(),
         );
     }

@@ -1,5 +1,5 @@
-//! `cox cp NAME DIR`: copies a run's output artifacts out of the artifact repository, as
-//! `argo cp` does. Each artifact is downloaded, checked against the size and SHA-256
+//! `cox cp NAME DIR`: copies a run's output artifacts out of the artifact repository (or
+//! the artifact's own bucket, where it was saved to one), as `argo cp` does. Each artifact is downloaded, checked against the size and SHA-256
 //! recorded when it was saved, and unpacked (safely) to its own path under `DIR`.
 
 use std::path::{Path, PathBuf};
@@ -99,7 +99,29 @@ async fn copy(args: CpArgs) -> Result<ExitCode> {
                 "zip" => Archive::Zip,
                 _ => Archive::default(),
             };
-            repo.load_path(
+            // An artifact saved to its own bucket is read there, under the same policy as
+            // the steps (its Secrets, or the host's keys for an allowed bucket).
+            let own;
+            let from = match &a.store {
+                Some(location) => {
+                    own = repository
+                        .policy
+                        .resolve(location, Some(&store))
+                        .map_err(|e| {
+                            anyhow!("artifact {} of node {}: {e}", a.name, node.display_name)
+                        })?
+                        .open()
+                        .with_context(|| {
+                            format!(
+                                "artifact {} of node {}: cannot open its bucket",
+                                a.name, node.display_name
+                            )
+                        })?;
+                    &own
+                }
+                None => &repo,
+            };
+            from.load_path(
                 &a.key,
                 &dest,
                 archive,

@@ -599,7 +599,7 @@ fn artifacts_with_their_own_bucket() {
     let named = ", accessKeySecret: {name: my-s3, key: accessKey}, secretKeySecret: {name: my-s3, key: secretKey}";
     apply(&home, tmp.path(), &s3.secret_yaml());
     // An object of the same key in the run's (local) repository, which artifactGC must
-    // leave alone: the artifact is in its own bucket.
+    // leave alone: the artifact is in its own bucket, and is deleted there.
     let decoy = home.join("artifacts").join(&key);
     std::fs::create_dir_all(decoy.parent().unwrap()).unwrap();
     std::fs::write(&decoy, "not the artifact").unwrap();
@@ -608,10 +608,19 @@ fn artifacts_with_their_own_bucket() {
     let (wf, _) = succeeded(&out, wf);
     assert!(!wf.to_string().contains(&s3.secret));
     assert_nowhere(&home, &s3.secret);
+    // artifactGC (OnWorkflowCompletion) deleted it from its own bucket, where the run
+    // recorded it, and left the run repository's object of the same key alone.
     let stored = list(&s3.repository(""), &dir);
+    assert!(stored.is_empty(), "left in its bucket: {stored:?}");
+    let produced = wf["status"]["nodes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|n| n["templateName"] == "produce")
+        .unwrap();
     assert_eq!(
-        stored.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
-        [key.as_str()]
+        produced["outputs"]["artifacts"][0]["s3"]["bucket"],
+        s3.bucket.as_str()
     );
     assert!(
         decoy.exists(),

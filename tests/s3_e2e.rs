@@ -353,3 +353,207 @@ fn bad_config_is_refused_before_running() {
         "{stderr}"
     );
 }
+
+/// A producer saving its output to a bucket of its own (a second bucket, keys in a stored
+/// Secret), memoized; a consumer taking it by `from:`; `artifactGC: OnWorkflowDeletion`.
+const OWN_BUCKET_FROM: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  generateName: own-from-
+spec:
+  entrypoint: main
+  artifactGC: {strategy: OnWorkflowDeletion}
+  templates:
+  - name: main
+    steps:
+    - - name: produce
+        template: produce
+    - - name: consume
+        template: consume
+        arguments:
+          artifacts:
+          - name: file
+            from: "{{steps.produce.outputs.artifacts.file}}"
+  - name: produce
+    memoize:
+      key: "own-bucket-TOKEN"
+      cache: {configMap: {name: own-bucket}}
+    container:
+      image: alpine:3.7
+      command: [sh, -c]
+      args: ["mkdir -p PATHS/out && echo TOKEN > PATHS/out/file.txt"]
+    outputs:
+      artifacts:
+      - name: file
+        path: PATHS/out/file.txt
+        s3:
+          endpoint: ENDPOINT
+          bucket: BUCKET
+          insecure: INSECURE
+          accessKeySecret: {name: own-keys, key: accessKey}
+          secretKeySecret: {name: own-keys, key: secretKey}
+  - name: consume
+    inputs:
+      artifacts:
+      - name: file
+        path: PATHS/in/file.txt
+    container:
+      image: alpine:3.7
+      command: [sh, -c]
+      args: ['test "$(cat PATHS/in/file.txt)" = TOKEN']
+"#;
+
+#[test]
+fn an_artifact_in_its_own_bucket_is_read_there_by_consumers_cp_the_cache_and_gc() {
+    let Some(t) = target() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let token = format!("own-{}", std::process::id());
+    // The second bucket, made as a user would (moto takes any request signature).
+    let own_bucket = format!("cox-own-{}", std::process::id());
+    let made = Command::new("curl")
+        .args(["-fsS", "-X", "PUT"])
+        .arg(format!("{}/{own_bucket}", t.endpoint.trim_end_matches('/')))
+        .output()
+        .expect("curl");
+    assert!(made.status.success(), "{made:?}");
+    let own = Target {
+        bucket: own_bucket.clone(),
+        endpoint: t.endpoint.clone(),
+        region: t.region.clone(),
+        access_key: t.access_key.clone(),
+        secret_key: t.secret_key.clone(),
+    };
+    // The run's repository is the configured bucket (host keys in files): the own bucket
+    // is not in credentialsAllowedFor, so only its Secret opens it.
+    let prefix = format!("cox-own-run-{}", std::process::id());
+    let config = t.config(tmp.path(), &prefix, true);
+    let cox = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cox"))
+            .env("COX_HOME", &home)
+            .env("COX_CONFIG", &config)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("COX_SERVER")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .expect("run cox")
+    };
+    let ok = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    std::fs::write(
+        tmp.path().join("secret.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: own-keys\nstringData:\n  accessKey: {}\n  secretKey: {}\n",
+            t.access_key, t.secret_key
+        ),
+    )
+    .unwrap();
+    ok(&cox(&["apply", "-f", "secret.yaml"]));
+    let workflow = OWN_BUCKET_FROM
+        .replace("PATHS", &tmp.path().join("paths").display().to_string())
+        .replace("TOKEN", &token)
+        .replace("ENDPOINT", &t.endpoint)
+        .replace("BUCKET", &own_bucket)
+        .replace("INSECURE", &t.insecure().to_string());
+    std::fs::write(tmp.path().join("wf.yaml"), workflow).unwrap();
+    let run_once = || {
+        let out = cox(&["run", "wf.yaml", "-o", "json", "--no-sandbox"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let wf: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not a Workflow ({e}); stderr:\n{stderr}"));
+        assert_eq!(wf["status"]["phase"], "Succeeded", "{stderr}\n{wf:#}");
+        assert!(
+            !wf.to_string().contains(&t.secret_key),
+            "keys in the status"
+        );
+        wf
+    };
+    let node_of = |wf: &Value, template: &str| -> Value {
+        wf["status"]["nodes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|n| n["templateName"] == template)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {template} node in {wf:#}"))
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // The consumer read it from its bucket; the status records where it is, as Argo does.
+    let first = run_once();
+    let run = first["metadata"]["name"].as_str().unwrap().to_owned();
+    let artifact = &node_of(&first, "produce")["outputs"]["artifacts"][0];
+    let key = artifact["s3"]["key"].as_str().expect("key").to_owned();
+    assert_eq!(
+        artifact["s3"]["bucket"],
+        own_bucket.as_str(),
+        "{artifact:#}"
+    );
+    assert_eq!(artifact["s3"]["endpoint"], t.endpoint.as_str());
+    assert_eq!(
+        artifact["s3"]["accessKeySecret"],
+        serde_json::json!({"name": "own-keys", "key": "accessKey"})
+    );
+    let listed = rt.block_on(own.repo("").list_prefix(&run)).unwrap();
+    assert_eq!(
+        listed.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+        [key.as_str()]
+    );
+    let in_run_repo = rt.block_on(t.repo(&prefix).list_prefix(&run)).unwrap();
+    assert!(in_run_repo.is_empty(), "saved to the run's repository too");
+
+    // `cox cp` finds it in its bucket.
+    let dest = tmp.path().join("copied");
+    ok(&cox(&[
+        "cp",
+        &run,
+        dest.to_str().unwrap(),
+        "--path",
+        "{artifactName}",
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("file")).unwrap(),
+        format!("{token}\n")
+    );
+
+    // A memoized hit gives the same artifact, in its bucket, and its consumer reads it.
+    let second = run_once();
+    let produce = node_of(&second, "produce");
+    assert_eq!(produce["memoizationStatus"]["hit"], true, "{produce:#}");
+    assert_eq!(
+        produce["outputs"]["artifacts"][0]["s3"]["key"],
+        key.as_str()
+    );
+    assert_eq!(
+        produce["outputs"]["artifacts"][0]["s3"]["bucket"],
+        own_bucket.as_str()
+    );
+    let second_run = second["metadata"]["name"].as_str().unwrap().to_owned();
+
+    // artifactGC OnWorkflowDeletion deletes it from its bucket.
+    ok(&cox(&["delete", &run]));
+    let listed = rt.block_on(own.repo("").list_prefix(&run)).unwrap();
+    assert!(listed.is_empty(), "left in its bucket: {listed:?}");
+    let gone = rt.block_on(own.repo("").load_path(
+        &key,
+        &tmp.path().join("after-gc"),
+        Archive::default(),
+        None,
+    ));
+    assert!(gone.is_err(), "the object is still readable");
+    // The hit's run names the same object, already gone: deleting it is no error.
+    ok(&cox(&["delete", &second_run]));
+}

@@ -142,10 +142,9 @@ pub struct RunActorState {
     uncommitted: Vec<Action>,
     /// A [`RunMsg::Commit`] is queued.
     commit_queued: bool,
-    /// Artifacts to delete when the run finishes ([`Action::DeleteArtifacts`]), and the
-    /// run's own repository they are in.
-    gc_keys: Vec<String>,
-    gc_repository: Option<cox_worker::repo_config::RepositoryLocation>,
+    /// Artifacts to delete when the run finishes ([`Action::DeleteArtifacts`]): keys, by
+    /// the repository they are in.
+    gc: Vec<(cox_worker::step::ArtifactStore, Vec<String>)>,
     /// Commits that failed in a row (the store's disk is full): the next try waits longer.
     failed_commits: u32,
     /// The concurrency gate.
@@ -250,8 +249,7 @@ impl Actor for RunActor {
             waiters: Vec::new(),
             uncommitted: Vec::new(),
             commit_queued: false,
-            gc_keys: Vec::new(),
-            gc_repository: None,
+            gc: Vec::new(),
             failed_commits: 0,
         })
     }
@@ -539,8 +537,10 @@ impl RunActorState {
                 }));
             }
             Action::DeleteArtifacts { repository, keys } => {
-                self.gc_keys.extend(keys);
-                self.gc_repository = repository;
+                match self.gc.iter_mut().find(|(r, _)| *r == repository) {
+                    Some((_, known)) => known.extend(keys),
+                    None => self.gc.push((repository, keys)),
+                }
             }
             Action::Acquire {
                 node_id,
@@ -569,16 +569,15 @@ impl RunActorState {
                     let _ = gate.cast(GateMsg::ReleaseRun(self.run.name.clone()));
                 }
                 let waiters: Vec<_> = self.waiters.drain(..).collect();
-                let keys = std::mem::take(&mut self.gc_keys);
-                let repository = self.gc_repository.take();
+                let gc = std::mem::take(&mut self.gc);
                 let (executor, run, myself) =
                     (Arc::clone(&self.executor), self.run.clone(), myself.clone());
                 // Waiters hear of the end once the artifacts to collect are gone.
                 tokio::spawn(async move {
-                    if !keys.is_empty()
-                        && let Err(e) = executor.delete_artifacts(repository, keys).await
-                    {
-                        warn!(run = %run.name, error = %e, "artifact garbage collection failed");
+                    for (repository, keys) in gc.into_iter().filter(|(_, k)| !k.is_empty()) {
+                        if let Err(e) = executor.delete_artifacts(repository, keys).await {
+                            warn!(run = %run.name, error = %e, "artifact garbage collection failed");
+                        }
                     }
                     for waiter in waiters {
                         let _ = waiter.send(run.clone());

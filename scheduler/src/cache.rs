@@ -99,6 +99,9 @@ impl CacheEntry {
     }
 }
 
+/// A run's own repository (`status.artifactRepositoryRef`; `None`: the configured one).
+type RunRepository = Option<cox_worker::repo_config::RepositoryLocation>;
+
 /// The entries, over the store.
 #[derive(Clone)]
 pub struct StepCache {
@@ -229,6 +232,18 @@ fn decode(key: &EntryKey, bytes: &[u8]) -> Result<CacheEntry> {
     })
 }
 
+/// Whether the steps of `spec`'s run can read the artifacts of `entry`: not when one is in
+/// a local directory other than the run's repository (a step is given its run's directory
+/// alone), so such an entry is computed again for this run (and kept for others).
+fn readable_by(entry: &CacheEntry, spec: &StepSpec) -> bool {
+    entry.outcome.artifacts.iter().all(|a| {
+        !matches!(
+            &a.store,
+            Some(cox_worker::repo_config::RepositoryLocation::Local { .. })
+        ) || a.store == spec.repository
+    })
+}
+
 /// The right to compute an entry; dropping it (the step ended, or was abandoned) wakes
 /// the waiters.
 struct Claim {
@@ -275,8 +290,18 @@ impl MemoizingExecutor {
         let claim = loop {
             let now = self.clock.now();
             match self.cache.fresh(&m, now) {
-                Ok(Some(entry)) if self.artifacts_kept(&key, &entry, &spec).await => {
+                Ok(Some(entry))
+                    if readable_by(&entry, &spec)
+                        && self.artifacts_kept(&key, &entry, &spec).await =>
+                {
                     let mut outcome = self.cache.record_hit(&key, entry, now).outcome;
+                    // Artifacts in this run's repository are recorded as such; others
+                    // keep the bucket they are in.
+                    for a in &mut outcome.artifacts {
+                        if a.store.is_some() && a.store == spec.repository {
+                            a.store = None;
+                        }
+                    }
                     outcome.cache_hit = true;
                     outcome.started_at = Some(now.to_rfc3339());
                     outcome.finished_at = Some(now.to_rfc3339());
@@ -300,52 +325,69 @@ impl MemoizingExecutor {
         };
         let outcome = self.inner.run(spec.clone(), cancel).await;
         if outcome.phase == StepPhase::Succeeded {
-            self.store_outcome(&key, &spec.run, &spec.node_id, &outcome);
+            let node = (spec.run.as_str(), spec.node_id.as_str());
+            self.store_outcome(&key, node, spec.repository.as_ref(), &outcome);
         }
         drop(claim);
         outcome
     }
 
-    /// Whether the artifacts of a cached outcome are all still in the repository (one
-    /// existence check each). An entry whose artifacts are gone (`artifactGC`, a deleted
-    /// bucket) is a miss and is evicted; one that cannot be checked is a miss and is kept.
+    /// Whether the artifacts of a cached outcome are all still where they were saved (one
+    /// existence check each, in the artifact's recorded bucket, else this run's
+    /// repository). An entry whose artifacts are gone (`artifactGC`, a deleted bucket) is a
+    /// miss and is evicted; one that cannot be checked is a miss and is kept.
     async fn artifacts_kept(&self, key: &EntryKey, entry: &CacheEntry, spec: &StepSpec) -> bool {
-        let keys: Vec<String> = entry
-            .outcome
-            .artifacts
-            .iter()
-            .map(|a| a.key.clone())
-            .collect();
-        if keys.is_empty() {
-            return true;
+        let mut batches: Vec<(cox_worker::step::ArtifactStore, Vec<String>)> = Vec::new();
+        for a in &entry.outcome.artifacts {
+            let repository = a.store.clone().or_else(|| spec.repository.clone());
+            match batches.iter_mut().find(|(r, _)| *r == repository) {
+                Some((_, keys)) => keys.push(a.key.clone()),
+                None => batches.push((repository, vec![a.key.clone()])),
+            }
         }
-        match self
-            .inner
-            .missing_artifacts(spec.repository.clone(), keys)
-            .await
-        {
-            Ok(missing) if missing.is_empty() => true,
-            Ok(missing) => {
+        let mut missing = Vec::new();
+        for (repository, keys) in batches {
+            match self.inner.missing_artifacts(repository, keys).await {
+                Ok(gone) => missing.extend(gone),
+                Err(e) => {
+                    tracing::warn!(cache = %key.cache, key = %key.key, error = %e, "cannot check a step cache entry's artifacts; computing again");
+                    return false;
+                }
+            }
+        }
+        match missing {
+            missing if missing.is_empty() => true,
+            missing => {
                 tracing::info!(cache = %key.cache, key = %key.key, ?missing, "step cache entry evicted: its artifacts are gone");
                 if let Err(e) = self.cache.delete_where(|k, e| k == key && e == entry) {
                     tracing::warn!(key = %key.key, error = %e, "cannot evict a step cache entry");
                 }
                 false
             }
-            Err(e) => {
-                tracing::warn!(cache = %key.cache, key = %key.key, error = %e, "cannot check a step cache entry's artifacts; computing again");
-                false
-            }
         }
     }
 
-    /// Store a succeeded outcome under `key`; a failure to store is logged, the step's
-    /// outcome stands.
-    fn store_outcome(&self, key: &EntryKey, run: &str, node_id: &str, outcome: &StepOutcome) {
+    /// Store a succeeded outcome of node `node_id` of `run`, whose own repository is
+    /// `repository`, under `key`; a failure to store is logged, the step's outcome stands.
+    /// Its artifacts saved to the run's own repository are recorded there, so that a hit
+    /// from a run with another repository reads them where they are.
+    fn store_outcome(
+        &self,
+        key: &EntryKey,
+        (run, node_id): (&str, &str),
+        repository: Option<&cox_worker::repo_config::RepositoryLocation>,
+        outcome: &StepOutcome,
+    ) {
+        let mut outcome = outcome.clone();
+        for a in &mut outcome.artifacts {
+            if a.store.is_none() {
+                a.store = repository.cloned();
+            }
+        }
         let entry = CacheEntry {
             node_id: node_id.to_string(),
             run: run.to_string(),
-            outcome: outcome.clone(),
+            outcome,
             created_at: self.clock.now().to_rfc3339(),
             last_hit_at: None,
         };
@@ -355,24 +397,26 @@ impl MemoizingExecutor {
     }
 
     /// The cache entry a stored node was launched for: its memoization status (key and
-    /// cache) in its run's namespace; `None` when the node is not memoized.
-    fn stored_key(&self, run: &str, node_id: &str) -> Result<Option<EntryKey>> {
+    /// cache) in its run's namespace, and the run's own repository; `None` when the node is
+    /// not memoized.
+    fn stored_key(&self, run: &str, node_id: &str) -> Result<Option<(EntryKey, RunRepository)>> {
         let Some(mut state) = self.cache.store.get_run(run)? else {
             return Ok(None);
         };
         let Some(memo) = state.nodes.get(node_id).and_then(|n| n.memoization.clone()) else {
             return Ok(None);
         };
-        let namespace = state
-            .workflow()
-            .ok()
+        let workflow = state.workflow().ok();
+        let namespace = workflow
             .and_then(|wf| wf.metadata.namespace.clone())
             .unwrap_or_else(|| "default".to_string());
-        Ok(Some(EntryKey {
+        let repository = workflow.and_then(crate::resolve::run_repository);
+        let key = EntryKey {
             namespace,
             cache: memo.cache_name,
             key: memo.key,
-        }))
+        };
+        Ok(Some((key, repository)))
     }
 }
 
@@ -435,7 +479,9 @@ impl Executor for MemoizingExecutor {
                 .await?;
             if outcome.phase == StepPhase::Succeeded && !outcome.cache_hit {
                 match self.stored_key(&run, &node_id) {
-                    Ok(Some(key)) => self.store_outcome(&key, &run, &node_id, &outcome),
+                    Ok(Some((key, repository))) => {
+                        self.store_outcome(&key, (&run, &node_id), repository.as_ref(), &outcome)
+                    }
                     Ok(None) => {}
                     Err(e) => {
                         tracing::warn!(run = %run, node = %node_id, error = %e, "cannot read an adopted step's memoization")

@@ -642,17 +642,14 @@ impl Engine {
         }
         // artifactGC OnWorkflowDeletion: the artifacts go first; the run stays if they cannot.
         if let Some(mut run) = self.store.get_run(name)? {
-            let (repository, keys) = match run.workflow() {
+            let batches = match run.workflow() {
                 Ok(wf) => {
                     let wf = wf.clone();
-                    (
-                        crate::resolve::run_repository(&wf),
-                        run.artifact_gc_keys(&wf, crate::machine::GC_ON_DELETION),
-                    )
+                    run.artifact_gc(&wf, crate::machine::GC_ON_DELETION)
                 }
-                Err(_) => (None, Vec::new()),
+                Err(_) => Vec::new(),
             };
-            if !keys.is_empty() {
+            for (repository, keys) in batches {
                 self.executor
                     .delete_artifacts(repository, keys)
                     .await

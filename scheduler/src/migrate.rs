@@ -31,12 +31,11 @@ const FORMAT_KEY: &[u8] = b"format_version";
 type Rewrite = fn(&[u8]) -> Result<Vec<u8>>;
 const TREES: &[(&str, Rewrite)] = &[
     ("runs", |bytes| {
-        // The header's shape is the same in versions 1 and 2.
-        let state: RunState = codec::decode_migrating::<RunState, RunState>("run state", bytes)?;
+        let state: RunState = codec::decode_migrating("run state", bytes)?;
         codec::encode("run state", &state.header())
     }),
     ("nodes", |bytes| {
-        let node: Node = codec::decode_migrating::<_, codec::v1::NodeV1>("node", bytes)?;
+        let node: Node = codec::decode_migrating("node", bytes)?;
         codec::encode("node", &node)
     }),
     ("workflow_templates", rewrite_text),
@@ -44,15 +43,14 @@ const TREES: &[(&str, Rewrite)] = &[
     ("configmaps", rewrite_text),
     ("secrets", rewrite_text),
     (crate::cache::TREE, |bytes| {
-        let entry: crate::cache::CacheEntry =
-            codec::decode_migrating::<_, crate::cache::CacheEntry>("step cache entry", bytes)?;
+        let entry: crate::cache::CacheEntry = codec::decode_migrating("step cache entry", bytes)?;
         codec::encode("step cache entry", &entry)
     }),
 ];
 
 /// Objects are their JSON text in every version.
 fn rewrite_text(bytes: &[u8]) -> Result<Vec<u8>> {
-    let text: String = codec::decode_migrating::<String, String>("object", bytes)?;
+    let text: String = codec::decode_migrating("object", bytes)?;
     codec::encode("object", &text)
 }
 

@@ -794,15 +794,14 @@ fn next_epoch(db: &sled::Db) -> sled::Result<u64> {
 }
 
 fn decode_run(name: &str, bytes: &[u8]) -> Result<RunState> {
-    // The header's shape is the same in versions 1 and 2.
-    codec::decode_migrating::<RunState, RunState>(RUN, bytes).map_err(|e| Error::Record {
+    codec::decode_migrating::<RunState>(RUN, bytes).map_err(|e| Error::Record {
         key: format!("{RUNS}/{name}"),
         source: Box::new(e),
     })
 }
 
 fn decode_node(key: &[u8], bytes: &[u8]) -> Result<crate::machine::Node> {
-    codec::decode_migrating::<_, codec::v1::NodeV1>(NODE, bytes).map_err(|e| Error::Record {
+    codec::decode_migrating::<crate::machine::Node>(NODE, bytes).map_err(|e| Error::Record {
         key: format!(
             "{NODES}/{}",
             String::from_utf8_lossy(key).replace('\0', "/")

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use cox_scheduler::cache::{CacheEntry, EntryKey, StepCache};
 use cox_scheduler::codec::{self, FORMAT_VERSION};
-use cox_scheduler::machine::{Event, Node, Phase, RunState};
+use cox_scheduler::machine::{ArtifactRef, Event, Node, Phase, RunState};
 use cox_scheduler::store::{QUARANTINED, Store};
 use cox_scheduler::testsuite::{
     FakeExecutor, Match, Scripted, raw_sled, succeeded, workflow_from_yaml,
 };
 use cox_scheduler::{Engine, EngineConfig, Error};
+use cox_worker::step::{ArchiveKind, SavedArtifact};
 
 const TWO_STEPS: &str = r#"
 apiVersion: argoproj.io/v1alpha1
@@ -149,33 +151,73 @@ async fn a_run_with_damaged_records_is_quarantined_for_good_and_the_others_go_on
     assert_eq!(store.quarantined_records("bad-header").unwrap().len(), 1);
 }
 
-/// Writes `state` (a started run with nodes) as cox of format version 1 did, with no
-/// format marker, into a new store at `path`.
-fn write_version_1_store(path: &Path, state: &RunState) {
+/// Writes `state` (a started run with nodes) and `cache` (step cache entries) as cox of
+/// format `version` (1 or 2) did, with its shapes of the records, into a new store at
+/// `path`; a version 1 store has no format marker.
+fn write_old_store(path: &Path, version: u8, state: &RunState, cache: &[(EntryKey, CacheEntry)]) {
     {
         let store = Store::open(path).unwrap();
         store.create_run(state, at(0)).unwrap();
         store.put_run(state).unwrap();
+        let steps = StepCache::new(store.clone());
+        for (key, entry) in cache {
+            steps.put(key, entry).unwrap();
+        }
     }
     let db = raw_sled(path);
     let runs = db.open_tree("runs").unwrap();
-    let mut header = runs.get(&state.name).unwrap().unwrap().to_vec();
-    // The header's shape is the same in both versions.
-    header[0] = 1;
+    // The header's shape is the same in versions 1 and 2.
+    let header = codec::encode_as(version, "run", &codec::v2::RunStateV2::from(state)).unwrap();
     runs.insert(state.name.as_bytes(), header).unwrap();
     let nodes = db.open_tree("nodes").unwrap();
     for entry in nodes.iter() {
         let (key, bytes) = entry.unwrap();
         let node: Node = codec::decode("node", &bytes).unwrap();
-        assert!(node.memoization.is_none());
-        // Version 1 nodes had every field but the last, `memoization` (None: one byte).
-        let mut v1 = codec::encode("node", &node).unwrap();
-        v1.pop();
-        v1[0] = 1;
-        nodes.insert(key, v1).unwrap();
+        let old = match version {
+            1 => codec::encode_as(1, "node", &codec::v1::NodeV1::from(&node)),
+            _ => codec::encode_as(version, "node", &codec::v2::NodeV2::from(&node)),
+        };
+        nodes.insert(key, old.unwrap()).unwrap();
     }
-    db.remove("format_version").unwrap();
+    let entries = db.open_tree("step_cache").unwrap();
+    for entry in entries.iter() {
+        let (key, bytes) = entry.unwrap();
+        let cached: CacheEntry = codec::decode("entry", &bytes).unwrap();
+        let old = codec::encode_as(version, "entry", &codec::v2::CacheEntryV2::from(&cached));
+        entries.insert(key, old.unwrap()).unwrap();
+    }
+    match version {
+        1 => db.remove("format_version").map(drop).unwrap(),
+        _ => db.insert("format_version", &[version]).map(drop).unwrap(),
+    }
     db.flush().unwrap();
+}
+
+/// The one backup in `home`, of a store of format `version`.
+fn the_backup(home: &Path, version: u8) -> std::path::PathBuf {
+    let backups: Vec<_> = std::fs::read_dir(home.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let [backup] = backups.as_slice() else {
+        panic!("one backup expected, got {backups:?}");
+    };
+    let backup_name = backup.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        backup_name.starts_with(&format!("store-v{version}-")),
+        "{backup_name}"
+    );
+    backup.clone()
+}
+
+/// The records of `tree` of the store at `path`, as stored.
+fn records(path: &Path, tree: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let db = raw_sled(path);
+    let tree = db.open_tree(tree).unwrap();
+    tree.iter()
+        .map(|e| e.unwrap())
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect()
 }
 
 #[test]
@@ -185,16 +227,8 @@ fn an_older_store_is_backed_up_then_migrated() {
     let mut state = run_named("old");
     state.apply(Event::Start { now: at(1) });
     assert!(!state.nodes.is_empty());
-    write_version_1_store(&path, &state);
-    let v1_nodes: Vec<(Vec<u8>, Vec<u8>)> = {
-        let db = raw_sled(&path);
-        let nodes = db.open_tree("nodes").unwrap();
-        nodes
-            .iter()
-            .map(|e| e.unwrap())
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect()
-    };
+    write_old_store(&path, 1, &state, &[]);
+    let v1_nodes = records(&path, "nodes");
     assert!(v1_nodes.iter().all(|(_, v)| v[0] == 1));
 
     let store = reopen(&path);
@@ -204,17 +238,9 @@ fn an_older_store_is_backed_up_then_migrated() {
     drop(store);
 
     // The backup is the version 1 store, as it was, and sled opens it.
-    let backups: Vec<_> = std::fs::read_dir(home.path().join("backups"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    let [backup] = backups.as_slice() else {
-        panic!("one backup expected, got {backups:?}");
-    };
-    let backup_name = backup.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(backup_name.starts_with("store-v1-"), "{backup_name}");
+    let backup = the_backup(home.path(), 1);
     {
-        let db = sled::open(backup).unwrap();
+        let db = sled::open(&backup).unwrap();
         let nodes = db.open_tree("nodes").unwrap();
         let copied: Vec<(Vec<u8>, Vec<u8>)> = nodes
             .iter()
@@ -249,6 +275,80 @@ fn an_older_store_is_backed_up_then_migrated() {
             .count(),
         1
     );
+}
+
+/// A store of format version 2: node outputs, global outputs and step cache entries with
+/// saved artifacts (whose shape version 3 changed) are backed up, then read with their
+/// artifacts in the run's repository, as version 2 recorded them.
+#[test]
+fn a_version_2_store_with_saved_artifacts_is_backed_up_then_migrated() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("store");
+    let mut state = run_named("v2");
+    state.apply(Event::Start { now: at(1) });
+    let artifact = |name: &str| ArtifactRef {
+        name: name.into(),
+        key: format!("v2/{name}.tgz"),
+        path: format!("/tmp/{name}"),
+        archive: "tgz".into(),
+        size: 42,
+        sha256: "ab".repeat(32),
+        store: None,
+    };
+    let id = state.nodes.keys().next().unwrap().clone();
+    state.nodes.get_mut(&id).unwrap().outputs.artifacts = vec![artifact("out"), artifact("log")];
+    state.global_artifacts = vec![artifact("global")];
+    let mut outcome = succeeded(Some("done"));
+    outcome.artifacts.push(SavedArtifact {
+        name: "out".into(),
+        path: "/tmp/out".into(),
+        key: "v2/out.tgz".into(),
+        archive: ArchiveKind::TarGz,
+        size: 42,
+        sha256: "ab".repeat(32),
+        store: None,
+    });
+    let key = EntryKey {
+        namespace: "default".into(),
+        cache: "c".into(),
+        key: "k".into(),
+    };
+    let entry = CacheEntry {
+        node_id: id.clone(),
+        run: "v2".into(),
+        outcome,
+        created_at: at(2).to_rfc3339(),
+        last_hit_at: None,
+    };
+    write_old_store(&path, 2, &state, &[(key.clone(), entry.clone())]);
+    let v2_records: Vec<_> = ["runs", "nodes", "step_cache"]
+        .map(|tree| records(&path, tree))
+        .concat();
+    assert!(v2_records.iter().all(|(_, v)| v[0] == 2));
+    // Version 2's records are not this version's: they cannot be read as such.
+    let (_, node_bytes) = &records(&path, "nodes")[0];
+    assert!(codec::decode::<Node>("node", node_bytes).is_err());
+
+    let store = reopen(&path);
+    let back = store.get_run("v2").unwrap().unwrap();
+    assert_eq!(back.nodes, state.nodes);
+    assert_eq!(back.global_artifacts, state.global_artifacts);
+    assert_eq!(
+        StepCache::new(store.clone()).get(&key).unwrap(),
+        Some(entry)
+    );
+    drop(store);
+
+    let backup = the_backup(home.path(), 2);
+    let copied: Vec<_> = ["runs", "nodes", "step_cache"]
+        .map(|tree| records(&backup, tree))
+        .concat();
+    assert_eq!(copied, v2_records, "the backup is the version 2 store");
+    for tree in ["runs", "nodes", "step_cache"] {
+        for (_, bytes) in records(&path, tree) {
+            assert_eq!(bytes[0], FORMAT_VERSION, "{tree}");
+        }
+    }
 }
 
 #[test]

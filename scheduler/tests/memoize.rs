@@ -1,11 +1,13 @@
 //! Template `memoize`: the step cache in the store, through the engine, with a fake
 //! executor that counts launches.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use cox_scheduler::cache::EntryKey;
 use cox_scheduler::machine::{Phase, RunState};
 use cox_scheduler::testsuite::{Match, SchedulerTest, Scripted, failed, succeeded};
+use cox_worker::repo_config::RepositoryLocation;
 use serde_json::Value;
 
 /// One memoized step whose key comes from a parameter.
@@ -236,6 +238,7 @@ fn produced(sha256: &str) -> cox_worker::step::StepOutcome {
         archive: cox_worker::step::ArchiveKind::TarGz,
         size: 10,
         sha256: sha256.into(),
+        store: None,
     });
     outcome
 }
@@ -339,6 +342,7 @@ async fn a_hit_whose_artifacts_were_deleted_is_a_miss_and_the_entry_is_evicted()
         archive: cox_worker::step::ArchiveKind::TarGz,
         size: 10,
         sha256: "c".repeat(64),
+        store: None,
     });
     test.executor.on_template("main", outcome);
     let first = test.submit(&memoized("gc", "1h")).await;
@@ -363,4 +367,199 @@ async fn a_hit_whose_artifacts_were_deleted_is_a_miss_and_the_entry_is_evicted()
     let entries = test.engine().cache().list().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].1.run, third);
+}
+
+/// An executor whose every step saves the same artifacts, and that records which
+/// repository each existence check of [`Executor::missing_artifacts`] went to.
+struct SavesArtifacts {
+    outcome: cox_worker::step::StepOutcome,
+    checked: std::sync::Mutex<Vec<(Option<RepositoryLocation>, Vec<String>)>>,
+}
+
+impl cox_worker::step::Executor for SavesArtifacts {
+    fn run(
+        &self,
+        _spec: cox_worker::step::StepSpec,
+        _cancel: tokio_util::sync::CancellationToken,
+    ) -> cox_worker::step::BoxFuture<'_, cox_worker::step::StepOutcome> {
+        let outcome = self.outcome.clone();
+        Box::pin(async move { outcome })
+    }
+
+    fn log_path(&self, _run: &str, _node_id: &str, _attempt: u32) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    fn missing_artifacts(
+        &self,
+        repository: Option<RepositoryLocation>,
+        keys: Vec<String>,
+    ) -> cox_worker::step::BoxFuture<'_, Result<Vec<String>, String>> {
+        self.checked.lock().unwrap().push((repository, keys));
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+fn memoized_spec(run: &str, repository: Option<RepositoryLocation>) -> cox_worker::step::StepSpec {
+    cox_worker::step::StepSpec {
+        run: run.into(),
+        node_id: format!("{run}-1"),
+        attempt: 0,
+        image: "alpine".into(),
+        command: vec!["true".into()],
+        args: Vec::new(),
+        script: None,
+        env: Vec::new(),
+        working_dir: None,
+        input_artifacts: Vec::new(),
+        output_parameters: Vec::new(),
+        output_artifacts: Vec::new(),
+        volumes: Vec::new(),
+        deadline_seconds: None,
+        capture_result: false,
+        archive_logs: false,
+        memoize: Some(cox_worker::step::Memoize {
+            namespace: "default".into(),
+            cache: "where".into(),
+            key: "k".into(),
+            max_age_seconds: None,
+        }),
+        repository,
+    }
+}
+
+/// A [`MemoizingExecutor`] over a new store's cache, whose steps save `artifacts`.
+///
+/// [`MemoizingExecutor`]: cox_scheduler::cache::MemoizingExecutor
+struct Memoizing {
+    _home: tempfile::TempDir,
+    cache: cox_scheduler::cache::StepCache,
+    inner: Arc<SavesArtifacts>,
+    executor: cox_scheduler::cache::MemoizingExecutor,
+}
+
+impl Memoizing {
+    fn saving(artifacts: Vec<cox_worker::step::SavedArtifact>) -> Memoizing {
+        let home = tempfile::tempdir().unwrap();
+        let store = cox_scheduler::store::Store::open(&home.path().join("store")).unwrap();
+        let cache = cox_scheduler::cache::StepCache::new(store);
+        let mut outcome = succeeded(None);
+        outcome.artifacts = artifacts;
+        let inner = Arc::new(SavesArtifacts {
+            outcome,
+            checked: Default::default(),
+        });
+        let executor = cox_scheduler::cache::MemoizingExecutor::new(
+            inner.clone(),
+            cache.clone(),
+            Arc::new(cox_scheduler::actor::SystemClock),
+        );
+        Memoizing {
+            _home: home,
+            cache,
+            inner,
+            executor,
+        }
+    }
+
+    async fn run(
+        &self,
+        run: &str,
+        repository: Option<RepositoryLocation>,
+    ) -> cox_worker::step::StepOutcome {
+        use cox_worker::step::Executor;
+        let cancel = tokio_util::sync::CancellationToken::new();
+        self.executor
+            .run(memoized_spec(run, repository), cancel)
+            .await
+    }
+}
+
+/// A saved artifact named `name` of run `first`, in `store`.
+fn saved_artifact(
+    name: &str,
+    store: Option<RepositoryLocation>,
+) -> cox_worker::step::SavedArtifact {
+    cox_worker::step::SavedArtifact {
+        name: name.into(),
+        path: format!("/tmp/{name}"),
+        key: format!("first/{name}.tgz"),
+        archive: cox_worker::step::ArchiveKind::TarGz,
+        size: 1,
+        sha256: "0".repeat(64),
+        store,
+    }
+}
+
+#[tokio::test]
+async fn a_hit_reads_artifacts_where_they_were_saved_whatever_the_hitting_runs_repository() {
+    let own = RepositoryLocation::S3 {
+        endpoint: Some("127.0.0.1:9000".into()),
+        bucket: "own".into(),
+        region: "us-east-1".into(),
+        insecure: true,
+        key_prefix: String::new(),
+        secrets: Default::default(),
+    };
+    let memoizing = Memoizing::saving(vec![
+        saved_artifact("in-run", None),
+        saved_artifact("own", Some(own.clone())),
+    ]);
+    let repo_a = RepositoryLocation::S3 {
+        endpoint: Some("127.0.0.1:9000".into()),
+        bucket: "run-a".into(),
+        region: "us-east-1".into(),
+        insecure: true,
+        key_prefix: "a/".into(),
+        secrets: Default::default(),
+    };
+
+    // Computed in a run with its own repository: the entry records it for the output
+    // saved there, and keeps the other's own bucket.
+    let first = memoizing.run("first", Some(repo_a.clone())).await;
+    assert!(!first.cache_hit);
+    assert_eq!(first.artifacts[0].store, None, "the run's own outcome");
+    let entries = memoizing.cache.list().unwrap();
+    let stores: Vec<_> = (entries[0].1.outcome.artifacts.iter())
+        .map(|a| a.store.clone())
+        .collect();
+    assert_eq!(stores, [Some(repo_a.clone()), Some(own.clone())]);
+
+    // A hit in a run of the same repository: its output is in the run's repository.
+    let same = memoizing.run("same", Some(repo_a.clone())).await;
+    assert!(same.cache_hit);
+    let stores: Vec<_> = same.artifacts.iter().map(|a| a.store.clone()).collect();
+    assert_eq!(stores, [None, Some(own.clone())]);
+
+    // A hit in a run of another repository: read where they are.
+    let other = memoizing.run("other", None).await;
+    assert!(other.cache_hit);
+    let stores: Vec<_> = other.artifacts.iter().map(|a| a.store.clone()).collect();
+    assert_eq!(stores, [Some(repo_a.clone()), Some(own.clone())]);
+
+    // Each hit checked each artifact in its own place.
+    let checked = memoizing.inner.checked.lock().unwrap().clone();
+    let expected = vec![
+        (Some(repo_a.clone()), vec!["first/in-run.tgz".to_string()]),
+        (Some(own.clone()), vec!["first/own.tgz".to_string()]),
+    ];
+    assert_eq!(checked, [expected.clone(), expected].concat());
+}
+
+#[tokio::test]
+async fn a_hit_from_another_runs_local_repository_is_computed_again() {
+    let memoizing = Memoizing::saving(vec![saved_artifact("out", None)]);
+    let local = RepositoryLocation::Local {
+        path: "/repos/a".into(),
+    };
+    let first = memoizing.run("first", Some(local.clone())).await;
+    assert!(!first.cache_hit);
+    // A run of that directory hits.
+    let same = memoizing.run("same", Some(local)).await;
+    assert!(same.cache_hit);
+    assert_eq!(same.artifacts[0].store, None);
+    // Another run's steps could not read that directory: computed again.
+    let other = memoizing.run("other", None).await;
+    assert!(!other.cache_hit);
+    assert_eq!(memoizing.cache.list().unwrap()[0].1.run, "other");
 }

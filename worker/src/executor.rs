@@ -407,6 +407,7 @@ impl LocalExecutor {
             archive: ArchiveKind::None,
             size: saved.size,
             sha256: saved.sha256,
+            store: None,
         })
     }
 

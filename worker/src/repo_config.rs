@@ -573,6 +573,106 @@ impl RepositoryLocation {
     }
 }
 
+/// [`RepositoryLocation`] in a shape every serde format takes, bincode included (no
+/// flattened nor skipped fields): for records that keep where an artifact is (`#[serde(with
+/// = "cox_worker::repo_config::plain_location")]` on an `Option<RepositoryLocation>`).
+/// Secret references only, as the location itself.
+pub mod plain_location {
+    use std::path::PathBuf;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{RepositoryLocation, SecretKeys, SecretRef};
+
+    #[derive(Serialize, Deserialize)]
+    enum Plain {
+        Local {
+            path: PathBuf,
+        },
+        S3 {
+            endpoint: Option<String>,
+            bucket: String,
+            region: String,
+            insecure: bool,
+            key_prefix: String,
+            /// `accessKeySecret`, `secretKeySecret`, `sessionTokenSecret`.
+            secrets: Box<[Option<SecretRef>; 3]>,
+        },
+    }
+
+    impl From<&RepositoryLocation> for Plain {
+        fn from(location: &RepositoryLocation) -> Plain {
+            match location.clone() {
+                RepositoryLocation::Local { path } => Plain::Local { path },
+                RepositoryLocation::S3 {
+                    endpoint,
+                    bucket,
+                    region,
+                    insecure,
+                    key_prefix,
+                    secrets,
+                } => Plain::S3 {
+                    endpoint,
+                    bucket,
+                    region,
+                    insecure,
+                    key_prefix,
+                    secrets: Box::new([
+                        secrets.access_key_secret,
+                        secrets.secret_key_secret,
+                        secrets.session_token_secret,
+                    ]),
+                },
+            }
+        }
+    }
+
+    impl From<Plain> for RepositoryLocation {
+        fn from(plain: Plain) -> RepositoryLocation {
+            match plain {
+                Plain::Local { path } => RepositoryLocation::Local { path },
+                Plain::S3 {
+                    endpoint,
+                    bucket,
+                    region,
+                    insecure,
+                    key_prefix,
+                    secrets,
+                } => {
+                    let [access_key_secret, secret_key_secret, session_token_secret] = *secrets;
+                    RepositoryLocation::S3 {
+                        endpoint,
+                        bucket,
+                        region,
+                        insecure,
+                        key_prefix,
+                        secrets: Box::new(SecretKeys {
+                            access_key_secret,
+                            secret_key_secret,
+                            session_token_secret,
+                        }),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Serializes an optional location in the plain shape.
+    pub fn serialize<S: Serializer>(
+        location: &Option<RepositoryLocation>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        location.as_ref().map(Plain::from).serialize(serializer)
+    }
+
+    /// Deserializes what [`serialize`] wrote.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<RepositoryLocation>, D::Error> {
+        Ok(Option::<Plain>::deserialize(deserializer)?.map(Into::into))
+    }
+}
+
 /// What repositories a workflow may name, and which of them get the host's keys.
 ///
 /// - A local directory must be absolute, without `..`, and resolve (symlinks followed, by
@@ -1238,6 +1338,41 @@ mod tests {
         let no_bucket: cox_config::model::S3Artifact =
             serde_json::from_value(serde_json::json!({"endpoint": "h:1", "key": "k"})).unwrap();
         assert!(RepositoryLocation::of_artifact(&no_bucket, "ns", &sub).is_err());
+    }
+
+    #[test]
+    fn a_saved_artifacts_bucket_goes_through_json_without_keys() {
+        let s3: cox_config::model::S3Artifact = serde_json::from_value(serde_json::json!({
+            "endpoint": "h:1", "bucket": "b", "insecure": true,
+            "accessKeySecret": {"name": "c", "key": "a"}, "secretKeySecret": {"name": "c", "key": "s"}
+        }))
+        .unwrap();
+        let store = RepositoryLocation::of_artifact(&s3, "ns", &|t| t.to_string()).unwrap();
+        assert!(store.is_some());
+        for store in [
+            store,
+            None,
+            Some(RepositoryLocation::Local { path: "/r".into() }),
+        ] {
+            let saved = crate::step::SavedArtifact {
+                name: "out".into(),
+                path: "/tmp/out".into(),
+                key: "k".into(),
+                archive: crate::step::ArchiveKind::TarGz,
+                size: 1,
+                sha256: "00".into(),
+                store,
+            };
+            let text = serde_json::to_string(&saved).unwrap();
+            assert_eq!(
+                serde_json::from_str::<crate::step::SavedArtifact>(&text).unwrap(),
+                saved
+            );
+        }
+        // An outcome written before artifacts recorded their bucket: the run's repository.
+        let old = r#"{"name":"o","path":"/o","key":"k","archive":"None","size":1,"sha256":"00"}"#;
+        let saved: crate::step::SavedArtifact = serde_json::from_str(old).unwrap();
+        assert_eq!(saved.store, None);
     }
 
     #[test]

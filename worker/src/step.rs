@@ -231,7 +231,7 @@ pub struct SavedArtifact {
     pub name: String,
     /// The path it was read from inside the step.
     pub path: String,
-    /// Object key in the repository.
+    /// Object key in its repository ([`Self::store`]).
     pub key: String,
     /// Archive strategy used.
     pub archive: ArchiveKind,
@@ -239,6 +239,10 @@ pub struct SavedArtifact {
     pub size: u64,
     /// Hex SHA-256 of the stored bytes.
     pub sha256: String,
+    /// The bucket it was saved to when it has its own (`s3:` with an endpoint or bucket);
+    /// `None`: the run's repository. Secret references only, never keys.
+    #[serde(default, with = "crate::repo_config::plain_location")]
+    pub store: ArtifactStore,
 }
 
 impl StepOutcome {

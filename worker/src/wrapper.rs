@@ -936,6 +936,7 @@ async fn save_artifacts(
                 archive: a.archive,
                 size: saved.size,
                 sha256: saved.sha256,
+                store: a.store.clone(),
             }),
             Err(e) => problems.push(format!("cannot save output artifact {:?}: {e}", a.name)),
         }

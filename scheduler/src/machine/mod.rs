@@ -99,10 +99,11 @@ pub enum Action {
         /// When.
         at: DateTime<Utc>,
     },
-    /// Delete these artifacts (`artifactGC: OnWorkflowCompletion`); comes just before
-    /// [`Action::Finished`], which waits for it.
+    /// Delete these artifacts (`artifactGC: OnWorkflowCompletion`); one action for each
+    /// repository they are in, just before [`Action::Finished`], which waits for them.
     DeleteArtifacts {
-        /// The run's own repository (`None`: the configured one).
+        /// Their repository: an artifact's own bucket, or the run's own repository
+        /// (`None`: the configured one).
         repository: Option<cox_worker::repo_config::RepositoryLocation>,
         /// Object keys (a key with no object is a prefix: the objects under it).
         keys: Vec<String>,

@@ -105,12 +105,14 @@ pub struct Outputs {
     pub exit_code: Option<i32>,
 }
 
-/// A saved artifact a node produced.
+/// A saved artifact a node produced, and where it is (as Argo's artifact status keeps its
+/// whole location): consumers (`from:`), `artifactGC`, `cox cp` and the step cache read
+/// it there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArtifactRef {
     /// Artifact name.
     pub name: String,
-    /// Object key in the run's repository.
+    /// Object key in its repository ([`Self::store`]).
     pub key: String,
     /// The path it was read from.
     pub path: String,
@@ -120,6 +122,10 @@ pub struct ArtifactRef {
     pub size: u64,
     /// Hex SHA-256 of the stored bytes.
     pub sha256: String,
+    /// Its own bucket (the artifact's `s3:` endpoint or bucket, with the Secrets naming
+    /// its keys); `None`: the run's repository.
+    #[serde(default, with = "cox_worker::repo_config::plain_location")]
+    pub store: cox_worker::step::ArtifactStore,
 }
 
 impl Outputs {

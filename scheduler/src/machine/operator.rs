@@ -507,6 +507,7 @@ impl<'a> Operator<'a> {
                 archive: archive_name(a.archive).to_string(),
                 size: a.size,
                 sha256: a.sha256.clone(),
+                store: a.store.clone(),
             });
         }
         if let Some(s) = &outcome.started_at {
@@ -1192,6 +1193,12 @@ impl<'a> Operator<'a> {
             };
             let store = match source {
                 Some(ArtifactInput::Key(_, store)) => store.clone(),
+                // Where its producer saved it: its own bucket, else the run's repository.
+                Some(ArtifactInput::Stored(r)) => r.store.clone(),
+                Some(ArtifactInput::Sub(inner, _)) => match &**inner {
+                    ArtifactInput::Stored(r) => r.store.clone(),
+                    _ => None,
+                },
                 Some(ArtifactInput::Invalid(e)) => {
                     self.finish(id, Phase::Error, e.clone());
                     return;

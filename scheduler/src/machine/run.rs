@@ -128,6 +128,12 @@ impl RunState {
         Ok(RunState::pending(name, workflow_json, spec))
     }
 
+    /// A run of `workflow_json` as read from an older stored shape: not started until its
+    /// caller sets the stored fields; the workflow is parsed when first used.
+    pub(crate) fn stored(name: String, workflow_json: String) -> RunState {
+        RunState::pending(name, workflow_json, None)
+    }
+
     /// A run that has not started, of the workflow `workflow_json` (`spec`: parsed).
     fn pending(name: String, workflow_json: String, spec: Option<Box<Executable>>) -> RunState {
         RunState {
@@ -559,12 +565,8 @@ impl RunState {
         self.global_artifacts = op.global_artifacts.clone();
         if finished {
             self.finished_at = Some(ts(now));
-            let keys = self.artifact_gc_keys(workflow, GC_ON_COMPLETION);
-            if !keys.is_empty() {
-                actions.push(Action::DeleteArtifacts {
-                    repository: crate::resolve::run_repository(workflow),
-                    keys,
-                });
+            for (repository, keys) in self.artifact_gc(workflow, GC_ON_COMPLETION) {
+                actions.push(Action::DeleteArtifacts { repository, keys });
             }
             actions.push(Action::Finished);
         } else if let Some(at) = wake {
@@ -690,16 +692,23 @@ impl RunState {
         vars
     }
 
-    /// Keys of the output artifacts whose `artifactGC.strategy` (the artifact's own, else
-    /// the workflow's `spec.artifactGC`) is `strategy`, each once.
-    pub fn artifact_gc_keys(&self, wf: &Workflow, strategy: &str) -> Vec<String> {
+    /// The output artifacts whose `artifactGC.strategy` (the artifact's own, else the
+    /// workflow's `spec.artifactGC`) is `strategy`, as keys grouped by the repository they
+    /// are in (an artifact's own bucket, else the run's repository: `None` is the configured
+    /// one), each once, in the order first met.
+    pub fn artifact_gc(
+        &self,
+        wf: &Workflow,
+        strategy: &str,
+    ) -> Vec<(cox_worker::step::ArtifactStore, Vec<String>)> {
         let default = wf
             .spec
             .artifact_gc
             .as_ref()
             .and_then(|g| g.strategy.as_deref())
             .unwrap_or_default();
-        let mut keys: Vec<String> = Vec::new();
+        let run_repository = crate::resolve::run_repository(wf);
+        let mut batches: Vec<(cox_worker::step::ArtifactStore, Vec<String>)> = Vec::new();
         for n in self.nodes.values() {
             let declared = n
                 .template_name
@@ -714,26 +723,27 @@ impl RunState {
             for a in &n.outputs.artifacts {
                 let declaration =
                     declared.and_then(|o| o.artifacts.iter().find(|d| d.name == a.name));
-                // Saved to its own bucket: not in the run's repository, where the key could
-                // name another object (collecting own buckets is not supported).
-                let own_bucket = declaration.and_then(|d| d.s3.as_ref()).is_some_and(|s3| {
-                    [&s3.bucket, &s3.endpoint]
-                        .iter()
-                        .any(|v| v.as_deref().is_some_and(|v| !v.trim().is_empty()))
-                });
-                if own_bucket {
-                    continue;
-                }
                 let own = declaration
                     .and_then(|d| d.artifact_gc.as_ref())
                     .and_then(|g| g.strategy.as_deref())
                     .filter(|s| !s.is_empty());
-                if own.unwrap_or(default) == strategy && !keys.contains(&a.key) {
-                    keys.push(a.key.clone());
+                if own.unwrap_or(default) != strategy {
+                    continue;
+                }
+                let repository = a.store.clone().or_else(|| run_repository.clone());
+                let batch = match batches.iter_mut().find(|(r, _)| *r == repository) {
+                    Some((_, keys)) => keys,
+                    None => {
+                        batches.push((repository, Vec::new()));
+                        &mut batches.last_mut().expect("just pushed").1
+                    }
+                };
+                if !batch.contains(&a.key) {
+                    batch.push(a.key.clone());
                 }
             }
         }
-        keys
+        batches
     }
 
     /// The run as Argo's Workflow object: metadata, spec and status.
@@ -922,12 +932,42 @@ pub const GC_ON_COMPLETION: &str = "OnWorkflowCompletion";
 pub const GC_ON_DELETION: &str = "OnWorkflowDeletion";
 
 /// An artifact in a node's or the workflow's outputs, in Argo's `Artifact` shape: where it
-/// is as a key-only location of the run's repository (`s3: {key}`, as Argo writes artifacts
-/// of its default repository), and its archive strategy when not the default tar+gzip. Size
-/// and digest stay in the node record (`cox cp` and input staging check them), since Argo's
-/// schema has no place for them.
+/// is as an `s3:` location, key-only for the run's repository (as Argo writes artifacts of
+/// its default repository), with endpoint, bucket, region, `insecure` and the Secret
+/// references for an artifact's own bucket (as Argo records it); and its archive strategy
+/// when not the default tar+gzip. Size and digest stay in the node record (`cox cp` and
+/// input staging check them), since Argo's schema has no place for them.
 fn artifact_json(a: &super::node::ArtifactRef) -> Value {
     let mut value = json!({"name": a.name, "s3": {"key": a.key}});
+    if let Some(cox_worker::repo_config::RepositoryLocation::S3 {
+        endpoint,
+        bucket,
+        region,
+        insecure,
+        key_prefix: _,
+        secrets,
+    }) = &a.store
+    {
+        let s3 = &mut value["s3"];
+        if let Some(endpoint) = endpoint {
+            s3["endpoint"] = json!(endpoint);
+        }
+        s3["bucket"] = json!(bucket);
+        s3["region"] = json!(region);
+        if *insecure {
+            s3["insecure"] = json!(true);
+        }
+        let selectors = [
+            ("accessKeySecret", &secrets.access_key_secret),
+            ("secretKeySecret", &secrets.secret_key_secret),
+            ("sessionTokenSecret", &secrets.session_token_secret),
+        ];
+        for (field, secret) in selectors {
+            if let Some(secret) = secret {
+                s3[field] = json!({"name": secret.name, "key": secret.key});
+            }
+        }
+    }
     if !a.path.is_empty() {
         value["path"] = json!(a.path);
     }

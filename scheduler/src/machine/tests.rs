@@ -332,6 +332,7 @@ fn a_container_sets_outputs_are_collected_after_every_container_ended() {
                 archive: cox_worker::step::ArchiveKind::TarGz,
                 size: 3,
                 sha256: "00".into(),
+                store: None,
             });
             o
         } else {
@@ -360,8 +361,16 @@ fn a_container_sets_outputs_are_collected_after_every_container_ended() {
 #[test]
 fn artifact_gc_strategies_pick_the_keys_to_delete() {
     // The workflow's strategy applies unless an artifact has its own.
-    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  artifactGC: {strategy: OnWorkflowDeletion}\n  templates:\n  - name: main\n    container: {image: busybox, command: [echo], args: [x]}\n    outputs:\n      artifacts:\n      - {name: done, path: /tmp/a, artifactGC: {strategy: OnWorkflowCompletion}}\n      - {name: kept, path: /tmp/b}\n      - {name: never, path: /tmp/c, artifactGC: {strategy: Never}}\n";
+    let yaml = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: x}\nspec:\n  entrypoint: main\n  artifactGC: {strategy: OnWorkflowDeletion}\n  templates:\n  - name: main\n    container: {image: busybox, command: [echo], args: [x]}\n    outputs:\n      artifacts:\n      - {name: done, path: /tmp/a, artifactGC: {strategy: OnWorkflowCompletion}}\n      - {name: kept, path: /tmp/b}\n      - {name: never, path: /tmp/c, artifactGC: {strategy: Never}}\n      - {name: own, path: /tmp/d, s3: {endpoint: 'h:1', bucket: own}}\n";
     let mut state = RunState::new(workflow(yaml), chrono::Utc::now()).expect("state");
+    let own = cox_worker::repo_config::RepositoryLocation::S3 {
+        endpoint: Some("h:1".into()),
+        bucket: "own".into(),
+        region: "us-east-1".into(),
+        insecure: false,
+        key_prefix: String::new(),
+        secrets: Default::default(),
+    };
     let saved = |name: &str| cox_worker::step::SavedArtifact {
         name: name.into(),
         path: format!("/tmp/{name}"),
@@ -369,10 +378,11 @@ fn artifact_gc_strategies_pick_the_keys_to_delete() {
         archive: cox_worker::step::ArchiveKind::TarGz,
         size: 1,
         sha256: "00".into(),
+        store: (name == "own").then(|| own.clone()),
     };
     let launched = drive(&mut state, |_| {
         let mut o = ok("x");
-        o.artifacts = vec![saved("done"), saved("kept"), saved("never")];
+        o.artifacts = vec![saved("done"), saved("kept"), saved("never"), saved("own")];
         o
     });
     assert_eq!(
@@ -381,8 +391,24 @@ fn artifact_gc_strategies_pick_the_keys_to_delete() {
         "deleted when the run completes"
     );
     let wf = state.workflow().expect("workflow").clone();
-    assert_eq!(state.artifact_gc_keys(&wf, GC_ON_DELETION), ["k/kept"]);
-    assert_eq!(state.artifact_gc_keys(&wf, GC_ON_COMPLETION), ["k/done"]);
+    let keys = |strategy| -> Vec<(Option<_>, Vec<String>)> { state.artifact_gc(&wf, strategy) };
+    // The artifact saved to its own bucket is deleted there (the same key in the run's
+    // repository may be another object).
+    assert_eq!(
+        keys(GC_ON_DELETION),
+        [
+            (None, vec!["k/kept".to_string()]),
+            (Some(own.clone()), vec!["k/own".to_string()])
+        ]
+    );
+    let status = state.workflow_json();
+    let nodes = status["status"]["nodes"].as_object().expect("nodes");
+    let node = &nodes.values().next().expect("a node")["outputs"]["artifacts"][3];
+    assert_eq!(
+        node["s3"],
+        serde_json::json!({"endpoint": "h:1", "bucket": "own", "region": "us-east-1", "key": "k/own"})
+    );
+    assert_eq!(keys(GC_ON_COMPLETION), [(None, vec!["k/done".to_string()])]);
 }
 
 #[test]
@@ -828,4 +854,92 @@ fn outputs_of_indirect_ancestors_and_earlier_groups_are_in_scope() {
         state.workflow_json()["status"]["nodes"]["wf"]["outputs"]["parameters"][0]["value"],
         "two"
     );
+}
+
+#[test]
+fn consumers_of_an_output_in_its_own_bucket_read_it_there() {
+    // By `{{tasks...}}`, through a global output, and through a DAG's own output (`from:`).
+    let yaml = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: x}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    dag:
+      tasks:
+      - {name: a, template: produce}
+      - name: b
+        template: consume
+        dependencies: [a]
+        arguments: {artifacts: [{name: in, from: "{{tasks.a.outputs.artifacts.out}}"}]}
+      - name: c
+        template: consume
+        dependencies: [a]
+        arguments: {artifacts: [{name: in, from: "{{workflow.outputs.artifacts.g}}"}]}
+      - name: d
+        template: inner
+  - name: inner
+    dag:
+      tasks:
+      - {name: p, template: produce}
+    outputs:
+      artifacts: [{name: passed, from: "{{tasks.p.outputs.artifacts.out}}"}]
+  - name: produce
+    container: {image: busybox, command: [echo], args: [produce]}
+    outputs:
+      artifacts:
+      - name: out
+        path: /tmp/out
+        globalName: g
+        s3: {endpoint: 'h:1', bucket: own, accessKeySecret: {name: s, key: a}, secretKeySecret: {name: s, key: b}}
+  - name: consume
+    inputs: {artifacts: [{name: in, path: /tmp/in}]}
+    container: {image: busybox, command: [echo], args: [consume]}
+"#;
+    let mut state = RunState::new(workflow(yaml), chrono::Utc::now()).expect("state");
+    let mut consumers = Vec::new();
+    drive(&mut state, |spec| {
+        let mut o = ok("x");
+        for a in &spec.output_artifacts {
+            o.artifacts.push(cox_worker::step::SavedArtifact {
+                name: a.name.clone(),
+                path: a.path.clone(),
+                key: a.key.clone(),
+                archive: a.archive,
+                size: 1,
+                sha256: "00".into(),
+                store: a.store.clone(),
+            });
+        }
+        if !spec.input_artifacts.is_empty() {
+            consumers.push(spec.input_artifacts[0].clone());
+        }
+        o
+    });
+    assert_eq!(state.phase(), Phase::Succeeded);
+    assert_eq!(consumers.len(), 2);
+    let Some(cox_worker::repo_config::RepositoryLocation::S3 {
+        bucket, secrets, ..
+    }) = &consumers[0].store
+    else {
+        panic!("no bucket: {:?}", consumers[0]);
+    };
+    assert_eq!(bucket, "own");
+    let access = secrets.access_key_secret.as_ref().expect("secret");
+    assert_eq!((access.name.as_str(), access.key.as_str()), ("s", "a"));
+    assert_eq!(consumers[1].store, consumers[0].store, "the global output");
+    assert!(matches!(
+        consumers[0].source,
+        cox_worker::step::ArtifactSource::Stored { .. }
+    ));
+    // The DAG's output taken `from:` its task keeps the bucket.
+    let passed = state
+        .nodes
+        .values()
+        .find(|n| n.template_name.as_deref() == Some("inner"))
+        .and_then(|n| n.outputs.artifacts.first())
+        .expect("the inner DAG's output");
+    assert_eq!(passed.store, consumers[0].store);
 }
