@@ -499,6 +499,20 @@ impl LocalExecutor {
             argv.extend(["--unpack-limits".to_string(), limits.to_arg()]);
         }
         let mut process = ProcessSpec::new(argv, step_dir).sandbox(cfg.sandbox);
+        // Made here, on the scheduler's threads, rather than by the single-threaded step
+        // host: on a disk, creating inodes is most of a short step's cost.
+        for (made, path) in [
+            (
+                std::fs::create_dir(process.host_workdir()),
+                process.host_workdir(),
+            ),
+            (
+                std::fs::File::create(process.log_path()).map(drop),
+                process.log_path(),
+            ),
+        ] {
+            made.map_err(|e| io("create", &path, e))?;
+        }
         let input = StepInput {
             spec: spec.clone(),
             images: cfg.images.clone(),

@@ -83,6 +83,7 @@ impl LocalProcess {
         let host_work = spec.host_workdir();
         let workdir = spec.effective_workdir();
 
+        let env = step_env(&spec.env, &workdir);
         let (program, args) = if spec.sandbox {
             let bwrap = check_sandbox_path().await?;
             let mut args = bwrap_args(&spec, &host_work, &workdir)?;
@@ -90,10 +91,11 @@ impl LocalProcess {
             args.extend(spec.argv.iter().map(OsString::from));
             (bwrap.into_os_string(), args)
         } else {
-            (
-                OsString::from(&argv0),
-                spec.argv[1..].iter().map(OsString::from).collect(),
-            )
+            let path = env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v);
+            let program = path
+                .and_then(|path| find_program(&argv0, path))
+                .map_or_else(|| OsString::from(&argv0), PathBuf::into_os_string);
+            (program, spec.argv[1..].iter().map(OsString::from).collect())
         };
 
         prepare_workdir(&spec)?;
@@ -109,9 +111,12 @@ impl LocalProcess {
             })?;
 
         let mut cmd = tokio::process::Command::new(&program);
+        if !spec.sandbox {
+            cmd.arg0(&argv0);
+        }
         cmd.args(&args)
             .env_clear()
-            .envs(step_env(&spec.env, &workdir))
+            .envs(env)
             .current_dir(&host_work)
             .stdin(if spec.stdin.is_some() {
                 Stdio::piped()
@@ -749,6 +754,29 @@ pub(crate) async fn record_step(
     let json = serde_json::to_vec(&recorded).map_err(|e| e.to_string())?;
     let exit_path = step_dir.join(EXIT_FILE);
     std::fs::write(&exit_path, json).map_err(|e| format!("{}: {e}", exit_path.display()))
+}
+
+/// `program` as `execvp` would find it on `path` (the first executable file), when it is a
+/// bare name and `path`'s directories before it are absolute. Started by its path, a
+/// process is spawned with `posix_spawn`, which does not copy the parent's page tables;
+/// with a bare name and a `PATH` of its own, the standard library forks to search it.
+fn find_program(program: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.is_empty() || program.contains('/') {
+        return None;
+    }
+    for dir in std::env::split_paths(path) {
+        if !dir.is_absolute() {
+            return None; // relative to the step's directory: left to execvp
+        }
+        let candidate = dir.join(program);
+        if std::fs::metadata(&candidate)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        {
+            return Some(candidate);
+        }
+    }
+    None
 }
 
 /// The step's `PATH`: the last `PATH` of `extra`, else the one a step inherits.
