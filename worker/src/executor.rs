@@ -13,7 +13,9 @@
 //! bin/           the image's aliases, first on PATH
 //! outcome.json   the StepOutcome the wrapper wrote, when it ran as a process of its own
 //! process.json   the process spec the supervisor launches (mode 0600; see crate::local::Detached)
-//! supervisor.lock  locked by the step's supervisor while it lives: its pid, then its messages
+//! supervisor.lock  locked by the step's supervisor (or the step host) while it runs the
+//!                step: its pid (`PID host` for the host), then its messages
+//! stop.request   a hosted step only: asks the step host to stop it (see crate::host)
 //! exit.json      how the process ended (and the StepOutcome when the supervisor ran the
 //!                wrapper itself), recorded by the supervisor
 //! main.log       with archiveLogs: the log's text while it is uploaded
