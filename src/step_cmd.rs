@@ -5,10 +5,12 @@
 //!   inside every local step (see `cox_worker::wrapper`);
 //! - `cox __supervise STEP_DIR GRACE_MS`: a local step's supervisor, which outlives the
 //!   scheduler and records how the step ended (see `cox_worker::local::Detached`);
+//! - `cox __host` (requests on stdin): the step host, which supervises many steps of one
+//!   `cox run` or `cox server` and outlives it (see `cox_worker::host`);
 //! - `cox argosay ARGS...`: the builtin stand-in for the `argoproj/argosay:v2` image (see
 //!   `cox_worker::argosay`), which the image table maps that image to.
 //!
-//! Neither is listed in `cox --help`; both are for `cox` itself to run.
+//! None is listed in `cox --help`; all are for `cox` itself to run.
 
 use std::process::ExitCode;
 
@@ -20,6 +22,7 @@ pub fn dispatch() -> Option<ExitCode> {
         Some(cox_worker::local::SUPERVISE_SUBCOMMAND) => {
             cox_worker::local::supervise_main(&args[1..])
         }
+        Some(cox_worker::host::HOST_SUBCOMMAND) => cox_worker::host::host_main(&args[1..]),
         Some("argosay") => cox_worker::argosay::main(&args[1..]),
         _ => return None,
     };

@@ -75,17 +75,21 @@ fn node<'a>(workflow: &'a Value, display: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no node {display}: {workflow}"))
 }
 
-/// The supervisors of steps under `home` (their command line names the step directory).
+/// The live attempts under `home`: those whose lock file is held (by a supervisor of their
+/// own or by the step host), each with the pid on the lock file's first line.
 fn supervisors(home: &Path) -> Vec<i32> {
-    let home = home.display().to_string();
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            (cmdline.contains("__supervise") && cmdline.contains(&home)).then_some(pid)
+    let Ok(runs) = std::fs::read_dir(home.join("runs")) else {
+        return Vec::new();
+    };
+    runs.flatten()
+        .filter_map(|run| std::fs::read_dir(run.path()).ok())
+        .flat_map(|attempts| attempts.flatten())
+        .filter_map(|attempt| {
+            let lock = attempt.path().join("supervisor.lock");
+            let held = std::fs::File::open(&lock).ok()?.try_lock().is_err();
+            let text = std::fs::read_to_string(&lock).ok()?;
+            let pid = text.split_whitespace().next()?.parse().ok()?;
+            held.then_some(pid)
         })
         .collect()
 }
@@ -134,8 +138,12 @@ fn a_step_whose_supervisor_vanished_is_an_infrastructure_error() {
     let server = Server::start(home.path());
     submit_gated(home.path(), dir.path(), &server);
     drop(server);
-    // Both supervisors killed with the server: their sandboxes die with them.
-    for pid in supervisors(home.path()) {
+    // The steps' supervisor (the step host) killed with the server: their sandboxes die
+    // with it.
+    let mut pids = supervisors(home.path());
+    pids.sort_unstable();
+    pids.dedup();
+    for pid in pids {
         let _ = std::process::Command::new("kill")
             .args(["-KILL", &pid.to_string()])
             .status();

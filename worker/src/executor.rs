@@ -13,7 +13,9 @@
 //! bin/           the image's aliases, first on PATH
 //! outcome.json   the StepOutcome the wrapper wrote, when it ran as a process of its own
 //! process.json   the process spec the supervisor launches (mode 0600; see crate::local::Detached)
-//! supervisor.lock  locked by the step's supervisor while it lives: its pid, then its messages
+//! supervisor.lock  locked by the step's supervisor (or the step host) while it runs the
+//!                step: its pid (`PID host` for the host), then its messages
+//! stop.request   a hosted step only: asks the step host to stop it (see crate::host)
 //! exit.json      how the process ended (and the StepOutcome when the supervisor ran the
 //!                wrapper itself), recorded by the supervisor
 //! main.log       with archiveLogs: the log's text while it is uploaded
@@ -56,8 +58,10 @@
 //! (`Failed`, [`DEADLINE_MESSAGE`]) or the cancel token fires (`Failed`, [`STOPPED_MESSAGE`]).
 //! A wrapper that ends without writing an outcome gives `Error`.
 //!
-//! The process runs under a supervisor of its own ([`crate::local::Detached`]) that outlives
-//! this process: a later process takes the attempt over with [`Executor::adopt`] (its
+//! A step with no files to place or collect (no artifacts, no output parameters) runs under
+//! the executor's step host ([`crate::host`]), one `cox __host` process for many steps;
+//! any other runs under a supervisor of its own ([`crate::local::Detached`]). Either
+//! outlives this process: a later process takes the attempt over with [`Executor::adopt`] (its
 //! recorded end, or its end awaited; stopping it still stops the whole step). A launch of
 //! an attempt whose supervisor is alive is refused, never made twice.
 
@@ -67,6 +71,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::host::StepHost;
 use crate::images::ImageTable;
 use crate::local::{Detached, LOCK_FILE, PROCESS_FILE};
 use crate::repo_config::{
@@ -77,7 +82,7 @@ use crate::spec::{Mount, ProcessSpec};
 use crate::step::{
     ArchiveKind, BoxFuture, Executor, SavedArtifact, StepOutcome, StepPhase, StepSpec,
 };
-use crate::wrapper::{OUTCOME_FILE, StepInput};
+use crate::wrapper::{InProcess, OUTCOME_FILE, StepInput};
 
 /// Where the step directory appears in the sandbox. Under the sandbox's own `/tmp`, so the
 /// host root stays one read-only bind (a mount point missing on the host, such as `/.cox`,
@@ -91,6 +96,8 @@ pub const COX_MOUNT: &str = "/tmp/.cox/cox";
 pub const UNPACK_LIMITS_ENV: &str = "COX_UNPACK_LIMITS";
 /// The step log's text, written for `archiveLogs`, in the step directory.
 pub const LOG_TEXT_FILE: &str = "main.log";
+/// In the data directory: the step hosts' own messages (see [`crate::host`]).
+pub const HOST_MESSAGES_FILE: &str = "step-host.log";
 /// The wrapper's hidden subcommand.
 pub const STEP_SUBCOMMAND: &str = "__step";
 /// Node message when `deadline_seconds` passed (Argo's wording).
@@ -175,6 +182,8 @@ impl LocalExecutorConfig {
 #[derive(Clone)]
 pub struct LocalExecutor {
     config: Arc<LocalExecutorConfig>,
+    /// Runs the steps that have no files to place or collect.
+    host: Arc<StepHost>,
     /// Stored Secrets, for buckets that name them (set once by the engine).
     secrets: Arc<std::sync::OnceLock<Arc<dyn SecretSource>>>,
 }
@@ -198,6 +207,10 @@ impl LocalExecutor {
     /// An executor with `config`.
     pub fn new(config: LocalExecutorConfig) -> Self {
         LocalExecutor {
+            host: Arc::new(StepHost::new(
+                config.cox_binary.clone(),
+                config.data_dir.join(HOST_MESSAGES_FILE),
+            )),
             config: Arc::new(config),
             secrets: Arc::default(),
         }
@@ -240,7 +253,15 @@ impl LocalExecutor {
             Ok(p) => p,
             Err(e) => return StepOutcome::error(e),
         };
-        let detached = match Detached::launch(&cfg.cox_binary, &process, cfg.grace).await {
+        // The step host runs what the wrapper can do in any process; a step with files to
+        // place or collect gets a supervisor of its own, which works in its directory.
+        let hosted = InProcess::from_process(&process).is_some_and(|step| !step.stages_files());
+        let launched = if hosted {
+            self.host.launch(&process, cfg.grace).await
+        } else {
+            Detached::launch(&cfg.cox_binary, &process, cfg.grace).await
+        };
+        let detached = match launched {
             Ok(d) => d,
             Err(e) => {
                 let _ = std::fs::remove_file(step_dir.join(REPOSITORY_FILE));
@@ -481,6 +502,20 @@ impl LocalExecutor {
             argv.extend(["--unpack-limits".to_string(), limits.to_arg()]);
         }
         let mut process = ProcessSpec::new(argv, step_dir).sandbox(cfg.sandbox);
+        // Made here, on the scheduler's threads, rather than by the single-threaded step
+        // host: on a disk, creating inodes is most of a short step's cost.
+        for (made, path) in [
+            (
+                std::fs::create_dir(process.host_workdir()),
+                process.host_workdir(),
+            ),
+            (
+                std::fs::File::create(process.log_path()).map(drop),
+                process.log_path(),
+            ),
+        ] {
+            made.map_err(|e| io("create", &path, e))?;
+        }
         let input = StepInput {
             spec: spec.clone(),
             images: cfg.images.clone(),

@@ -12,6 +12,7 @@
 //!
 //! - [`spec`]: what to run: `ProcessSpec`, `Mount`, environment and step-directory rules.
 //! - [`local`]: host processes: bubblewrap sandbox or plain, cancellation, `LocalProcess`/`Running`.
+//! - [`host`]: the step host (`cox __host`): one process supervising many steps of an executor.
 //! - [`logs`]: log capture, the JSON Lines log format, `read_log` and `LogFollower`.
 //! - [`exit`]: `ExitStatus` and `Exit` (status, Argo-style message, timing, result).
 //! - [`error`]: the crate's `Error` and `Result`.
@@ -26,6 +27,7 @@ pub mod argosay;
 pub mod error;
 pub mod executor;
 pub mod exit;
+pub mod host;
 pub mod images;
 pub mod local;
 pub mod logs;

@@ -83,6 +83,7 @@ impl LocalProcess {
         let host_work = spec.host_workdir();
         let workdir = spec.effective_workdir();
 
+        let env = step_env(&spec.env, &workdir);
         let (program, args) = if spec.sandbox {
             let bwrap = check_sandbox_path().await?;
             let mut args = bwrap_args(&spec, &host_work, &workdir)?;
@@ -90,10 +91,11 @@ impl LocalProcess {
             args.extend(spec.argv.iter().map(OsString::from));
             (bwrap.into_os_string(), args)
         } else {
-            (
-                OsString::from(&argv0),
-                spec.argv[1..].iter().map(OsString::from).collect(),
-            )
+            let path = env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v);
+            let program = path
+                .and_then(|path| find_program(&argv0, path))
+                .map_or_else(|| OsString::from(&argv0), PathBuf::into_os_string);
+            (program, spec.argv[1..].iter().map(OsString::from).collect())
         };
 
         prepare_workdir(&spec)?;
@@ -109,9 +111,12 @@ impl LocalProcess {
             })?;
 
         let mut cmd = tokio::process::Command::new(&program);
+        if !spec.sandbox {
+            cmd.arg0(&argv0);
+        }
         cmd.args(&args)
             .env_clear()
-            .envs(step_env(&spec.env, &workdir))
+            .envs(env)
             .current_dir(&host_work)
             .stdin(if spec.stdin.is_some() {
                 Stdio::piped()
@@ -420,6 +425,8 @@ pub const EXIT_FILE: &str = "exit.json";
 /// supervisor's pid on its first line (written by the supervisor before it starts the
 /// step), then the supervisor's own messages (its stderr).
 pub const LOCK_FILE: &str = "supervisor.lock";
+/// After the pid on the lock file's first line: the pid is a step host's.
+pub(crate) const HOSTED_MARK: &str = "host";
 /// How often an adopted supervisor is checked.
 const ADOPT_POLL: Duration = Duration::from_millis(200);
 
@@ -454,17 +461,73 @@ pub struct Recorded {
 /// The files are written, not synced: a process that crashes leaves them whole in the
 /// page cache, and the step's outcome is made durable by the scheduler's store once it
 /// has it (a machine that crashes before then loses the step, which is then counted lost).
+///
+/// A step run by the executor's step host ([`crate::host`]) instead is a `Detached` too:
+/// the host holds the same lock for the step and writes the same record; its lock file's
+/// first line is `PID host` (the host's pid), and stopping it goes through the host
+/// ([`crate::host::STOP_FILE`] and SIGUSR1), never a signal that would end the host.
 #[derive(Debug)]
 pub struct Detached {
     step_dir: PathBuf,
     pid: u32,
     child: Option<tokio::process::Child>,
+    /// Run by a step host rather than a supervisor of its own.
+    hosted: bool,
+    /// Launched by this process through a step host: fires (or is dropped) when the host
+    /// reports the step's end, so that the end is seen without waiting for a poll.
+    done: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Detached {
     /// Writes `spec` into its step directory and starts its supervisor, the binary `cox`
     /// run with [`SUPERVISE_SUBCOMMAND`].
     pub async fn launch(cox: &Path, spec: &ProcessSpec, grace: Duration) -> Result<Detached> {
+        let (step_dir, lock) = Detached::write_launch(spec)?;
+        let at = |name: &str| step_dir.join(name);
+        let io = |path: PathBuf| move |source| Error::StepDir { path, source };
+        let messages = lock.try_clone().map_err(io(at(LOCK_FILE)))?;
+        let child = tokio::process::Command::new(cox)
+            .arg(SUPERVISE_SUBCOMMAND)
+            .arg(&step_dir)
+            .arg(grace.as_millis().to_string())
+            .stdin(Stdio::from(lock))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(messages))
+            .process_group(0)
+            .spawn()
+            .map_err(|source| Error::Spawn {
+                program: cox.display().to_string(),
+                source,
+            })?;
+        let pid = child.id().unwrap_or(0);
+        Ok(Detached {
+            step_dir,
+            pid,
+            child: Some(child),
+            hosted: false,
+            done: None,
+        })
+    }
+
+    /// A step handed to the step host `host_pid`, which holds its lock from now on and
+    /// reports its end through `done`.
+    pub(crate) fn hosted(
+        step_dir: PathBuf,
+        host_pid: u32,
+        done: tokio::sync::oneshot::Receiver<()>,
+    ) -> Detached {
+        Detached {
+            step_dir,
+            pid: host_pid,
+            child: None,
+            hosted: true,
+            done: Some(done),
+        }
+    }
+
+    /// Writes `spec` into [`PROCESS_FILE`] and creates [`LOCK_FILE`], locked: the step
+    /// directory (absolute) and the locked file, to hand over to whoever runs the step.
+    pub(crate) fn write_launch(spec: &ProcessSpec) -> Result<(PathBuf, std::fs::File)> {
         use std::os::unix::fs::OpenOptionsExt;
         let step_dir = std::path::absolute(&spec.step_dir).map_err(|source| Error::StepDir {
             path: spec.step_dir.clone(),
@@ -487,50 +550,37 @@ impl Detached {
                 "already locked by a live attempt: {e}"
             )))
         })?;
-        let messages = lock.try_clone().map_err(io(at(LOCK_FILE)))?;
-        let child = tokio::process::Command::new(cox)
-            .arg(SUPERVISE_SUBCOMMAND)
-            .arg(&step_dir)
-            .arg(grace.as_millis().to_string())
-            .stdin(Stdio::from(lock))
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(messages))
-            .process_group(0)
-            .spawn()
-            .map_err(|source| Error::Spawn {
-                program: cox.display().to_string(),
-                source,
-            })?;
-        let pid = child.id().unwrap_or(0);
-        Ok(Detached {
-            step_dir,
-            pid,
-            child: Some(child),
-        })
+        Ok((step_dir, lock))
     }
 
     /// The attempt in `step_dir`, launched by an earlier process, when its supervisor is
     /// still alive (it holds its lock) or recorded the exit; `None` when it vanished (or
     /// never started).
     pub fn adopt(step_dir: &Path) -> Option<Detached> {
+        let written = Detached::written(step_dir);
         let adopted = Detached {
             step_dir: step_dir.to_path_buf(),
-            pid: Detached::written_pid(step_dir).unwrap_or(0),
+            pid: written.map_or(0, |(pid, _)| pid),
             child: None,
+            hosted: written.is_some_and(|(_, hosted)| hosted),
+            done: None,
         };
         (adopted.is_alive() || Detached::recorded_exit(step_dir).is_some()).then_some(adopted)
     }
 
-    /// The pid the supervisor wrote on the first line of its lock file.
-    fn written_pid(step_dir: &Path) -> Option<u32> {
+    /// The pid the supervisor (or step host) wrote on the first line of its lock file, and
+    /// whether it is a step host's (`PID host`).
+    fn written(step_dir: &Path) -> Option<(u32, bool)> {
         let text = std::fs::read_to_string(step_dir.join(LOCK_FILE)).ok()?;
-        text.lines().next()?.trim().parse().ok()
+        let mut words = text.lines().next()?.split_whitespace();
+        let pid = words.next()?.parse().ok()?;
+        Some((pid, words.next() == Some(HOSTED_MARK)))
     }
 
     /// Whether the step program in `step_dir` may have been started: its supervisor is alive
     /// or wrote its pid (which it does before it starts the program) or recorded an exit.
     pub fn may_have_started(step_dir: &Path) -> bool {
-        Detached::written_pid(step_dir).is_some() || Detached::adopt(step_dir).is_some()
+        Detached::written(step_dir).is_some() || Detached::adopt(step_dir).is_some()
     }
 
     /// Whether the supervisor still holds its lock.
@@ -551,8 +601,18 @@ impl Detached {
     /// Asks the supervisor to stop the step (SIGTERM; it applies its grace, then SIGKILL).
     /// An adopted supervisor is signalled only while it holds its lock, so a reused pid is
     /// never hit.
+    /// A hosted step is stopped by its host: the request file, then SIGUSR1 to the host.
     pub fn terminate(&self) {
-        if self.pid != 0 && (self.child.is_some() || self.is_alive()) {
+        if self.pid == 0 {
+            return;
+        }
+        if self.hosted {
+            if self.is_alive()
+                && std::fs::write(self.step_dir.join(crate::host::STOP_FILE), b"").is_ok()
+            {
+                let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGUSR1);
+            }
+        } else if self.child.is_some() || self.is_alive() {
             let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM);
         }
     }
@@ -572,8 +632,23 @@ impl Detached {
             None => {
                 let lock = std::fs::File::open(self.step_dir.join(LOCK_FILE))
                     .map_err(|e| e.to_string())?;
+                // The lock's release is the end; a host's report only wakes us early (the
+                // host releases the lock before it reports, and a dead host reports nothing).
                 while lock.try_lock().is_err() {
-                    tokio::time::sleep(ADOPT_POLL).await;
+                    let poll = tokio::time::sleep(ADOPT_POLL);
+                    let reported = match self.done.as_mut() {
+                        Some(done) => tokio::select! {
+                            _ = done => true,
+                            () = poll => false,
+                        },
+                        None => {
+                            poll.await;
+                            false
+                        }
+                    };
+                    if reported {
+                        self.done = None;
+                    }
                 }
                 Detached::recorded_exit(&self.step_dir).ok_or_else(|| {
                     "the step supervisor ended without recording how the step ended".to_string()
@@ -610,14 +685,6 @@ async fn supervise_step(step_dir: &Path, grace: Duration) -> std::result::Result
     use std::os::fd::AsFd;
     use tokio::signal::unix::{SignalKind, signal};
     let step_dir = std::path::absolute(step_dir).map_err(|e| e.to_string())?;
-    let path = step_dir.join(PROCESS_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut spec: ProcessSpec =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    spec.step_dir = step_dir.clone();
-    if spec.sandbox {
-        trust_sandbox();
-    }
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let stop = tokio_util::sync::CancellationToken::new();
     let stopping = stop.clone();
@@ -635,6 +702,25 @@ async fn supervise_step(step_dir: &Path, grace: Duration) -> std::result::Result
         .map(std::fs::File::from)
         .and_then(|mut f| writeln!(f, "{}", std::process::id()))
         .map_err(|e| format!("{}: {e}", lock.display()))?;
+    record_step(&step_dir, grace, &stop).await
+}
+
+/// Runs the step of [`PROCESS_FILE`] in `step_dir` (absolute), stopping it (with `grace`)
+/// when `stop` fires, and records its end in [`EXIT_FILE`]: the work of a step's supervisor,
+/// or of the step host for each of its steps.
+pub(crate) async fn record_step(
+    step_dir: &Path,
+    grace: Duration,
+    stop: &tokio_util::sync::CancellationToken,
+) -> std::result::Result<(), String> {
+    let path = step_dir.join(PROCESS_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut spec: ProcessSpec =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    spec.step_dir = step_dir.to_path_buf();
+    if spec.sandbox {
+        trust_sandbox();
+    }
     let run_process = async |process: ProcessSpec| -> Result<Exit> {
         let running = LocalProcess::spawn(process).await?;
         let canceller = running.canceller();
@@ -652,7 +738,7 @@ async fn supervise_step(step_dir: &Path, grace: Duration) -> std::result::Result
     };
     let recorded = match crate::wrapper::InProcess::from_process(&spec) {
         Some(step) => {
-            let (exit, outcome) = step.run(spec, &stop, run_process).await?;
+            let (exit, outcome) = step.run(spec, stop, run_process).await?;
             Recorded {
                 exit,
                 outcome: Some(outcome),
@@ -668,6 +754,29 @@ async fn supervise_step(step_dir: &Path, grace: Duration) -> std::result::Result
     let json = serde_json::to_vec(&recorded).map_err(|e| e.to_string())?;
     let exit_path = step_dir.join(EXIT_FILE);
     std::fs::write(&exit_path, json).map_err(|e| format!("{}: {e}", exit_path.display()))
+}
+
+/// `program` as `execvp` would find it on `path` (the first executable file), when it is a
+/// bare name and `path`'s directories before it are absolute. Started by its path, a
+/// process is spawned with `posix_spawn`, which does not copy the parent's page tables;
+/// with a bare name and a `PATH` of its own, the standard library forks to search it.
+fn find_program(program: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.is_empty() || program.contains('/') {
+        return None;
+    }
+    for dir in std::env::split_paths(path) {
+        if !dir.is_absolute() {
+            return None; // relative to the step's directory: left to execvp
+        }
+        let candidate = dir.join(program);
+        if std::fs::metadata(&candidate)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        {
+            return Some(candidate);
+        }
+    }
+    None
 }
 
 /// The step's `PATH`: the last `PATH` of `extra`, else the one a step inherits.

@@ -450,15 +450,21 @@ impl InProcess {
         (!process.sandbox || step.runs_directly(process)).then_some(step)
     }
 
+    /// Whether the step has files to place or collect (input and output artifacts, output
+    /// parameters): the wrapper's work that a step host leaves to a supervisor of the step's
+    /// own, as it runs in the step's working directory ([`crate::host`]).
+    pub fn stages_files(&self) -> bool {
+        let spec = &self.input.spec;
+        !(spec.input_artifacts.is_empty()
+            && spec.output_parameters.is_empty()
+            && spec.output_artifacts.is_empty())
+    }
+
     /// Sandboxed: nothing to do inside the sandbox, and the program is on the host, where
     /// bubblewrap finds it (a program it cannot find is the wrapper's to report).
     fn runs_directly(&self, process: &ProcessSpec) -> bool {
         let spec = &self.input.spec;
-        if !(spec.input_artifacts.is_empty()
-            && spec.output_parameters.is_empty()
-            && spec.output_artifacts.is_empty()
-            && process.open_dirs.is_empty())
-        {
+        if self.stages_files() || !process.open_dirs.is_empty() {
             return false;
         }
         let Ok(resolved) =
@@ -507,6 +513,7 @@ impl InProcess {
     where
         F: AsyncFnOnce(ProcessSpec) -> crate::Result<Exit>,
     {
+        let self_stages_files = self.stages_files();
         let InProcess {
             args,
             input,
@@ -520,11 +527,15 @@ impl InProcess {
             Ok(rel) => host.join(rel),
             Err(_) => p.to_path_buf(),
         };
-        // As the wrapper process did: in the working directory (without the sandbox).
+        // As the wrapper process did: in the working directory (without the sandbox), where
+        // relative paths of files to place or collect are. Not otherwise: a step host runs
+        // many steps in one process.
         if !process.sandbox {
             let work = process.host_workdir();
             crate::local::prepare_workdir(&process).map_err(|e| e.to_string())?;
-            std::env::set_current_dir(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+            if self_stages_files {
+                std::env::set_current_dir(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+            }
         }
         let repo = open_repository(
             args.artifacts.as_deref(),

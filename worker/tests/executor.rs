@@ -752,3 +752,152 @@ async fn missing_artifacts_are_those_deleted_or_never_saved() {
         [saved[0].clone(), "run-m/never/saved".to_string()]
     );
 }
+
+/// The first line of an attempt's lock file: its supervisor's pid, then `host` when that is
+/// the executor's step host.
+fn lock_line(exec: &LocalExecutor, node: &str) -> String {
+    let dir = exec.step_dir("run-1", node, 0);
+    std::fs::read_to_string(dir.join(cox_worker::local::LOCK_FILE))
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The step host's pid in a lock file's first line.
+fn host_pid(line: &str) -> i32 {
+    line.strip_suffix(" host")
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("not hosted: {line:?}"))
+}
+
+/// Polls (with a deadline) until the step's log shows `text`.
+async fn until_logged(exec: &LocalExecutor, node: &str, text: &str) {
+    let log = exec.step_dir("run-1", node, 0).join("log.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains(text)) {
+        assert!(Instant::now() < deadline, "{node} never logged {text:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+both!(steps_without_files_share_one_host);
+async fn steps_without_files_share_one_host(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    let s = setup(sandbox);
+    for node in ["a", "b"] {
+        succeeded(&s.run(spec(node, "busybox", &["echo", node], &[])).await);
+    }
+    let (a, b) = (lock_line(&s.exec, "a"), lock_line(&s.exec, "b"));
+    assert!(a.ends_with(" host"), "{a:?}");
+    assert_eq!(a, b);
+    // Files to collect: a supervisor of the step's own, as before.
+    let out = s.path("out");
+    let mut sp = spec(
+        "c",
+        "busybox",
+        &["sh", "-c", &format!("echo 1 > {out}")],
+        &[],
+    );
+    sp.output_parameters.push(param("p", &out, None));
+    succeeded(&s.run(sp).await);
+    let c = lock_line(&s.exec, "c");
+    assert!(c.parse::<u32>().is_ok(), "{c:?}");
+}
+
+/// The executor goes away (its runtime and itself dropped, as when `cox run` is killed)
+/// while a hosted step runs: the host finishes and records the step, and a new executor
+/// adopts it; the host then ends.
+fn hosted_step_outlives_its_executor(sandbox: bool) {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
+    let first = runtime();
+    if !first.block_on(can_sandbox(sandbox)) {
+        return;
+    }
+    let s = setup(sandbox);
+    let node = "survivor";
+    first.block_on(async {
+        let step = spec(
+            node,
+            "busybox",
+            &["sh", "-c", "echo started; sleep 1; echo finished"],
+            &[],
+        );
+        tokio::select! {
+            o = s.run(step) => panic!("ended before its executor went away: {o:#?}"),
+            () = until_logged(&s.exec, node, "started") => {}
+        }
+    });
+    drop(first);
+    let line = lock_line(&s.exec, node);
+    let Setup { _dir, exec, .. } = s;
+    let config = exec.config().clone();
+    drop(exec);
+    let host = host_pid(&line);
+
+    let exec = LocalExecutor::new(config);
+    let o = runtime()
+        .block_on(exec.adopt("run-1".into(), node.into(), 0, CancellationToken::new()))
+        .expect("the step is adopted");
+    succeeded(&o);
+    assert_eq!(o.result.as_deref(), Some("started\nfinished"));
+    // No client and no step left: the host ends (a zombie until this process reaps it).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(format!("/proc/{host}/stat"))
+        .is_ok_and(|stat| !stat.contains(") Z "))
+    {
+        assert!(Instant::now() < deadline, "the host {host} did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn hosted_step_outlives_its_executor_plain() {
+    hosted_step_outlives_its_executor(false);
+}
+
+#[test]
+fn hosted_step_outlives_its_executor_sandboxed() {
+    hosted_step_outlives_its_executor(true);
+}
+
+both!(killed_host_loses_its_steps);
+async fn killed_host_loses_its_steps(sandbox: bool) {
+    if !can_sandbox(sandbox).await {
+        return;
+    }
+    let s = setup(sandbox);
+    let node = "orphan";
+    let step = spec(node, "busybox", &["sh", "-c", "echo started; sleep 2"], &[]);
+    let run = s.run(step);
+    tokio::pin!(run);
+    tokio::select! {
+        o = &mut run => panic!("ended before its host was killed: {o:#?}"),
+        () = until_logged(&s.exec, node, "started") => {}
+    }
+    let line = lock_line(&s.exec, node);
+    let host = host_pid(&line);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(host),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the host");
+    let o = run.await;
+    assert_eq!(o.phase, StepPhase::Error, "{o:#?}");
+    assert!(o.message.contains("lost the step process"), "{o:#?}");
+    // The next step gets a new host.
+    succeeded(&s.run(spec("next", "busybox", &["true"], &[])).await);
+    let next = lock_line(&s.exec, "next");
+    assert!(
+        next.ends_with(" host") && next != line,
+        "{next:?} after {line:?}"
+    );
+}
