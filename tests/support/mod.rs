@@ -2,9 +2,10 @@
 //! and a server, and a server process on a free loopback port.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `cox ARGS` on `home`, talking to `server` when given.
 pub fn cox_at(home: &Path, server: Option<&str>, args: &[&str]) -> Output {
@@ -25,30 +26,34 @@ pub struct Server {
 }
 
 impl Server {
-    /// Start it and wait until it accepts connections.
+    /// Start it on a port of its own choosing and wait until it accepts connections. The
+    /// port comes from the server's own "listening on" line: a port probed here and handed
+    /// over could be taken by another test's server in between, and this test would then
+    /// talk to that one.
     pub fn start(home: &Path) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_cox"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cox"))
             .env("COX_HOME", home)
             .env_remove("COX_SERVER")
-            .args(["server", "--addr", &format!("127.0.0.1:{port}")])
+            .args(["server", "--addr", "127.0.0.1:0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start cox server");
-        let server = Server {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "cox server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        // Reads the server's messages to the end, so that it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("cox server: listening on ") {
+                    let url = rest.split(',').next().unwrap_or_default().to_string();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("cox server did not say where it listens");
+        Server { child, url }
     }
 }
 
