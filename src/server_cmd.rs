@@ -79,6 +79,7 @@ async fn serve(args: ServerArgs, auth: Auth) -> Result<ExitCode> {
     }
     let home = cox_scheduler::engine::default_home()?;
     let repository = repository(&home, args.config.as_deref())?;
+    let artifacts = repository.sources();
     let mut engine_config =
         EngineConfig::new(&home, local_executor(&home, args.no_sandbox, repository));
     engine_config.parallelism = parallelism(args.config.as_deref())?;
@@ -97,6 +98,7 @@ async fn serve(args: ServerArgs, auth: Auth) -> Result<ExitCode> {
         auth,
         max_concurrent_writes: args.max_concurrent_writes,
         max_queued_writes: args.max_queued_writes,
+        artifacts: Some(artifacts),
         ..ServerConfig::default()
     };
     server::serve(listener, engine, config, shutdown_signal()).await?;

@@ -31,10 +31,16 @@ impl Server {
     /// over could be taken by another test's server in between, and this test would then
     /// talk to that one.
     pub fn start(home: &Path) -> Server {
+        Server::start_with(home, &[])
+    }
+
+    /// [`Server::start`], with more `cox server` arguments (`--auth-mode token`, say).
+    pub fn start_with(home: &Path, args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cox"))
             .env("COX_HOME", home)
             .env_remove("COX_SERVER")
             .args(["server", "--addr", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
