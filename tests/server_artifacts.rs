@@ -5,12 +5,10 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 
 use serde_json::Value;
-use support::{Server, cox_at};
+use support::{Server, cox_at, http_get as get};
 
 const WORKFLOW: &str = r#"apiVersion: argoproj.io/v1alpha1
 kind: Workflow
@@ -30,81 +28,6 @@ spec:
       - name: packed
         path: /tmp/data.txt
 "#;
-
-/// One HTTP/1.1 answer: status, headers (names lowercase), the body as received; status 0
-/// when the connection was closed before a whole head came.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Whether the transfer failed: cut before the head, or before the announced length.
-    fn failed(&self) -> bool {
-        let announced = self
-            .header("content-length")
-            .and_then(|l| l.parse::<usize>().ok());
-        self.status == 0 || announced.is_some_and(|length| self.body.len() < length)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// `GET path` on a connection of its own, read until the server closes it (or cuts it: what
-/// came before is kept, so a transfer cut short shows as a short body).
-fn get(server: &str, path: &str, token: Option<&str>) -> Answer {
-    let address = server.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(address).expect("connect");
-    let authorization = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{authorization}\r\n"
-    )
-    .expect("send");
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 8192];
-    loop {
-        match stream.read(&mut buffer) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => received.extend_from_slice(&buffer[..n]),
-        }
-    }
-    let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Answer {
-            status: 0,
-            headers: Vec::new(),
-            body: Vec::new(),
-        };
-    };
-    let head = String::from_utf8_lossy(&received[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: received[end + 4..].to_vec(),
-    }
-}
 
 /// The run `reports`, done by `cox run` in `home`: its Workflow object.
 fn run_reports(home: &Path) -> Value {
@@ -260,6 +183,11 @@ fn output_artifacts_are_served_as_stored_attachments() {
             answer.text()
         );
         assert_ne!(answer.body, changed);
+    }
+    // The server says which artifact and why.
+    for reason in ["sha256 mismatch", "size mismatch"] {
+        let line = server.logged(&["artifact transfer aborted", "report", reason]);
+        assert!(line.is_some(), "no '{reason}' in the server's log");
     }
     // The server is still there for the next request.
     let answer = get(
