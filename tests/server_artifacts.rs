@@ -219,6 +219,29 @@ fn a_token_server_serves_artifacts_only_with_a_token() {
     assert_eq!(refused.status, 401, "{}", refused.text());
     let wrong = get(&server.url, &path, Some("not-the-token"));
     assert_eq!(wrong.status, 401, "{}", wrong.text());
+    // A browser following a link sends the `authorization` cookie instead, as Argo's UI
+    // sets it; only the link routes take it.
+    let by_cookie = support::http_request_with(
+        &server.url,
+        "GET",
+        &path,
+        &["Cookie: theme=dark; authorization=Bearer%20s3cret-artifact-token"],
+    );
+    assert_eq!(by_cookie.status, 200, "{}", by_cookie.text());
+    let wrong_cookie = support::http_request_with(
+        &server.url,
+        "GET",
+        &path,
+        &["Cookie: authorization=Bearer%20not-the-token"],
+    );
+    assert_eq!(wrong_cookie.status, 401, "{}", wrong_cookie.text());
+    let elsewhere = support::http_request_with(
+        &server.url,
+        "GET",
+        "/api/v1/workflows/default",
+        &["Cookie: authorization=Bearer%20s3cret-artifact-token"],
+    );
+    assert_eq!(elsewhere.status, 401, "{}", elsewhere.text());
     let served = get(&server.url, &path, Some("s3cret-artifact-token"));
     assert_eq!(served.status, 200, "{}", served.text());
     assert_eq!(

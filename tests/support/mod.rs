@@ -136,11 +136,16 @@ pub fn http_get(server: &str, path: &str, token: Option<&str>) -> Answer {
 
 /// `METHOD path` (no body), read as [`http_get`] reads.
 pub fn http_request(server: &str, method: &str, path: &str, token: Option<&str>) -> Answer {
+    let authorization = token.map(|t| format!("Authorization: Bearer {t}"));
+    let headers: Vec<&str> = authorization.as_deref().into_iter().collect();
+    http_request_with(server, method, path, &headers)
+}
+
+/// `METHOD path` (no body) with these header lines, read as [`http_get`] reads.
+pub fn http_request_with(server: &str, method: &str, path: &str, headers: &[&str]) -> Answer {
     let address = server.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).expect("connect");
-    let authorization = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
+    let authorization: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{authorization}\r\n"
