@@ -61,12 +61,9 @@ async fn copy(args: CpArgs) -> Result<ExitCode> {
             .ok_or_else(|| anyhow!("run {}: not found", args.name))?;
         (state, engine.store().clone())
     };
-    // The run's own repository (artifactRepositoryRef), else the configured one.
-    let repo = repository
-        .for_run(&state.workflow_json(), &store)?
-        .open()
-        .context("cannot open the artifact repository")?;
-    let namespace = state.workflow_json()["metadata"]["namespace"]
+    let sources = repository.sources();
+    let workflow = state.workflow_json();
+    let namespace = workflow["metadata"]["namespace"]
         .as_str()
         .unwrap_or("default")
         .to_string();
@@ -99,28 +96,19 @@ async fn copy(args: CpArgs) -> Result<ExitCode> {
                 "zip" => Archive::Zip,
                 _ => Archive::default(),
             };
-            // An artifact saved to its own bucket is read there, under the same policy as
-            // the steps (its Secrets, or the host's keys for an allowed bucket).
-            let own;
-            let from = match &a.store {
-                Some(location) => {
-                    own = repository
-                        .policy
-                        .resolve(location, Some(&store))
-                        .map_err(|e| {
-                            anyhow!("artifact {} of node {}: {e}", a.name, node.display_name)
-                        })?
-                        .open()
-                        .with_context(|| {
-                            format!(
-                                "artifact {} of node {}: cannot open its bucket",
-                                a.name, node.display_name
-                            )
-                        })?;
-                    &own
-                }
-                None => &repo,
-            };
+            // The run's repository (its artifactRepositoryRef, else the configured one), or
+            // the artifact's own bucket, under the same policy as the steps (its Secrets, or
+            // the host's keys for an allowed bucket).
+            let from = sources
+                .for_artifact(&workflow, a.store.as_ref(), &store)
+                .map_err(|e| anyhow!("artifact {} of node {}: {e}", a.name, node.display_name))?
+                .open()
+                .with_context(|| {
+                    format!(
+                        "artifact {} of node {}: cannot open its repository",
+                        a.name, node.display_name
+                    )
+                })?;
             from.load_path(
                 &a.key,
                 &dest,

@@ -22,8 +22,8 @@ use cox_scheduler::{Engine, EngineConfig};
 use crate::client::Client;
 use crate::remote_cmd;
 use cox_worker::repo_config::{
-    CoxConfigFile, Credentials, RepositoryConfig, RepositoryLocation, RepositoryPolicy,
-    SecretSource, env_credentials,
+    ArtifactSources, CoxConfigFile, Credentials, RepositoryConfig, RepositoryPolicy,
+    env_credentials,
 };
 use cox_worker::step::Executor;
 use cox_worker::{LocalExecutor, LocalExecutorConfig};
@@ -188,22 +188,11 @@ pub(crate) struct Configured {
 }
 
 impl Configured {
-    /// The repository of a run: its own (`status.artifactRepositoryRef`, under the
-    /// policy, keys from `secrets`), else this one.
-    pub fn for_run(
-        &self,
-        workflow: &serde_json::Value,
-        secrets: &dyn SecretSource,
-    ) -> Result<RepositoryConfig> {
-        let own = workflow
-            .pointer("/status/artifactRepositoryRef/artifactRepository")
-            .and_then(|r| serde_json::from_value::<RepositoryLocation>(r.clone()).ok());
-        match own {
-            Some(l) => self
-                .policy
-                .resolve(&l, Some(secrets))
-                .map_err(|e| anyhow!("the run's artifactRepositoryRef: {e}")),
-            None => Ok(self.repository.clone()),
+    /// Where the runs' saved artifacts are read back from (`cox cp`, `cox server`).
+    pub fn sources(&self) -> ArtifactSources {
+        ArtifactSources {
+            configured: self.repository.clone(),
+            policy: self.policy.clone(),
         }
     }
 }

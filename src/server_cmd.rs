@@ -67,6 +67,7 @@ pub fn run(args: ServerArgs) -> Result<ExitCode> {
         (AuthMode::Server, None) => Auth::Server,
     };
     auth::check_bind(&args.addr, &auth, args.insecure).map_err(anyhow::Error::msg)?;
+    log_to_stderr();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(serve(args, auth))
 }
@@ -79,6 +80,7 @@ async fn serve(args: ServerArgs, auth: Auth) -> Result<ExitCode> {
     }
     let home = cox_scheduler::engine::default_home()?;
     let repository = repository(&home, args.config.as_deref())?;
+    let artifacts = repository.sources();
     let mut engine_config =
         EngineConfig::new(&home, local_executor(&home, args.no_sandbox, repository));
     engine_config.parallelism = parallelism(args.config.as_deref())?;
@@ -97,11 +99,25 @@ async fn serve(args: ServerArgs, auth: Auth) -> Result<ExitCode> {
         auth,
         max_concurrent_writes: args.max_concurrent_writes,
         max_queued_writes: args.max_queued_writes,
+        artifacts: Some(artifacts),
         ..ServerConfig::default()
     };
     server::serve(listener, engine, config, shutdown_signal()).await?;
     eprintln!("cox server: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The server's tracing events on stderr: warnings and errors, or what `RUST_LOG` asks for.
+fn log_to_stderr() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Already set (never, in the binary): the events go where that one sends them.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 /// `parallelism` and `namespaceParallelism` of the configuration file (unlimited without one).

@@ -5,6 +5,8 @@
 //! `COX_TEST_S3_REGION` (default `us-east-1`), `COX_TEST_S3_ACCESS_KEY` and
 //! `COX_TEST_S3_SECRET_KEY` (default `test`).
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -528,6 +530,54 @@ fn an_artifact_in_its_own_bucket_is_read_there_by_consumers_cp_the_cache_and_gc(
         std::fs::read_to_string(dest.join("file")).unwrap(),
         format!("{token}\n")
     );
+
+    // `cox server` serves it from its bucket, as stored (the .tgz), opened with its Secret;
+    // stopped before the next run, which needs the home.
+    {
+        let server = support::Server::start_with(
+            &home,
+            &["--no-sandbox", "--config", config.to_str().unwrap()],
+        );
+        let id = node_of(&first, "produce")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let answer = support::http_get(
+            &server.url,
+            &format!("/artifacts/default/{run}/{id}/file"),
+            None,
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let stored = tmp.path().join("stored-object");
+        rt.block_on(own.repo("").load_file(&key, &stored, None))
+            .unwrap();
+        assert_eq!(answer.body, std::fs::read(&stored).unwrap());
+        assert!(
+            answer
+                .header("content-disposition")
+                .is_some_and(|d| d.starts_with("attachment; filename=")),
+            "{:?}",
+            answer.headers
+        );
+        // Its Secret gone, its bucket cannot be opened: 502 naming the Secret, no key.
+        let deleted = support::http_request(
+            &server.url,
+            "DELETE",
+            "/api/v1/namespaces/default/secrets/own-keys",
+            None,
+        );
+        assert_eq!(deleted.status, 200, "{}", deleted.text());
+        let answer = support::http_get(
+            &server.url,
+            &format!("/artifacts/default/{run}/{id}/file"),
+            None,
+        );
+        assert_eq!(answer.status, 502, "{}", answer.text());
+        assert!(answer.text().contains("own-keys"), "{}", answer.text());
+        assert!(!answer.text().contains(&t.secret_key), "{}", answer.text());
+        assert!(!answer.text().contains(&t.access_key), "{}", answer.text());
+    }
+    ok(&cox(&["apply", "-f", "secret.yaml"]));
 
     // A memoized hit gives the same artifact, in its bucket, and its consumer reads it.
     let second = run_once();

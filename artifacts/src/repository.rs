@@ -513,6 +513,33 @@ impl ArtifactRepository {
         Ok((size, sha256))
     }
 
+    /// The object at `key` as a stream of chunks, as stored, checked against `expected` as it
+    /// goes: an object longer than expected fails as soon as it is, and the last chunk is
+    /// held back until the whole object's size and SHA-256 have matched, so a reader of the
+    /// stream never receives all of a wrong object (it gets an error instead of the end).
+    /// Nothing is held in memory but the chunk in hand.
+    pub async fn stream_verified(
+        &self,
+        key: &str,
+        expected: Expected,
+    ) -> Result<impl futures_util::Stream<Item = Result<Bytes>> + Send + 'static + use<>> {
+        let path = self.path(key)?;
+        let got = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| Error::storage(key, e))?;
+        let state = Verifying {
+            chunks: got.into_stream(),
+            tally: Tally::default(),
+            held: None,
+            key: key.to_owned(),
+            expected,
+            ended: false,
+        };
+        Ok(futures_util::stream::unfold(state, Verifying::next))
+    }
+
     /// Downloads the object at `key` to the file `dest`, verifying `expected` while streaming.
     /// The data goes to a temporary file next to `dest`, renamed into place only when
     /// complete and verified; on any error it is removed and `dest` is untouched.
@@ -832,6 +859,60 @@ impl ArtifactRepository {
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+}
+
+/// The state of [`ArtifactRepository::stream_verified`]'s stream.
+struct Verifying {
+    chunks: futures_util::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    tally: Tally,
+    /// The latest chunk, given out only once a later one came or the whole object matched.
+    held: Option<Bytes>,
+    key: String,
+    expected: Expected,
+    ended: bool,
+}
+
+impl Verifying {
+    async fn next(mut self) -> Option<(Result<Bytes>, Verifying)> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            match self.chunks.next().await {
+                Some(Ok(chunk)) => {
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    self.tally.update(&chunk);
+                    if self.tally.size() > self.expected.size {
+                        self.ended = true;
+                        let error = Error::SizeMismatch {
+                            key: self.key.clone(),
+                            expected: self.expected.size,
+                            actual: self.tally.size(),
+                        };
+                        return Some((Err(error), self));
+                    }
+                    if let Some(previous) = self.held.replace(chunk) {
+                        return Some((Ok(previous), self));
+                    }
+                }
+                Some(Err(e)) => {
+                    self.ended = true;
+                    let error = Error::storage(&self.key, e);
+                    return Some((Err(error), self));
+                }
+                None => {
+                    self.ended = true;
+                    let (size, sha256) = std::mem::take(&mut self.tally).finish();
+                    return match check_expected(&self.key, &self.expected, size, &sha256) {
+                        Ok(()) => self.held.take().map(|last| (Ok(last), self)),
+                        Err(error) => Some((Err(error), self)),
+                    };
+                }
+            }
+        }
     }
 }
 

@@ -560,3 +560,59 @@ async fn http_urls_keep_their_query_string() -> TestResult {
     );
     Ok(())
 }
+
+/// Every item of a stream: the bytes before the first error, and that error.
+async fn drain(
+    stream: impl futures_util::Stream<Item = cox_artifacts::Result<bytes::Bytes>>,
+) -> (Vec<u8>, Option<Error>) {
+    use futures_util::StreamExt;
+    let mut stream = std::pin::pin!(stream);
+    let mut received = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(chunk) => received.extend_from_slice(&chunk),
+            Err(e) => return (received, Some(e)),
+        }
+    }
+    (received, None)
+}
+
+#[tokio::test]
+async fn verified_streams_never_deliver_a_wrong_object_whole() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let repo = ArtifactRepository::local(tmp.path().join("repo"))?;
+    let data = pseudo_random(300 * 1024);
+    let src = tmp.path().join("data.bin");
+    fs::write(&src, &data)?;
+    let saved = repo.save_path(&src, "wf/step/data", Archive::None).await?;
+    let stream = repo
+        .stream_verified(&saved.key, Expected::from(&saved))
+        .await?;
+    let (received, error) = drain(stream).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(received, data);
+    // Another digest recorded: everything but the last chunk, then the mismatch.
+    let wrong = Expected::new(saved.size, sha256_hex(b"something else"));
+    let (received, error) = drain(repo.stream_verified(&saved.key, wrong).await?).await;
+    assert!(
+        matches!(error, Some(Error::DigestMismatch { .. })),
+        "{error:?}"
+    );
+    assert!(received.len() < data.len());
+    assert_eq!(received, data[..received.len()]);
+    // A smaller size recorded: cut as soon as the object is longer.
+    let shorter = Expected::new(1000, saved.sha256.clone());
+    let (received, error) = drain(repo.stream_verified(&saved.key, shorter).await?).await;
+    assert!(
+        matches!(error, Some(Error::SizeMismatch { .. })),
+        "{error:?}"
+    );
+    assert!(received.len() <= 1000);
+    // No object: an error before any stream.
+    assert!(matches!(
+        repo.stream_verified("wf/step/none", Expected::from(&saved))
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    Ok(())
+}

@@ -859,6 +859,54 @@ pub enum RepositoryConfig {
     S3(S3Repository),
 }
 
+/// Where a run's saved artifacts are read back from: the configured repository, and the
+/// policy for the repositories and buckets workflows name. `cox cp` and `cox server`'s
+/// artifact routes read through it, so both open exactly what the steps wrote to, with the
+/// same keys.
+#[derive(Debug, Clone)]
+pub struct ArtifactSources {
+    /// The configuration file's repository (`<home>/artifacts` without one).
+    pub configured: RepositoryConfig,
+    /// What repositories workflows may name, and which get the host's keys.
+    pub policy: RepositoryPolicy,
+}
+
+impl ArtifactSources {
+    /// The repository of a run (its Workflow object): its own
+    /// (`status.artifactRepositoryRef`, under the policy, keys from `secrets`), else the
+    /// configured one.
+    pub fn for_run(
+        &self,
+        workflow: &serde_json::Value,
+        secrets: &dyn SecretSource,
+    ) -> Result<RepositoryConfig, String> {
+        let own = workflow
+            .pointer("/status/artifactRepositoryRef/artifactRepository")
+            .and_then(|r| serde_json::from_value::<RepositoryLocation>(r.clone()).ok());
+        match own {
+            Some(location) => self
+                .policy
+                .resolve(&location, Some(secrets))
+                .map_err(|e| format!("the run's artifactRepositoryRef: {e}")),
+            None => Ok(self.configured.clone()),
+        }
+    }
+
+    /// The repository one saved artifact of a run is in: its own bucket (`store`, resolved
+    /// under the policy as the step that saved it was), else the run's repository.
+    pub fn for_artifact(
+        &self,
+        workflow: &serde_json::Value,
+        store: Option<&RepositoryLocation>,
+        secrets: &dyn SecretSource,
+    ) -> Result<RepositoryConfig, String> {
+        match store {
+            Some(location) => self.policy.resolve(location, Some(secrets)),
+            None => self.for_run(workflow, secrets),
+        }
+    }
+}
+
 impl RepositoryConfig {
     /// Opens the repository.
     pub fn open(&self) -> cox_artifacts::Result<ArtifactRepository> {

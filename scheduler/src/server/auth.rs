@@ -159,14 +159,53 @@ pub async fn userinfo(Extension(caller): Extension<Caller>) -> Json<Value> {
     })
 }
 
+/// The routes a browser opens as a plain link (Argo's artifact downloads), which cannot
+/// carry an `Authorization` header: there, as on Argo's artifact server, the
+/// `authorization` cookie stands in for it. Only for these reads, so that no write can be
+/// made with a cookie a browser sends by itself (cross-site request forgery).
+const LINK_ROUTES: [&str; 3] = ["/artifacts/", "/input-artifacts/", "/artifact-files/"];
+
+fn opened_as_a_link(request: &Request) -> bool {
+    let method = request.method();
+    (method == axum::http::Method::GET || method == axum::http::Method::HEAD)
+        && LINK_ROUTES
+            .iter()
+            .any(|route| request.uri().path().starts_with(route))
+}
+
+/// The `authorization` cookie's value (`Bearer TOKEN`, its space sent as `%20` or not).
+fn authorization_cookie(request: &Request) -> Option<Vec<u8>> {
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b';'))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let equals = pair.iter().position(|b| *b == b'=')?;
+            (&pair[..equals] == b"authorization").then(|| pair[equals + 1..].to_vec())
+        })
+        .next()
+        .map(|value| match value.get(..9) {
+            Some(scheme) if scheme.eq_ignore_ascii_case(b"bearer%20") => {
+                [b"Bearer ".as_slice(), &value[9..]].concat()
+            }
+            _ => value,
+        })
+}
+
 /// The middleware in front of every route: a request without a valid token is answered
 /// 401 before anything else looks at it (its body is never read).
 pub async fn require(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
-    let authorization = request
+    let header = request
         .headers()
         .get(header::AUTHORIZATION)
         .map(|value| value.as_bytes());
-    match auth.caller(authorization) {
+    let cookie = match header {
+        None if opened_as_a_link(&request) => authorization_cookie(&request),
+        _ => None,
+    };
+    match auth.caller(header.or(cookie.as_deref())) {
         Some(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await

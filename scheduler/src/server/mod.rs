@@ -15,6 +15,7 @@
 //!
 //! # Layout
 //! - `admission`: writes run a few at a time; a full queue answers 503 and `Retry-After`.
+//! - `artifacts`: a node's saved artifact, streamed and checked, as an attachment.
 //! - [`auth`]: no auth on loopback, or bearer tokens from a file; `/api/v1/userinfo`.
 //! - [`error`]: `ApiError`, answered as grpc-gateway's `{code, message, details}`.
 //! - `events`: the watch stream, `workflow-events`, from the runs' progress channels.
@@ -32,6 +33,7 @@
 //! - `sync`: `GET /api/v1/sync/{namespace}`, locks, limits, holders and waiters (Coxswain's).
 
 mod admission;
+mod artifacts;
 pub mod auth;
 mod configmaps;
 pub mod error;
@@ -56,6 +58,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post, put};
+use cox_worker::repo_config::ArtifactSources;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -92,6 +95,9 @@ pub struct ServerConfig {
     /// Cancelled when the server starts shutting down: open streams (logs, watches) end,
     /// so the graceful shutdown does not wait for clients that never hang up.
     pub streams_end: CancellationToken,
+    /// Where the runs' saved artifacts are read from (the executor's repository and
+    /// policy); `None`: the artifact routes answer 503.
+    pub artifacts: Option<ArtifactSources>,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +108,7 @@ impl Default for ServerConfig {
             max_concurrent_writes: DEFAULT_MAX_CONCURRENT_WRITES,
             max_queued_writes: DEFAULT_MAX_QUEUED_WRITES,
             streams_end: CancellationToken::new(),
+            artifacts: None,
         }
     }
 }
@@ -115,6 +122,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// See [`ServerConfig::streams_end`].
     pub streams_end: CancellationToken,
+    /// See [`ServerConfig::artifacts`].
+    pub artifacts: Option<Arc<ArtifactSources>>,
     /// The write queue (its depth is a metric).
     admission: Arc<admission::Admission>,
 }
@@ -230,6 +239,18 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
         )
         .route("/api/v1/sync/{namespace}", get(sync::list))
         .route(
+            "/artifacts/{namespace}/{name}/{node_id}/{artifact}",
+            get(artifacts::node_artifact::<false>),
+        )
+        .route(
+            "/input-artifacts/{namespace}/{name}/{node_id}/{artifact}",
+            get(artifacts::node_artifact::<true>),
+        )
+        .route(
+            "/artifact-files/{namespace}/{kind}/{name}/{node_id}/{direction}/{artifact}",
+            get(artifacts::artifact_file),
+        )
+        .route(
             "/api/v1/workflow-events/{namespace}",
             get(events::watch_workflows),
         )
@@ -239,6 +260,7 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
             engine,
             max_body_bytes: limit,
             streams_end: config.streams_end.clone(),
+            artifacts: config.artifacts.clone().map(Arc::new),
             admission: Arc::clone(&admission),
         })
         // limits::limit_body replaces axum's default 2 MB limit for every route.
