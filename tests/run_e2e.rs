@@ -271,6 +271,52 @@ fn both_modes(check: impl Fn(&[&str])) {
     check(&["--no-sandbox"]);
 }
 
+// ---------------------------------------------------------------- the main job
+
+/// The README's main job, `examples/etl-pipeline.yaml`: two extracts in parallel, a join, a
+/// model trained in Python and a report, files passed as artifacts through the default
+/// local repository. The data is generated with spend = 5 + 0.3 age + 0.8 tenure + noise:
+/// the model must find it again, and the report must show the model the train step saved.
+#[test]
+fn the_main_job_extracts_joins_trains_and_reports() {
+    both_modes(|extra| {
+        let home = Home::new();
+        let run = home.run_file("examples/etl-pipeline.yaml", extra);
+        run.expect_phase("Succeeded");
+        assert_eq!(run.output("transform", "rows"), "300");
+        let r2: f64 = run.output("train", "r2").parse().expect("r2 is a number");
+        assert!(r2 > 0.9, "r2 {r2}");
+        let model: Value = serde_json::from_str(run.result("train")).expect("model JSON");
+        for (name, truth, tolerance) in [
+            ("intercept", 5.0, 2.0),
+            ("age", 0.3, 0.05),
+            ("tenure_months", 0.8, 0.05),
+        ] {
+            let fitted = model[name].as_f64().expect("coefficient");
+            assert!(
+                (fitted - truth).abs() < tolerance,
+                "{name}: {fitted} (true {truth})"
+            );
+        }
+        let logs = home.cox(&["logs", &run.name(), "report"]);
+        let text = String::from_utf8_lossy(&logs.stdout);
+        assert!(
+            text.contains(&format!(
+                "report: trained on 300 customers, r2 {}",
+                run.output("train", "r2")
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "report:   \"tenure_months\": {}",
+                model["tenure_months"]
+            )),
+            "{text}"
+        );
+    });
+}
+
 // ---------------------------------------------------------------- templates and exit codes
 
 #[test]
