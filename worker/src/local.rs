@@ -1049,9 +1049,7 @@ fn rebind_children(dir: &Path, push: &mut impl FnMut(&[&std::ffi::OsStr])) {
 /// Where `bwrap` is on the parent's `PATH`.
 fn find_bwrap() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("bwrap"))
-        .find(|p| p.is_file())
+    find_program("bwrap", &path)
 }
 
 /// Runs `true` in a minimal sandbox with `bwrap`.

@@ -2352,12 +2352,6 @@ impl<'a> Operator<'a> {
         let tasks: &Vec<DagTask> = &dag.tasks;
         let plan = self.dag_plan(name, tasks);
         let by_name = |t: &str| plan.index_of.get(t).map(|&i| &tasks[i]);
-        let dep_of = |t: &DagTask| -> Result<depends::Depends, String> {
-            match plan.index_of.get(t.name.as_str()) {
-                Some(&i) => plan.depends[i].clone(),
-                None => task_depends(t),
-            }
-        };
         // Targets: only these tasks and what they need.
         let targets: Option<HashSet<String>> = dag.target.as_deref().map(|t| {
             let t = expr::substitute(t, vars, Unresolved::Leave).unwrap_or_else(|_| t.to_string());
@@ -2365,8 +2359,8 @@ impl<'a> Operator<'a> {
             let mut stack: Vec<String> = t.split_whitespace().map(str::to_string).collect();
             while let Some(n) = stack.pop() {
                 if needed.insert(n.clone())
-                    && let Some(task) = by_name(n.as_str())
-                    && let Ok(d) = dep_of(task)
+                    && let Some(&i) = plan.index_of.get(n.as_str())
+                    && let Ok(d) = &plan.depends[i]
                 {
                     stack.extend(d.tasks().into_iter().map(str::to_string));
                 }
@@ -2435,7 +2429,7 @@ impl<'a> Operator<'a> {
                     }
                     continue;
                 }
-                let deps = match dep_of(task) {
+                let deps = match plan.depends[index].clone() {
                     Ok(d) => d,
                     Err(e) => {
                         self.ended_node(
