@@ -6,12 +6,12 @@
 #   benches/run/bench.sh big      # 10,000-node workflows, --no-sandbox, /usr/bin/time -v, time-boxed
 #
 # Environment: COX (the cox binary, default $CARGO_TARGET_DIR/release/cox), OUT (scratch dir,
-# default /tmp/cox-run-bench), RUNS (hyperfine runs, default 5), BIG_SECS (time box per
+# default /var/tmp/cox-run-bench, on disk), RUNS (hyperfine runs, default 5), BIG_SECS (time box per
 # 10,000-node run, default 240), BIG_N (default 10000).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 COX=${COX:-${CARGO_TARGET_DIR:-$here/../../target}/release/cox}
-OUT=${OUT:-/tmp/cox-run-bench}
+OUT=${OUT:-/var/tmp/cox-run-bench}
 RUNS=${RUNS:-5}
 BIG_SECS=${BIG_SECS:-240}
 BIG_N=${BIG_N:-10000}
@@ -23,18 +23,28 @@ machine() {
   date -u; rustc --version; "$COX" --version 2>/dev/null || true
 }
 
+# Each run gets a new, empty COX_HOME ($OUT/home links to it), and the old ones are deleted only
+# at the end: on ext4, creating an inode skips every inode of its group deleted in the last
+# minute (`recently_deleted`), so deleting the last run's files right before a run made inode
+# creation most of the run's CPU (see BENCHMARKS.md, "fifth pass").
+fresh_home() {
+  echo "d=\$(mktemp -d -p $1/homes) && ln -sfn \$d $1/home"
+}
+
 parity() {
   python3 "$here/gen.py" dag 200 > "$OUT/dag202.yaml"
   python3 "$here/gen.py" make 200 > "$OUT/Makefile"
+  mkdir -p "$OUT/homes" "$SHM/homes"
   hyperfine --warmup 1 --runs "$RUNS" --export-json "$OUT/parity.json" --export-markdown "$OUT/parity.md" \
     --prepare 'true' -n 'make -j2' "make -s -j2 -f $OUT/Makefile" \
-    --prepare "rm -rf $OUT/home" -n 'cox run --no-sandbox' \
+    --prepare "$(fresh_home "$OUT")" -n 'cox run --no-sandbox' \
       "COX_HOME=$OUT/home $COX run --no-sandbox $OUT/dag202.yaml" \
-    --prepare "rm -rf $OUT/home" -n 'cox run (sandboxed)' \
+    --prepare "$(fresh_home "$OUT")" -n 'cox run (sandboxed)' \
       "COX_HOME=$OUT/home $COX run $OUT/dag202.yaml" \
-    --prepare "rm -rf $SHM" -n 'cox run --no-sandbox, COX_HOME on tmpfs' \
-      "COX_HOME=$SHM $COX run --no-sandbox $OUT/dag202.yaml"
+    --prepare "$(fresh_home "$SHM")" -n 'cox run --no-sandbox, COX_HOME on tmpfs' \
+      "COX_HOME=$SHM/home $COX run --no-sandbox $OUT/dag202.yaml"
   # (Sandboxed runs refuse a COX_HOME under /dev: "must not be under /proc or /dev".)
+  rm -rf "$OUT/homes" "$OUT/home" "$SHM"
   python3 "$here/summary.py" "$OUT/parity.json"
 }
 
