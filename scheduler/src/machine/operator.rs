@@ -20,7 +20,7 @@ use cox_worker::step::{
 use serde_json::Value;
 
 use super::Action;
-use super::node::{ArtifactRef, MemoizationStatus, Node, NodeType, Outputs, Phase, node_id};
+use super::node::{ArtifactRef, MemoizationStatus, Node, NodeType, Phase, node_id};
 
 /// How a template is called: by name, inline, with arguments already resolved.
 #[derive(Clone)]
@@ -100,7 +100,7 @@ pub(crate) struct Operator<'a> {
     /// template names called from it are its WorkflowTemplate's.
     pub scope: Option<String>,
     pub run: &'a str,
-    pub nodes: &'a mut BTreeMap<String, Node>,
+    pub nodes: &'a mut super::nodes::Nodes,
     pub actions: Vec<Action>,
     pub now: DateTime<Utc>,
     pub globals: Vars,
@@ -382,24 +382,10 @@ impl<'a> Operator<'a> {
             self.nodes.insert(
                 id.clone(),
                 Node {
-                    id: id.clone(),
-                    name: name.to_string(),
-                    display_name: display.to_string(),
-                    node_type,
                     template_name: template.map(str::to_string),
-                    phase: Phase::Pending,
                     boundary_id: boundary.map(str::to_string),
-                    children: Vec::new(),
-                    inputs: Vec::new(),
-                    outputs: Outputs::default(),
-                    message: String::new(),
                     started_at: Some(ts(self.now)),
-                    finished_at: None,
-                    attempt: 0,
-                    resume_at: None,
-                    launched: false,
-                    exit_hook: None,
-                    memoization: None,
+                    ..Node::new(id.clone(), name.to_string(), display.to_string(), node_type)
                 },
             );
             if let Some(parent) = parent
