@@ -149,7 +149,7 @@ pub struct RunSummary {
     pub message: String,
 }
 
-/// What a store last wrote (and flushed) of a run's nodes: the lineage and revision of its
+/// What a store last wrote (and flushed) of a run: the lineage and revision of its
 /// [`Nodes`] map, so that the next write of that map looks only at the nodes changed after
 /// that revision, and the nodes as written (a copy that shares them with the run), so that
 /// it writes only those that differ: a node changed and changed back is not written again.
@@ -157,6 +157,16 @@ struct Written {
     lineage: u64,
     revision: u64,
     nodes: Nodes,
+    /// The run's header as written.
+    header: Vec<u8>,
+}
+
+/// A write of a run: its header (`None`: as last written), the nodes to write (key and
+/// bytes), and what the store knows of the run once they are flushed.
+struct RunWrite {
+    header: Option<Vec<u8>>,
+    nodes: Vec<(Vec<u8>, Vec<u8>)>,
+    after: Option<Written>,
 }
 
 /// In debug builds (so in every test), checks a write of the nodes `changed` (keys) against
@@ -334,8 +344,12 @@ impl Store {
 
     /// Record a new run, created at `created_at`; fails if the name is taken. Flushed.
     pub fn create_run(&self, state: &RunState, created_at: DateTime<Utc>) -> Result<()> {
-        let header = codec::encode(RUN, &state.header())?;
-        let (changed, after) = self.changed_nodes(state, true)?;
+        let RunWrite {
+            header,
+            nodes: changed,
+            after,
+        } = self.changes(state, true)?;
+        let header = header.unwrap_or_default();
         let name = state.name.as_bytes();
         let index_key = created_key(created_at, &state.name);
         let h = self.h()?;
@@ -366,21 +380,16 @@ impl Store {
         self.write_run(state, false)
     }
 
-    /// The nodes to write (key and bytes): every node with `all` or when the run's nodes
-    /// are not the ones last written (another [`Nodes`] lineage, or the last write failed),
-    /// else those changed since the last write; and what will have been written once they
-    /// are (nothing for a finished run).
-    #[allow(clippy::type_complexity)]
-    fn changed_nodes(
-        &self,
-        state: &RunState,
-        all: bool,
-    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, Option<Written>)> {
+    /// What to write of `state`: its header unless it is as last written, and the nodes:
+    /// every node with `all` or when the run's nodes are not the ones last written (another
+    /// [`Nodes`] lineage, or the last write failed), else those changed since the last
+    /// write.
+    fn changes(&self, state: &RunState, all: bool) -> Result<RunWrite> {
+        let header = codec::encode(RUN, &state.header())?;
         let written = self.written.lock().map_err(|_| Error::Poisoned)?;
+        let last = written.get(&state.name).filter(|_| !all);
         let nodes = &state.nodes;
-        let before = written
-            .get(&state.name)
-            .filter(|w| !all && w.lineage == nodes.lineage());
+        let before = last.filter(|w| w.lineage == nodes.lineage());
         let mut changed = Vec::new();
         let mut add = |id: &str, node: &Node| -> Result<()> {
             changed.push((node_key(&state.name, id), codec::encode(NODE, node)?));
@@ -402,34 +411,42 @@ impl Store {
         }
         #[cfg(debug_assertions)]
         check_changed(state, before, &changed);
-        // A finished run is not written again but whole (a retry): nothing to keep.
-        let after = (!state.is_finished()).then(|| Written {
-            lineage: nodes.lineage(),
-            revision: nodes.revision(),
-            nodes: nodes.clone(),
-        });
-        Ok((changed, after))
+        let header_changed = last.is_none_or(|w| w.header != header);
+        Ok(RunWrite {
+            header: header_changed.then(|| header.clone()),
+            nodes: changed,
+            // A finished run is not written again but whole (a retry): nothing to keep.
+            after: (!state.is_finished()).then(|| Written {
+                lineage: nodes.lineage(),
+                revision: nodes.revision(),
+                nodes: nodes.clone(),
+                header,
+            }),
+        })
     }
 
     /// Flush a write of `run`'s nodes; once it is on disk, remember what was written.
     fn flush_remembering(&self, run: &str, after: Option<Written>) -> Result<()> {
-        let flushed = self.flush();
-        let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
-        match (flushed, after) {
-            (Ok(()), Some(after)) => {
-                written.insert(run.to_string(), after);
+        match self.flush() {
+            Ok(()) => {
+                self.remember(run, after);
                 Ok(())
             }
-            (Ok(()), None) => {
-                written.remove(run);
-                Ok(())
-            }
-            (Err(e), _) => {
+            Err(e) => {
                 // Not known to be on disk: the next write of the run writes every node.
-                written.remove(run);
+                self.forget(run);
                 Err(e)
             }
         }
+    }
+
+    /// What the store has of `run`, flushed (`None`: nothing to keep).
+    fn remember(&self, run: &str, after: Option<Written>) {
+        let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        match after {
+            Some(after) => written.insert(run.to_string(), after),
+            None => written.remove(run),
+        };
     }
 
     /// A run's state, if there is such a run.
@@ -648,14 +665,24 @@ impl Store {
 
     /// [`Store::put_run`], or with `whole` [`Store::replace_run`].
     fn write_run(&self, state: &RunState, whole: bool) -> Result<()> {
-        let header = codec::encode(RUN, &state.header())?;
-        let (nodes, after) = self.changed_nodes(state, whole)?;
+        let RunWrite {
+            header,
+            nodes,
+            after,
+        } = self.changes(state, whole)?;
+        if !whole && header.is_none() && nodes.is_empty() {
+            // The store has this state already, flushed.
+            self.remember(&state.name, after);
+            return Ok(());
+        }
         let mut gone = Vec::new();
         let h = self.h()?;
         if whole {
+            let written: std::collections::HashSet<&[u8]> =
+                nodes.iter().map(|(key, _)| key.as_slice()).collect();
             for entry in h.nodes.scan_prefix(node_prefix(&state.name)) {
                 let (key, _) = entry.map_err(|e| self.error(e))?;
-                if !nodes.iter().any(|(k, _)| k.as_slice() == key.as_ref()) {
+                if !written.contains(key.as_ref()) {
                     gone.push(key);
                 }
             }
@@ -663,7 +690,9 @@ impl Store {
         let name = state.name.as_bytes();
         let outcome: std::result::Result<(), sled::transaction::TransactionError<()>> =
             (&h.runs, &h.nodes).transaction(|(runs, tree)| {
-                runs.insert(name, header.as_slice())?;
+                if let Some(header) = &header {
+                    runs.insert(name, header.as_slice())?;
+                }
                 for key in &gone {
                     tree.remove(key.as_ref())?;
                 }
@@ -1061,6 +1090,28 @@ mod tests {
         assert_eq!(write(&copy), all);
 
         let stored = store.get_run(&state.name).unwrap().unwrap();
+        assert_eq!(stored.nodes, state.nodes);
+    }
+
+    #[test]
+    fn the_header_is_written_only_when_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut state, a) = started(dir.path());
+        let runs = store.h().unwrap().runs.clone();
+        let header_rewritten = |state: &RunState| {
+            runs.insert(state.name.as_bytes(), MARK).unwrap();
+            store.put_run(state).unwrap();
+            let stored = runs.get(state.name.as_bytes()).unwrap().unwrap();
+            stored.as_ref() != MARK
+        };
+        state.nodes.get_mut(&a).unwrap().message = "node only".into();
+        assert!(!header_rewritten(&state));
+        // (The node records hold the nodes as they are.)
+        assert_eq!(rewritten(&store, &state).len(), state.nodes.len());
+        state.message = "the run's own".into();
+        assert!(header_rewritten(&state));
+        let stored = store.get_run(&state.name).unwrap().unwrap();
+        assert_eq!(stored.message, state.message);
         assert_eq!(stored.nodes, state.nodes);
     }
 
