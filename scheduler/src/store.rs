@@ -157,8 +157,8 @@ struct Written {
     lineage: u64,
     revision: u64,
     nodes: Nodes,
-    /// The run's header as written.
-    header: Vec<u8>,
+    /// The run's header as written ([`RunState::header`]).
+    header: RunState,
 }
 
 /// A write of a run: its header (`None`: as last written), the nodes to write (key and
@@ -385,7 +385,6 @@ impl Store {
     /// [`Nodes`] lineage, or the last write failed), else those changed since the last
     /// write.
     fn changes(&self, state: &RunState, all: bool) -> Result<RunWrite> {
-        let header = codec::encode(RUN, &state.header())?;
         let written = self.written.lock().map_err(|_| Error::Poisoned)?;
         let last = written.get(&state.name).filter(|_| !all);
         let nodes = &state.nodes;
@@ -411,16 +410,29 @@ impl Store {
         }
         #[cfg(debug_assertions)]
         check_changed(state, before, &changed);
-        let header_changed = last.is_none_or(|w| w.header != header);
+        let header = match last {
+            // Compared, not encoded: the workflow's text is shared, not copied.
+            Some(last) if last.header.same_header(state) => {
+                #[cfg(debug_assertions)]
+                assert_eq!(
+                    codec::encode(RUN, &last.header)?,
+                    codec::encode(RUN, &state.header())?,
+                    "run {}: the header changed but is not written",
+                    state.name
+                );
+                None
+            }
+            _ => Some(codec::encode(RUN, &state.header())?),
+        };
         Ok(RunWrite {
-            header: header_changed.then(|| header.clone()),
+            header,
             nodes: changed,
             // A finished run is not written again but whole (a retry): nothing to keep.
             after: (!state.is_finished()).then(|| Written {
                 lineage: nodes.lineage(),
                 revision: nodes.revision(),
                 nodes: nodes.clone(),
-                header,
+                header: state.header(),
             }),
         })
     }

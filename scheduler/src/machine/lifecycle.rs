@@ -341,7 +341,7 @@ impl Request {
 pub(super) fn apply(
     plan: Plan,
     executable: &mut Executable,
-    workflow_json: &mut String,
+    workflow_json: &mut std::sync::Arc<str>,
     nodes: &mut super::nodes::Nodes,
     now: DateTime<Utc>,
 ) {
@@ -356,7 +356,7 @@ pub(super) fn apply(
                 spec.remove("suspend");
             }
             if let Ok(text) = serde_json::to_string(&value) {
-                *workflow_json = text;
+                *workflow_json = text.into();
             }
         }
     }

@@ -72,8 +72,9 @@ impl Executable {
 pub struct RunState {
     /// The run's name (`metadata.name`).
     pub name: String,
-    /// The workflow as submitted, name filled in, as JSON text.
-    pub workflow_json: String,
+    /// The workflow as submitted, name filled in, as JSON text (shared with the copies
+    /// published to watchers and with what the store last wrote: its size is the workflow's).
+    pub workflow_json: std::sync::Arc<str>,
     /// Workflow phase.
     pub phase: Phase,
     /// Why the workflow is in its phase.
@@ -144,7 +145,7 @@ impl RunState {
     ) -> RunState {
         RunState {
             name,
-            workflow_json,
+            workflow_json: workflow_json.into(),
             phase: Phase::Pending,
             message: String::new(),
             started_at: None,
@@ -177,8 +178,9 @@ impl RunState {
 
     /// Runs `workflow` from now on (parameters changed by a retry).
     pub(super) fn replace_workflow(&mut self, workflow: Workflow) -> Result<(), String> {
-        self.workflow_json =
-            serde_json::to_string(&workflow).map_err(|e| format!("cannot encode workflow: {e}"))?;
+        self.workflow_json = serde_json::to_string(&workflow)
+            .map_err(|e| format!("cannot encode workflow: {e}"))?
+            .into();
         self.spec = None;
         self.reset_derived();
         Ok(())
@@ -221,6 +223,40 @@ impl RunState {
             locks_granted: BTreeSet::new(),
             locks_requested: BTreeSet::new(),
         }
+    }
+
+    /// Whether this state's header ([`RunState::header`], what the store writes beside the
+    /// nodes) is `other`'s. Every field is named: a new one must be placed here.
+    pub(crate) fn same_header(&self, other: &RunState) -> bool {
+        let RunState {
+            name,
+            workflow_json,
+            phase,
+            message,
+            started_at,
+            finished_at,
+            nodes: _,
+            global_parameters,
+            global_artifacts,
+            main_result,
+            stopped,
+            store_error: _,
+            spec: _,
+            cache: _,
+            locks_granted: _,
+            locks_requested: _,
+        } = self;
+        *name == other.name
+            && (std::sync::Arc::ptr_eq(workflow_json, &other.workflow_json)
+                || *workflow_json == other.workflow_json)
+            && *phase == other.phase
+            && *message == other.message
+            && *started_at == other.started_at
+            && *finished_at == other.finished_at
+            && *global_parameters == other.global_parameters
+            && *global_artifacts == other.global_artifacts
+            && *main_result == other.main_result
+            && *stopped == other.stopped
     }
 
     /// The workflow phase.
