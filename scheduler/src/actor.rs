@@ -509,7 +509,7 @@ impl RunActorState {
         let ended: Vec<String> = self
             .lock_nodes
             .iter()
-            .filter(|id| nodes.get(*id).is_none_or(|n| n.phase.is_done()))
+            .filter(|id| nodes.get(id).is_none_or(|n| n.phase.is_done()))
             .cloned()
             .collect();
         for node_id in ended {

@@ -416,7 +416,7 @@ pub mod v2 {
         fn from(r: &RunState) -> RunStateV2 {
             RunStateV2 {
                 name: r.name.clone(),
-                workflow_json: r.workflow_json.clone(),
+                workflow_json: r.workflow_json.to_string(),
                 phase: r.phase,
                 message: r.message.clone(),
                 started_at: r.started_at.clone(),

@@ -41,7 +41,7 @@ use tracing::{info, warn};
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::machine::{Phase, RunState};
+use crate::machine::{Node, Nodes, Phase, RunState};
 
 const RUNS: &str = "runs";
 const RUNS_BY_CREATED: &str = "runs_by_created";
@@ -149,6 +149,46 @@ pub struct RunSummary {
     pub message: String,
 }
 
+/// What a store last wrote (and flushed) of a run: the lineage and revision of its
+/// [`Nodes`] map, so that the next write of that map looks only at the nodes changed after
+/// that revision, and the nodes as written (a copy that shares them with the run), so that
+/// it writes only those that differ: a node changed and changed back is not written again.
+struct Written {
+    lineage: u64,
+    revision: u64,
+    nodes: Nodes,
+    /// The run's header as written ([`RunState::header`]).
+    header: RunState,
+}
+
+/// A write of a run: its header (`None`: as last written), the nodes to write (key and
+/// bytes), and what the store knows of the run once they are flushed.
+struct RunWrite {
+    header: Option<Vec<u8>>,
+    nodes: Vec<(Vec<u8>, Vec<u8>)>,
+    after: Option<Written>,
+}
+
+/// In debug builds (so in every test), checks a write of the nodes `changed` (keys) against
+/// every node: with `before` (the last write of the same map; none for a whole write) it
+/// must be exactly the nodes that differ from what was written then, whatever changed them.
+#[cfg(debug_assertions)]
+fn check_changed(state: &RunState, before: Option<&Written>, changed: &[(Vec<u8>, Vec<u8>)]) {
+    let changed: std::collections::HashSet<&[u8]> =
+        changed.iter().map(|(key, _)| key.as_slice()).collect();
+    for (id, node) in &state.nodes {
+        let differs = before.is_none_or(|before| before.nodes.get(id) != Some(node));
+        assert_eq!(
+            changed.contains(node_key(&state.name, id).as_slice()),
+            differs,
+            "run {}: node {id} {} but is {}written",
+            state.name,
+            if differs { "changed" } else { "did not change" },
+            if differs { "not " } else { "" },
+        );
+    }
+}
+
 /// The sled database and its trees, as one opening has them.
 struct Handles {
     db: sled::Db,
@@ -205,8 +245,11 @@ pub struct Store {
     broken: Arc<AtomicBool>,
     /// This opening's epoch (see [`Store::epoch`]).
     epoch: u64,
-    /// Per run, a hash of each node as last written, to write only what changed.
-    written: Arc<Mutex<HashMap<String, HashMap<String, u64>>>>,
+    /// Per run, what was last written (and flushed) of its nodes, to write only what changed.
+    written: Arc<Mutex<HashMap<String, Written>>>,
+    /// Flushes still to fail, as with a full disk (tests of what follows a failed flush).
+    #[cfg(test)]
+    failing_flushes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for Store {
@@ -247,6 +290,8 @@ impl Store {
             broken: Default::default(),
             epoch,
             written: Default::default(),
+            #[cfg(test)]
+            failing_flushes: Default::default(),
         })
     }
 
@@ -299,8 +344,12 @@ impl Store {
 
     /// Record a new run, created at `created_at`; fails if the name is taken. Flushed.
     pub fn create_run(&self, state: &RunState, created_at: DateTime<Utc>) -> Result<()> {
-        let header = codec::encode(RUN, &state.header())?;
-        let (changed, hashes) = self.changed_nodes(state, true)?;
+        let RunWrite {
+            header,
+            nodes: changed,
+            after,
+        } = self.changes(state, true)?;
+        let header = header.unwrap_or_default();
         let name = state.name.as_bytes();
         let index_key = created_key(created_at, &state.name);
         let h = self.h()?;
@@ -317,7 +366,7 @@ impl Store {
                 Ok(())
             });
         match outcome {
-            Ok(()) => self.flush_remembering(&state.name, hashes),
+            Ok(()) => self.flush_remembering(&state.name, after),
             Err(sled::transaction::TransactionError::Abort(())) => {
                 Err(Error::RunExists(state.name.clone()))
             }
@@ -331,46 +380,85 @@ impl Store {
         self.write_run(state, false)
     }
 
-    /// The nodes to write (key and bytes), and every node's hash after the write.
-    #[allow(clippy::type_complexity)]
-    fn changed_nodes(
-        &self,
-        state: &RunState,
-        all: bool,
-    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, HashMap<String, u64>)> {
-        use std::hash::{Hash, Hasher};
+    /// What to write of `state`: its header unless it is as last written, and the nodes:
+    /// every node with `all` or when the run's nodes are not the ones last written (another
+    /// [`Nodes`] lineage, or the last write failed), else those changed since the last
+    /// write.
+    fn changes(&self, state: &RunState, all: bool) -> Result<RunWrite> {
         let written = self.written.lock().map_err(|_| Error::Poisoned)?;
-        let before = written.get(&state.name);
+        let last = written.get(&state.name).filter(|_| !all);
+        let nodes = &state.nodes;
+        let before = last.filter(|w| w.lineage == nodes.lineage());
         let mut changed = Vec::new();
-        let mut hashes = HashMap::with_capacity(state.nodes.len());
-        for (id, node) in &state.nodes {
-            let bytes = codec::encode(NODE, node)?;
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            bytes.hash(&mut hasher);
-            let hash = hasher.finish();
-            if all || before.and_then(|b| b.get(id)) != Some(&hash) {
-                changed.push((node_key(&state.name, id), bytes));
+        let mut add = |id: &str, node: &Node| -> Result<()> {
+            changed.push((node_key(&state.name, id), codec::encode(NODE, node)?));
+            Ok(())
+        };
+        match before {
+            Some(before) => {
+                for (id, node) in nodes.changed_since(before.revision) {
+                    if before.nodes.get(id) != Some(node) {
+                        add(id, node)?;
+                    }
+                }
             }
-            hashes.insert(id.clone(), hash);
+            None => {
+                for (id, node) in nodes {
+                    add(id, node)?;
+                }
+            }
         }
-        Ok((changed, hashes))
+        #[cfg(debug_assertions)]
+        check_changed(state, before, &changed);
+        let header = match last {
+            // Compared, not encoded: the workflow's text is shared, not copied.
+            Some(last) if last.header.same_header(state) => {
+                #[cfg(debug_assertions)]
+                assert_eq!(
+                    codec::encode(RUN, &last.header)?,
+                    codec::encode(RUN, &state.header())?,
+                    "run {}: the header changed but is not written",
+                    state.name
+                );
+                None
+            }
+            _ => Some(codec::encode(RUN, &state.header())?),
+        };
+        Ok(RunWrite {
+            header,
+            nodes: changed,
+            // A finished run is not written again but whole (a retry): nothing to keep.
+            after: (!state.is_finished()).then(|| Written {
+                lineage: nodes.lineage(),
+                revision: nodes.revision(),
+                nodes: nodes.clone(),
+                header: state.header(),
+            }),
+        })
     }
 
     /// Flush a write of `run`'s nodes; once it is on disk, remember what was written.
-    fn flush_remembering(&self, run: &str, hashes: HashMap<String, u64>) -> Result<()> {
-        let flushed = self.flush();
-        let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
-        match flushed {
+    fn flush_remembering(&self, run: &str, after: Option<Written>) -> Result<()> {
+        match self.flush() {
             Ok(()) => {
-                written.insert(run.to_string(), hashes);
+                self.remember(run, after);
                 Ok(())
             }
             Err(e) => {
                 // Not known to be on disk: the next write of the run writes every node.
-                written.remove(run);
+                self.forget(run);
                 Err(e)
             }
         }
+    }
+
+    /// What the store has of `run`, flushed (`None`: nothing to keep).
+    fn remember(&self, run: &str, after: Option<Written>) {
+        let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
+        match after {
+            Some(after) => written.insert(run.to_string(), after),
+            None => written.remove(run),
+        };
     }
 
     /// A run's state, if there is such a run.
@@ -589,14 +677,24 @@ impl Store {
 
     /// [`Store::put_run`], or with `whole` [`Store::replace_run`].
     fn write_run(&self, state: &RunState, whole: bool) -> Result<()> {
-        let header = codec::encode(RUN, &state.header())?;
-        let (nodes, hashes) = self.changed_nodes(state, whole)?;
+        let RunWrite {
+            header,
+            nodes,
+            after,
+        } = self.changes(state, whole)?;
+        if !whole && header.is_none() && nodes.is_empty() {
+            // The store has this state already, flushed.
+            self.remember(&state.name, after);
+            return Ok(());
+        }
         let mut gone = Vec::new();
         let h = self.h()?;
         if whole {
+            let written: std::collections::HashSet<&[u8]> =
+                nodes.iter().map(|(key, _)| key.as_slice()).collect();
             for entry in h.nodes.scan_prefix(node_prefix(&state.name)) {
                 let (key, _) = entry.map_err(|e| self.error(e))?;
-                if !nodes.iter().any(|(k, _)| k.as_slice() == key.as_ref()) {
+                if !written.contains(key.as_ref()) {
                     gone.push(key);
                 }
             }
@@ -604,7 +702,9 @@ impl Store {
         let name = state.name.as_bytes();
         let outcome: std::result::Result<(), sled::transaction::TransactionError<()>> =
             (&h.runs, &h.nodes).transaction(|(runs, tree)| {
-                runs.insert(name, header.as_slice())?;
+                if let Some(header) = &header {
+                    runs.insert(name, header.as_slice())?;
+                }
                 for key in &gone {
                     tree.remove(key.as_ref())?;
                 }
@@ -614,7 +714,7 @@ impl Store {
                 Ok(())
             });
         match outcome {
-            Ok(()) => self.flush_remembering(&state.name, hashes),
+            Ok(()) => self.flush_remembering(&state.name, after),
             Err(sled::transaction::TransactionError::Abort(())) => Ok(()),
             Err(sled::transaction::TransactionError::Storage(source)) => Err(self.error(source)),
         }
@@ -729,6 +829,16 @@ impl Store {
 
     /// Flush every tree to disk.
     pub(crate) fn flush(&self) -> Result<()> {
+        #[cfg(test)]
+        if self
+            .failing_flushes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(Error::NoSpace {
+                path: self.path.clone(),
+            });
+        }
         self.h()?.db.flush().map(drop).map_err(|e| self.error(e))
     }
 
@@ -881,6 +991,186 @@ fn created_from_key(key: &[u8]) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::machine::{Action, Event};
+    use crate::testsuite::{succeeded, workflow_from_yaml};
+
+    const DAG: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: marks}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    dag:\n      tasks:\n      - {name: a, template: step}\n      - {name: b, template: step, dependencies: [a]}\n      - {name: c, template: step, dependencies: [a]}\n  - name: step\n    container: {image: busybox, command: ['true']}\n";
+
+    /// What [`mark_records`] puts in place of every stored node.
+    const MARK: &[u8] = b"not rewritten";
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
+    }
+
+    /// A started run of [`DAG`], created in a new store; the node launched first.
+    fn started(dir: &Path) -> (Store, RunState, String) {
+        let store = Store::open(dir).unwrap();
+        let mut state = RunState::new(workflow_from_yaml(DAG), at(0)).unwrap();
+        let actions = state.apply(Event::Start { now: at(1) });
+        let launched = actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Launch(spec) => Some(spec.node_id.clone()),
+                _ => None,
+            })
+            .unwrap();
+        store.create_run(&state, at(0)).unwrap();
+        (store, state, launched)
+    }
+
+    /// Replaces every stored node record of `run` with [`MARK`], to see which records the
+    /// next write replaces.
+    fn mark_records(store: &Store, run: &str) {
+        let h = store.h().unwrap();
+        for entry in h.nodes.scan_prefix(node_prefix(run)) {
+            let (key, _) = entry.unwrap();
+            h.nodes.insert(key, MARK).unwrap();
+        }
+    }
+
+    /// The nodes whose record the last write replaced (each now holding the node as it is).
+    fn rewritten(store: &Store, state: &RunState) -> Vec<String> {
+        let prefix = node_prefix(&state.name);
+        let mut out = Vec::new();
+        for entry in store.h().unwrap().nodes.scan_prefix(&prefix) {
+            let (key, bytes) = entry.unwrap();
+            let id = String::from_utf8(key[prefix.len()..].to_vec()).unwrap();
+            if bytes.as_ref() != MARK {
+                assert_eq!(
+                    bytes.to_vec(),
+                    codec::encode(NODE, &state.nodes[&id]).unwrap()
+                );
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// The ids of the nodes of `now` that are not as in `before`.
+    fn differing(before: &Nodes, now: &Nodes) -> Vec<String> {
+        now.iter()
+            .filter(|(id, node)| before.get(id) != Some(*node))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_write_replaces_exactly_the_nodes_changed_whatever_changed_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut state, a) = started(dir.path());
+        let write = |state: &RunState| {
+            mark_records(&store, &state.name);
+            store.put_run(state).unwrap();
+            rewritten(&store, state)
+        };
+        assert!(write(&state).is_empty(), "nothing changed");
+
+        // The machine: the first step ends, its dependents start.
+        let before = state.nodes.clone();
+        state.apply(Event::StepFinished {
+            node_id: a.clone(),
+            outcome: succeeded(None),
+            now: at(2),
+        });
+        let changed = differing(&before, &state.nodes);
+        assert!(changed.contains(&a) && changed.len() >= 3, "{changed:?}");
+        assert_eq!(write(&state), changed);
+
+        // Asked for to change, left as it was: nothing to write.
+        let _ = state.nodes.get_mut(&a).unwrap();
+        assert!(write(&state).is_empty());
+        // Changed, and changed back before the write: nothing either.
+        state.nodes.get_mut(&a).unwrap().message = "x".into();
+        state.nodes.get_mut(&a).unwrap().message.clear();
+        assert!(write(&state).is_empty());
+
+        state.nodes.get_mut(&a).unwrap().message = "changed".into();
+        assert_eq!(write(&state), std::slice::from_ref(&a));
+
+        let mut added = state.nodes[&a].clone();
+        added.id = format!("{a}-copy");
+        state.nodes.insert(added.id.clone(), added.clone());
+        assert_eq!(write(&state), [added.id.clone()]);
+
+        state.nodes.update_all(|node| node.message = "every".into());
+        let all: Vec<String> = state.nodes.keys().cloned().collect();
+        assert_eq!(write(&state), all);
+
+        // A copy is another lineage: its revisions say nothing of what was written.
+        let copy = state.clone();
+        assert_eq!(write(&copy), all);
+
+        let stored = store.get_run(&state.name).unwrap().unwrap();
+        assert_eq!(stored.nodes, state.nodes);
+    }
+
+    #[test]
+    fn the_header_is_written_only_when_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut state, a) = started(dir.path());
+        let runs = store.h().unwrap().runs.clone();
+        let header_rewritten = |state: &RunState| {
+            runs.insert(state.name.as_bytes(), MARK).unwrap();
+            store.put_run(state).unwrap();
+            let stored = runs.get(state.name.as_bytes()).unwrap().unwrap();
+            stored.as_ref() != MARK
+        };
+        state.nodes.get_mut(&a).unwrap().message = "node only".into();
+        assert!(!header_rewritten(&state));
+        // (The node records hold the nodes as they are.)
+        assert_eq!(rewritten(&store, &state).len(), state.nodes.len());
+        state.message = "the run's own".into();
+        assert!(header_rewritten(&state));
+        let stored = store.get_run(&state.name).unwrap().unwrap();
+        assert_eq!(stored.message, state.message);
+        assert_eq!(stored.nodes, state.nodes);
+    }
+
+    #[test]
+    fn after_a_failed_flush_the_next_write_writes_every_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut state, a) = started(dir.path());
+        let all: Vec<String> = state.nodes.keys().cloned().collect();
+        assert!(all.len() >= 2, "{all:?}");
+
+        state.nodes.get_mut(&a).unwrap().message = "lost?".into();
+        store.failing_flushes.store(1, Ordering::Release);
+        let failed = store.put_run(&state).unwrap_err();
+        assert!(matches!(failed, Error::NoSpace { .. }), "{failed:?}");
+
+        // What the failed write did is not trusted: every node is written again.
+        mark_records(&store, &state.name);
+        store.put_run(&state).unwrap();
+        assert_eq!(rewritten(&store, &state), all);
+
+        // Then only what changes.
+        state.nodes.get_mut(&a).unwrap().message = "kept".into();
+        mark_records(&store, &state.name);
+        store.put_run(&state).unwrap();
+        assert_eq!(rewritten(&store, &state), [a]);
+    }
+
+    #[test]
+    fn a_finished_run_is_forgotten_once_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut state, a) = started(dir.path());
+        store.put_run(&state).unwrap();
+        let known = |store: &Store| store.written.lock().unwrap().contains_key("marks");
+        assert!(known(&store));
+        state.apply(Event::Stop {
+            now: at(3),
+            terminate: true,
+        });
+        state.apply(Event::StepFinished {
+            node_id: a,
+            outcome: crate::testsuite::failed(1),
+            now: at(4),
+        });
+        assert!(state.is_finished(), "{:?}", state.phase());
+        store.put_run(&state).unwrap();
+        assert!(!known(&store), "nothing is kept of a finished run");
+    }
 
     #[test]
     fn created_keys_sort_by_time_and_read_back() {

@@ -181,7 +181,12 @@ async fn retry_in_place_runs_what_failed_and_ends_succeeded() {
     // The store holds the retried run, and no node of the failed attempt.
     let stored = test.engine().get(&old.name).expect("get").expect("stored");
     assert_eq!(stored.phase(), Phase::Succeeded);
-    assert_eq!(stored.nodes.len(), 5, "{:?}", stored.nodes.keys());
+    assert_eq!(
+        stored.nodes.len(),
+        5,
+        "{:?}",
+        stored.nodes.keys().collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]

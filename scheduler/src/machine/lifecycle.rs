@@ -182,7 +182,7 @@ fn is_active_suspend(node: &Node) -> bool {
 /// Plan a request against the nodes (nothing changes here); why it is refused.
 pub(super) fn plan(
     executable: &Executable,
-    nodes: &std::collections::BTreeMap<String, Node>,
+    nodes: &super::nodes::Nodes,
     request: &Request,
 ) -> Result<Plan, String> {
     // A resumed node needs every supplied output: set now, set before, or defaulted.
@@ -341,8 +341,8 @@ impl Request {
 pub(super) fn apply(
     plan: Plan,
     executable: &mut Executable,
-    workflow_json: &mut String,
-    nodes: &mut std::collections::BTreeMap<String, Node>,
+    workflow_json: &mut std::sync::Arc<str>,
+    nodes: &mut super::nodes::Nodes,
     now: DateTime<Utc>,
 ) {
     if let Some(suspend) = plan.suspend {
@@ -356,7 +356,7 @@ pub(super) fn apply(
                 spec.remove("suspend");
             }
             if let Ok(text) = serde_json::to_string(&value) {
-                *workflow_json = text;
+                *workflow_json = text.into();
             }
         }
     }

@@ -14,12 +14,14 @@ mod lifecycle;
 mod locks;
 pub mod memo_key;
 pub(crate) mod node;
+mod nodes;
 mod operator;
 mod rerun;
 mod run;
 
 pub use lifecycle::{NodeFieldSelector, Request, selector_terms};
 pub use node::{ArtifactRef, MemoizationStatus, Node, NodeType, Outputs, Phase, node_id};
+pub use nodes::Nodes;
 pub(crate) use operator::parse_ts;
 pub use rerun::{RESUBMITTED_FROM, RetryOptions};
 pub use run::{GC_ON_COMPLETION, GC_ON_DELETION, RunState};

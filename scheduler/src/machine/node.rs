@@ -187,6 +187,32 @@ pub struct Node {
     pub memoization: Option<MemoizationStatus>,
 }
 
+impl Node {
+    /// A node that has not started: its ids and type, nothing else.
+    pub fn new(id: String, name: String, display_name: String, node_type: NodeType) -> Node {
+        Node {
+            id,
+            name,
+            display_name,
+            node_type,
+            template_name: None,
+            phase: Phase::Pending,
+            boundary_id: None,
+            children: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Outputs::default(),
+            message: String::new(),
+            started_at: None,
+            finished_at: None,
+            attempt: 0,
+            resume_at: None,
+            launched: false,
+            exit_hook: None,
+            memoization: None,
+        }
+    }
+}
+
 /// Argo's `MemoizationStatus`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoizationStatus {

@@ -20,7 +20,7 @@ use cox_worker::step::{
 use serde_json::Value;
 
 use super::Action;
-use super::node::{ArtifactRef, MemoizationStatus, Node, NodeType, Outputs, Phase, node_id};
+use super::node::{ArtifactRef, MemoizationStatus, Node, NodeType, Phase, node_id};
 
 /// How a template is called: by name, inline, with arguments already resolved.
 #[derive(Clone)]
@@ -100,7 +100,7 @@ pub(crate) struct Operator<'a> {
     /// template names called from it are its WorkflowTemplate's.
     pub scope: Option<String>,
     pub run: &'a str,
-    pub nodes: &'a mut BTreeMap<String, Node>,
+    pub nodes: &'a mut super::nodes::Nodes,
     pub actions: Vec<Action>,
     pub now: DateTime<Utc>,
     pub globals: Vars,
@@ -382,24 +382,10 @@ impl<'a> Operator<'a> {
             self.nodes.insert(
                 id.clone(),
                 Node {
-                    id: id.clone(),
-                    name: name.to_string(),
-                    display_name: display.to_string(),
-                    node_type,
                     template_name: template.map(str::to_string),
-                    phase: Phase::Pending,
                     boundary_id: boundary.map(str::to_string),
-                    children: Vec::new(),
-                    inputs: Vec::new(),
-                    outputs: Outputs::default(),
-                    message: String::new(),
                     started_at: Some(ts(self.now)),
-                    finished_at: None,
-                    attempt: 0,
-                    resume_at: None,
-                    launched: false,
-                    exit_hook: None,
-                    memoization: None,
+                    ..Node::new(id.clone(), name.to_string(), display.to_string(), node_type)
                 },
             );
             if let Some(parent) = parent
@@ -2576,8 +2562,8 @@ impl<'a> Operator<'a> {
             }
             // failFast: a failure stops new tasks.
             if fail_fast && self.shutdown.is_none() {
-                let failed = tasks.iter().any(|t| {
-                    let n = self.nodes.get(&task_node(self, &t.name));
+                let failed = tasks.iter().zip(ids).any(|(t, tid)| {
+                    let n = self.nodes.get(tid);
                     n.is_some_and(|n| n.phase.is_failure())
                         && t.continue_on.as_ref().and_then(|c| c.failed) != Some(true)
                         && !self.failure_handled(tasks, &t.name, name)
@@ -2587,32 +2573,31 @@ impl<'a> Operator<'a> {
                 }
             }
         }
-        // Done when every (target) task is done.
-        let relevant: Vec<&DagTask> = tasks
+        // Done when every (target) task is done. (Each task's node id is `ids[i]`: no
+        // per-task id is built again at every event.)
+        let relevant: Vec<(&DagTask, &String)> = tasks
             .iter()
-            .filter(|t| targets.as_ref().is_none_or(|s| s.contains(&t.name)))
+            .zip(ids)
+            .filter(|(t, _)| targets.as_ref().is_none_or(|s| s.contains(&t.name)))
             .collect();
-        let pending: Vec<&&DagTask> = relevant
-            .iter()
-            .filter(|t| {
-                !self
-                    .nodes
-                    .get(&task_node(self, &t.name))
-                    .is_some_and(|n| n.phase.is_done())
+        // A task or a hook still running: nothing more to decide (looked at first, and
+        // stopping at the first one, as it is the common case of a DAG in progress).
+        let running = relevant.iter().any(|(_, tid)| {
+            self.nodes.get(tid).is_some_and(|n| {
+                !n.phase.is_done()
+                    || n.exit_hook
+                        .as_ref()
+                        .is_some_and(|h| !self.nodes.get(h).is_some_and(|h| h.phase.is_done()))
             })
-            .collect();
-        let running = pending
-            .iter()
-            .any(|t| self.nodes.contains_key(&task_node(self, &t.name)));
-        let hooks_running = relevant.iter().any(|t| {
-            self.nodes
-                .get(&task_node(self, &t.name))
-                .and_then(|n| n.exit_hook.clone())
-                .is_some_and(|h| !self.nodes.get(&h).is_some_and(|n| n.phase.is_done()))
         });
-        if running || hooks_running {
+        if running {
             return;
         }
+        let pending: Vec<&DagTask> = relevant
+            .iter()
+            .filter(|(_, tid)| !self.nodes.get(tid).is_some_and(|n| n.phase.is_done()))
+            .map(|(t, _)| *t)
+            .collect();
         if !pending.is_empty() && !any_unhandled_failure {
             // Tasks wait on something that will never come; mark them omitted.
             for t in &pending {
@@ -2630,9 +2615,8 @@ impl<'a> Operator<'a> {
         }
         // Phase: any failed task whose failure no dependent handled fails the DAG.
         let mut failure = None;
-        for t in &relevant {
-            let tid = task_node(self, &t.name);
-            let Some(n) = self.nodes.get(&tid) else {
+        for (t, tid) in &relevant {
+            let Some(n) = self.nodes.get(tid) else {
                 continue;
             };
             if n.phase.is_failure()

@@ -17,7 +17,9 @@
 //! in which succeeded pods appear as Argo shows them: type and phase `Skipped`, message
 //! `original pod: <old id>`, outputs kept.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
+
+use super::nodes::Nodes;
 
 use chrono::{DateTime, Utc};
 use cox_config::model::Workflow;
@@ -57,11 +59,11 @@ fn is_group(t: NodeType) -> bool {
 /// ones, earlier attempts of a retry): only `restart` removes anything there.
 fn kept_nodes(
     run: &str,
-    nodes: &BTreeMap<String, Node>,
+    nodes: &Nodes,
     restart: &dyn Fn(&Node) -> bool,
 ) -> (HashSet<String>, HashSet<String>) {
     struct Walk<'a> {
-        nodes: &'a BTreeMap<String, Node>,
+        nodes: &'a Nodes,
         restart: &'a dyn Fn(&Node) -> bool,
         kept: HashSet<String>,
         lost: HashSet<String>,
@@ -142,7 +144,7 @@ impl RunState {
         };
         let (kept, lost) = kept_nodes(&self.name, &self.nodes, &restart);
         self.nodes.retain(|id, _| kept.contains(id));
-        for node in self.nodes.values_mut() {
+        self.nodes.update_all(|node| {
             // Children that run again keep their place (the status lists only existing
             // nodes): a loop's aggregated outputs follow the children's order.
             if node.exit_hook.as_ref().is_some_and(|h| !kept.contains(h)) {
@@ -153,7 +155,7 @@ impl RunState {
                 node.message.clear();
                 node.finished_at = None;
             }
-        }
+        });
         self.phase = Phase::Running;
         self.message.clear();
         self.started_at = Some(ts(now));

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::lifecycle::{self, Request};
-use super::node::{Node, Phase, node_id};
+use super::node::{Phase, node_id};
+use super::nodes::Nodes;
 use super::operator::{Call, Operator, TemplateSource, parse_ts, ts};
 use super::{Action, Event};
 
@@ -71,8 +72,9 @@ impl Executable {
 pub struct RunState {
     /// The run's name (`metadata.name`).
     pub name: String,
-    /// The workflow as submitted, name filled in, as JSON text.
-    pub workflow_json: String,
+    /// The workflow as submitted, name filled in, as JSON text (shared with the copies
+    /// published to watchers and with what the store last wrote: its size is the workflow's).
+    pub workflow_json: std::sync::Arc<str>,
     /// Workflow phase.
     pub phase: Phase,
     /// Why the workflow is in its phase.
@@ -82,7 +84,7 @@ pub struct RunState {
     /// RFC 3339 end.
     pub finished_at: Option<String>,
     /// Nodes by id.
-    pub nodes: BTreeMap<String, Node>,
+    pub nodes: Nodes,
     /// Global outputs (`globalName`): parameters.
     pub global_parameters: Vec<(String, String)>,
     /// Global outputs (`globalName`): artifacts, named by their global name.
@@ -97,7 +99,8 @@ pub struct RunState {
     #[serde(skip)]
     pub store_error: Option<String>,
     #[serde(skip)]
-    pub(super) spec: Option<Box<Executable>>,
+    /// Shared with the copies published to watchers: a copy does not copy the workflow.
+    pub(super) spec: Option<std::sync::Arc<Executable>>,
     #[serde(skip)]
     cache: super::operator::Cache,
     /// Nodes admitted to their template's locks and not launched yet (derived: a restart
@@ -124,7 +127,7 @@ impl RunState {
         }
         let workflow_json =
             serde_json::to_string(&workflow).map_err(|e| format!("cannot encode workflow: {e}"))?;
-        let spec = Some(Box::new(Executable::new(workflow)?));
+        let spec = Some(std::sync::Arc::new(Executable::new(workflow)?));
         Ok(RunState::pending(name, workflow_json, spec))
     }
 
@@ -135,15 +138,19 @@ impl RunState {
     }
 
     /// A run that has not started, of the workflow `workflow_json` (`spec`: parsed).
-    fn pending(name: String, workflow_json: String, spec: Option<Box<Executable>>) -> RunState {
+    fn pending(
+        name: String,
+        workflow_json: String,
+        spec: Option<std::sync::Arc<Executable>>,
+    ) -> RunState {
         RunState {
             name,
-            workflow_json,
+            workflow_json: workflow_json.into(),
             phase: Phase::Pending,
             message: String::new(),
             started_at: None,
             finished_at: None,
-            nodes: BTreeMap::new(),
+            nodes: Nodes::new(),
             global_parameters: Vec::new(),
             global_artifacts: Vec::new(),
             main_result: None,
@@ -161,7 +168,7 @@ impl RunState {
         if self.spec.is_none() {
             let wf: Workflow = serde_json::from_str(&self.workflow_json)
                 .map_err(|e| format!("stored workflow is unreadable: {e}"))?;
-            self.spec = Some(Box::new(Executable::new(wf)?));
+            self.spec = Some(std::sync::Arc::new(Executable::new(wf)?));
         }
         self.spec
             .as_deref()
@@ -171,8 +178,9 @@ impl RunState {
 
     /// Runs `workflow` from now on (parameters changed by a retry).
     pub(super) fn replace_workflow(&mut self, workflow: Workflow) -> Result<(), String> {
-        self.workflow_json =
-            serde_json::to_string(&workflow).map_err(|e| format!("cannot encode workflow: {e}"))?;
+        self.workflow_json = serde_json::to_string(&workflow)
+            .map_err(|e| format!("cannot encode workflow: {e}"))?
+            .into();
         self.spec = None;
         self.reset_derived();
         Ok(())
@@ -204,7 +212,7 @@ impl RunState {
             message: self.message.clone(),
             started_at: self.started_at.clone(),
             finished_at: self.finished_at.clone(),
-            nodes: BTreeMap::new(),
+            nodes: Nodes::new(),
             global_parameters: self.global_parameters.clone(),
             global_artifacts: self.global_artifacts.clone(),
             main_result: self.main_result.clone(),
@@ -215,6 +223,40 @@ impl RunState {
             locks_granted: BTreeSet::new(),
             locks_requested: BTreeSet::new(),
         }
+    }
+
+    /// Whether this state's header ([`RunState::header`], what the store writes beside the
+    /// nodes) is `other`'s. Every field is named: a new one must be placed here.
+    pub(crate) fn same_header(&self, other: &RunState) -> bool {
+        let RunState {
+            name,
+            workflow_json,
+            phase,
+            message,
+            started_at,
+            finished_at,
+            nodes: _,
+            global_parameters,
+            global_artifacts,
+            main_result,
+            stopped,
+            store_error: _,
+            spec: _,
+            cache: _,
+            locks_granted: _,
+            locks_requested: _,
+        } = self;
+        *name == other.name
+            && (std::sync::Arc::ptr_eq(workflow_json, &other.workflow_json)
+                || *workflow_json == other.workflow_json)
+            && *phase == other.phase
+            && *message == other.message
+            && *started_at == other.started_at
+            && *finished_at == other.finished_at
+            && *global_parameters == other.global_parameters
+            && *global_artifacts == other.global_artifacts
+            && *main_result == other.main_result
+            && *stopped == other.stopped
     }
 
     /// The workflow phase.
@@ -308,7 +350,7 @@ impl RunState {
         }
         // A request that is refused (see `check`) changes nothing; the tree is reconciled anyway.
         if let Event::Lifecycle { now, request } = &event
-            && let Some(executable) = self.spec.as_deref_mut()
+            && let Some(executable) = self.spec.as_mut().map(std::sync::Arc::make_mut)
             && let Ok(plan) = lifecycle::plan(executable, &self.nodes, request)
         {
             lifecycle::apply(
@@ -796,7 +838,7 @@ impl RunState {
             let children: Vec<&String> = n
                 .children
                 .iter()
-                .filter(|c| self.nodes.contains_key(*c))
+                .filter(|c| self.nodes.contains_key(c))
                 .collect();
             if !children.is_empty() {
                 obj.insert("children".into(), json!(children));

@@ -672,24 +672,15 @@ fn resume_with_a_selector_resumes_only_the_matching_suspend_nodes() {
 fn node_field_selectors_match_like_argo() {
     let selector = NodeFieldSelector::parse("displayName=approve,phase!=Failed").unwrap();
     let mut node = Node {
-        id: "x-1".into(),
-        name: "x[0].approve".into(),
-        display_name: "approve".into(),
-        node_type: NodeType::Suspend,
         template_name: Some("namespaced/lib/approve".into()),
         phase: Phase::Running,
-        boundary_id: None,
-        children: Vec::new(),
         inputs: vec![("who".into(), "me".into())],
-        outputs: Default::default(),
-        message: String::new(),
-        started_at: None,
-        finished_at: None,
-        attempt: 0,
-        resume_at: None,
-        launched: false,
-        exit_hook: None,
-        memoization: None,
+        ..Node::new(
+            "x-1".into(),
+            "x[0].approve".into(),
+            "approve".into(),
+            NodeType::Suspend,
+        )
     };
     assert!(selector.matches(&node));
     assert!(
