@@ -503,7 +503,7 @@ impl LocalExecutor {
         }
         let mut process = ProcessSpec::new(argv, step_dir).sandbox(cfg.sandbox);
         // Made here, on the scheduler's threads, rather than by the single-threaded step
-        // host: on a disk, creating inodes is most of a short step's cost.
+        // host, which serves every step of the executor.
         for (made, path) in [
             (
                 std::fs::create_dir(process.host_workdir()),

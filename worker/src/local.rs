@@ -630,25 +630,22 @@ impl Detached {
                 })
             }
             None => {
+                // A host reports a step once its end is recorded (a host that dies reports
+                // nothing, which ends the wait too): the record is the end. The lock is not
+                // asked first: the last reference to it may be released a moment after the
+                // host closed it, and a refused lock costs a poll.
+                if let Some(done) = self.done.as_mut() {
+                    let _ = done.await;
+                    self.done = None;
+                    if let Some(recorded) = Detached::recorded_exit(&self.step_dir) {
+                        return Ok(recorded);
+                    }
+                }
                 let lock = std::fs::File::open(self.step_dir.join(LOCK_FILE))
                     .map_err(|e| e.to_string())?;
-                // The lock's release is the end; a host's report only wakes us early (the
-                // host releases the lock before it reports, and a dead host reports nothing).
+                // Otherwise (adopted, or no record) the lock's release is the end.
                 while lock.try_lock().is_err() {
-                    let poll = tokio::time::sleep(ADOPT_POLL);
-                    let reported = match self.done.as_mut() {
-                        Some(done) => tokio::select! {
-                            _ = done => true,
-                            () = poll => false,
-                        },
-                        None => {
-                            poll.await;
-                            false
-                        }
-                    };
-                    if reported {
-                        self.done = None;
-                    }
+                    tokio::time::sleep(ADOPT_POLL).await;
                 }
                 Detached::recorded_exit(&self.step_dir).ok_or_else(|| {
                     "the step supervisor ended without recording how the step ended".to_string()
