@@ -10,7 +10,8 @@
 //! work/          the working directory (see crate::spec)
 //! log.jsonl      stdout and stderr of the wrapper and the program (see crate::logs)
 //! script         a script template's source
-//! bin/           the image's aliases, first on PATH
+//! bin/           the image's aliases, first on PATH (sandboxed; without the sandbox
+//!                they are in the data directory's `aliases/`, shared)
 //! outcome.json   the StepOutcome the wrapper wrote, when it ran as a process of its own
 //! process.json   the process spec the supervisor launches (mode 0600; see crate::local::Detached)
 //! supervisor.lock  locked by the step's supervisor (or the step host) while it runs the
@@ -96,6 +97,9 @@ pub const COX_MOUNT: &str = "/tmp/.cox/cox";
 pub const UNPACK_LIMITS_ENV: &str = "COX_UNPACK_LIMITS";
 /// The step log's text, written for `archiveLogs`, in the step directory.
 pub const LOG_TEXT_FILE: &str = "main.log";
+/// In the data directory: the image aliases of steps run without the sandbox, one directory
+/// of links per set of aliases, shared by the steps (a sandboxed step has its own `bin/`).
+pub const ALIASES_DIR: &str = "aliases";
 /// In the data directory: the step hosts' own messages (see [`crate::host`]).
 pub const HOST_MESSAGES_FILE: &str = "step-host.log";
 /// The wrapper's hidden subcommand.
@@ -495,6 +499,11 @@ impl LocalExecutor {
                 "--repository".to_string(),
                 inner_step.join(REPOSITORY_FILE).display().to_string(),
             ]);
+        }
+        if !cfg.sandbox {
+            let shared = std::path::absolute(cfg.data_dir.join(ALIASES_DIR))
+                .map_err(|e| io("resolve", &cfg.data_dir, e))?;
+            argv.extend(["--aliases".to_string(), shared.display().to_string()]);
         }
         if let Some(text) = std::env::var_os(UNPACK_LIMITS_ENV) {
             let limits = cox_artifacts::UnpackLimits::parse(&text.to_string_lossy())

@@ -90,17 +90,20 @@ pub struct WrapperArgs {
     /// Limits for unpacking input archives (`--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES`);
     /// the artifacts crate's defaults when `None`.
     pub unpack_limits: Option<UnpackLimits>,
+    /// Where alias directories shared by steps are kept (`--aliases DIR`, a host path; only
+    /// without the sandbox): the image's aliases are linked there once, not per step.
+    pub aliases: Option<PathBuf>,
 }
 
 /// The wrapper's usage line.
-pub const USAGE: &str = "usage: cox __step STEP_DIR [--artifacts DIR] [--repository FILE] [--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES] < STEP_INPUT_JSON";
+pub const USAGE: &str = "usage: cox __step STEP_DIR [--artifacts DIR] [--repository FILE] [--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES] [--aliases DIR] < STEP_INPUT_JSON";
 
 impl WrapperArgs {
-    /// Parses `STEP_DIR [--artifacts DIR] [--repository FILE] [--unpack-limits L]` (at
-    /// least one of the first two).
+    /// Parses `STEP_DIR [--artifacts DIR] [--repository FILE] [--unpack-limits L]
+    /// [--aliases DIR]` (at least one of the first two).
     pub fn parse(args: &[String]) -> Result<Self, String> {
         let (mut step_dir, mut artifacts, mut repository) = (None, None, None);
-        let mut unpack_limits = None;
+        let (mut unpack_limits, mut aliases) = (None, None);
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             let mut value = |name: &str| {
@@ -111,6 +114,7 @@ impl WrapperArgs {
             match arg.as_str() {
                 "--artifacts" => artifacts = Some(value("--artifacts")?),
                 "--repository" => repository = Some(value("--repository")?),
+                "--aliases" => aliases = Some(value("--aliases")?),
                 "--unpack-limits" => {
                     let v = value("--unpack-limits")?;
                     unpack_limits = Some(UnpackLimits::parse(&v.to_string_lossy())?);
@@ -128,6 +132,7 @@ impl WrapperArgs {
             artifacts,
             repository,
             unpack_limits,
+            aliases,
         })
     }
 }
@@ -291,7 +296,11 @@ async fn prepare(
             .argv
             .push(inner.join(SCRIPT_FILE).display().to_string());
     }
-    let path = match link_aliases((inner, host), &resolved.aliases, path, diags) {
+    let bin = match &args.aliases {
+        Some(shared) => Bin::Shared(shared),
+        None => Bin::Step { inner, host },
+    };
+    let path = match link_aliases(bin, &resolved.aliases, path, diags) {
         Ok(p) => p,
         Err(e) => return Err(diags.fail(e)),
     };
@@ -845,11 +854,19 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     }
 }
 
-/// Links each alias into `<step>/bin` (`dirs`: the step directory as the program sees it,
-/// and where it is written) and returns the `PATH` (the step's `path`) with it first
-/// (`None` without aliases).
+/// Where a step's alias links go.
+enum Bin<'a> {
+    /// `<step>/bin`: the step directory as the program sees it, and where it is written.
+    Step { inner: &'a Path, host: &'a Path },
+    /// A directory under this one named after the links, made once and shared by every
+    /// step with the same links (a host path: steps without the sandbox).
+    Shared(&'a Path),
+}
+
+/// Links each alias into the step's alias directory and returns the `PATH` (the step's
+/// `path`) with it first (`None` without aliases).
 fn link_aliases(
-    dirs: (&Path, &Path),
+    bin: Bin<'_>,
     aliases: &BTreeMap<String, String>,
     path: &str,
     diags: &mut Diagnostics,
@@ -857,9 +874,7 @@ fn link_aliases(
     if aliases.is_empty() {
         return Ok(None);
     }
-    let (inner, host) = dirs;
-    let bin = host.join(BIN_DIR);
-    std::fs::create_dir_all(&bin).map_err(|e| format!("cannot create {}: {e}", bin.display()))?;
+    let mut links = Vec::with_capacity(aliases.len());
     for (name, program) in aliases {
         if name.is_empty() || name.contains('/') {
             return Err(format!("invalid alias name {name:?} in the image table"));
@@ -871,18 +886,68 @@ fn link_aliases(
                 .map(|d| d.join(program))
                 .find(|p| p.is_file())
         };
-        let Some(target) = target else {
-            diags.say(format!(
+        match target {
+            Some(target) => links.push((name.as_str(), target)),
+            None => diags.say(format!(
                 "alias {name} -> {program}: {program} not found on PATH; alias skipped"
-            ));
-            continue;
-        };
-        let link = bin.join(name);
+            )),
+        }
+    }
+    let seen = match bin {
+        Bin::Step { inner, host } => {
+            make_links(&host.join(BIN_DIR), &links)?;
+            inner.join(BIN_DIR)
+        }
+        Bin::Shared(root) => shared_links(root, &links)?,
+    };
+    Ok(Some(format!("{}:{path}", seen.display())))
+}
+
+/// Creates `dir` with a symlink `name -> target` for each of `links`.
+fn make_links(dir: &Path, links: &[(&str, PathBuf)]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    for (name, target) in links {
+        let link = dir.join(name);
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&target, &link)
+        std::os::unix::fs::symlink(target, &link)
             .map_err(|e| format!("cannot link alias {}: {e}", link.display()))?;
     }
-    Ok(Some(format!("{}:{path}", inner.join(BIN_DIR).display())))
+    Ok(())
+}
+
+/// The shared directory of `links` under `root`, `<root>/<digest of the links>`, made when
+/// missing: filled under a name of its own, then renamed into place, so that a step never
+/// sees it half made and two processes making it at once both end up using one.
+fn shared_links(root: &Path, links: &[(&str, PathBuf)]) -> Result<PathBuf, String> {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    for (name, target) in links {
+        digest.update(name.as_bytes());
+        digest.update([0]);
+        digest.update(target.as_os_str().as_encoded_bytes());
+        digest.update([0]);
+    }
+    let name: String = digest.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = root.join(name);
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let fresh = root.join(format!(".new-{}-{n}", std::process::id()));
+    let made = make_links(&fresh, links).and_then(|()| {
+        match std::fs::rename(&fresh, &dir) {
+            Ok(()) => Ok(()),
+            // Made meanwhile by another step: that one is used.
+            Err(_) if dir.is_dir() => Ok(()),
+            Err(e) => Err(format!("cannot create {}: {e}", dir.display())),
+        }
+    });
+    let _ = std::fs::remove_dir_all(&fresh);
+    made.map(|()| dir)
 }
 
 /// Argo trims one trailing newline from a parameter file.
@@ -959,6 +1024,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn steps_with_the_same_aliases_share_one_directory_made_once() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let sh = [("sh", PathBuf::from("/usr/bin/busybox"))];
+        let first = shared_links(root.path(), &sh).expect("made");
+        assert_eq!(
+            std::fs::read_link(first.join("sh")).ok(),
+            Some(PathBuf::from("/usr/bin/busybox"))
+        );
+        assert_eq!(shared_links(root.path(), &sh).ok(), Some(first.clone()));
+        // Other links, another directory; the first is left as it was.
+        let other = shared_links(root.path(), &[("sh", PathBuf::from("/bin/dash"))]).unwrap();
+        assert_ne!(other, first);
+        assert_eq!(
+            std::fs::read_link(first.join("sh")).ok(),
+            Some(PathBuf::from("/usr/bin/busybox"))
+        );
+        // Made by several at once: one directory, whole, and nothing else left behind.
+        let many = [
+            ("python", PathBuf::from("/usr/bin/python3")),
+            ("sh", PathBuf::from("/usr/bin/busybox")),
+        ];
+        let dirs: Vec<PathBuf> = std::thread::scope(|scope| {
+            let made: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| shared_links(root.path(), &many).expect("made")))
+                .collect();
+            made.into_iter()
+                .map(|t| t.join().expect("thread"))
+                .collect()
+        });
+        assert!(dirs.iter().all(|d| *d == dirs[0]), "{dirs:?}");
+        let mut names: Vec<_> = std::fs::read_dir(&dirs[0])
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["python", "sh"]);
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 3);
+    }
+
+    #[test]
     fn parses_arguments() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         let a = WrapperArgs::parse(&s(&["/s", "--artifacts", "/a"])).unwrap();
@@ -976,5 +1081,8 @@ mod tests {
             (a.artifacts, a.repository),
             (Some(PathBuf::from("/a")), Some(PathBuf::from("/r")))
         );
+        assert_eq!(a.aliases, None);
+        let a = WrapperArgs::parse(&s(&["x", "--artifacts", "/a", "--aliases", "/h/al"])).unwrap();
+        assert_eq!(a.aliases, Some(PathBuf::from("/h/al")));
     }
 }
