@@ -630,19 +630,29 @@ impl Detached {
                 })
             }
             None => {
+                let lock = std::fs::File::open(self.step_dir.join(LOCK_FILE))
+                    .map_err(|e| e.to_string())?;
                 // A host reports a step once its end is recorded (a host that dies reports
                 // nothing, which ends the wait too): the record is the end. The lock is not
-                // asked first: the last reference to it may be released a moment after the
-                // host closed it, and a refused lock costs a poll.
+                // asked after the report: the last reference to it may be released a moment
+                // after the host closed it, and a refused lock would cost a poll. It is
+                // polled meanwhile, in case a report is lost.
                 if let Some(done) = self.done.as_mut() {
-                    let _ = done.await;
+                    loop {
+                        tokio::select! {
+                            _ = &mut *done => break,
+                            () = tokio::time::sleep(ADOPT_POLL) => {
+                                if lock.try_lock().is_ok() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
                     self.done = None;
                     if let Some(recorded) = Detached::recorded_exit(&self.step_dir) {
                         return Ok(recorded);
                     }
                 }
-                let lock = std::fs::File::open(self.step_dir.join(LOCK_FILE))
-                    .map_err(|e| e.to_string())?;
                 // Otherwise (adopted, or no record) the lock's release is the end.
                 while lock.try_lock().is_err() {
                     tokio::time::sleep(ADOPT_POLL).await;
