@@ -23,10 +23,11 @@ machine() {
   date -u; rustc --version; "$COX" --version 2>/dev/null || true
 }
 
-# Each run gets a new, empty COX_HOME ($OUT/home links to it), and the old ones are deleted only
-# at the end: on ext4, creating an inode skips every inode of its group deleted in the last
-# minute (`recently_deleted`), so deleting the last run's files right before a run made inode
-# creation most of the run's CPU (see BENCHMARKS.md, "fifth pass").
+# Each run gets a new, empty COX_HOME ($OUT/home links to it), and none is deleted: on ext4,
+# creating an inode skips every inode of its group deleted in the last minute (five while the
+# group's inode table is not yet written back; `recently_deleted`), so deleting runs' files
+# before a run made inode creation most of its CPU (see BENCHMARKS.md, "fifth pass"). The
+# homes of each series stay under $OUT/homes/ until you delete them (about 1 MB a run).
 fresh_home() {
   echo "d=\$(mktemp -d -p $1/homes) && ln -sfn \$d $1/home"
 }
@@ -44,7 +45,8 @@ parity() {
     --prepare "$(fresh_home "$SHM")" -n 'cox run --no-sandbox, COX_HOME on tmpfs' \
       "COX_HOME=$SHM/home $COX run --no-sandbox $OUT/dag202.yaml"
   # (Sandboxed runs refuse a COX_HOME under /dev: "must not be under /proc or /dev".)
-  rm -rf "$OUT/homes" "$OUT/home" "$SHM"
+  rm -rf "$SHM"  # tmpfs: no such effect
+  echo "COX_HOMEs of the runs left in $OUT/homes ($(du -sh "$OUT/homes" | cut -f1)); see the comment on fresh_home" >&2
   python3 "$here/summary.py" "$OUT/parity.json"
 }
 
