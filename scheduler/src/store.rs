@@ -410,29 +410,30 @@ impl Store {
         }
         #[cfg(debug_assertions)]
         check_changed(state, before, &changed);
-        let header = match last {
+        let header = state.header();
+        let encoded = match last {
             // Compared, not encoded: the workflow's text is shared, not copied.
-            Some(last) if last.header.same_header(state) => {
+            Some(last) if last.header.same_header(&header) => {
                 #[cfg(debug_assertions)]
                 assert_eq!(
                     codec::encode(RUN, &last.header)?,
-                    codec::encode(RUN, &state.header())?,
+                    codec::encode(RUN, &header)?,
                     "run {}: the header changed but is not written",
                     state.name
                 );
                 None
             }
-            _ => Some(codec::encode(RUN, &state.header())?),
+            _ => Some(codec::encode(RUN, &header)?),
         };
         Ok(RunWrite {
-            header,
+            header: encoded,
             nodes: changed,
             // A finished run is not written again but whole (a retry): nothing to keep.
             after: (!state.is_finished()).then(|| Written {
                 lineage: nodes.lineage(),
                 revision: nodes.revision(),
                 nodes: nodes.clone(),
-                header: state.header(),
+                header,
             }),
         })
     }

@@ -247,8 +247,7 @@ impl RunState {
             locks_requested: _,
         } = self;
         *name == other.name
-            && (std::sync::Arc::ptr_eq(workflow_json, &other.workflow_json)
-                || *workflow_json == other.workflow_json)
+            && *workflow_json == other.workflow_json
             && *phase == other.phase
             && *message == other.message
             && *started_at == other.started_at
