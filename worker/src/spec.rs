@@ -102,8 +102,55 @@ pub struct ProcessSpec {
     /// How many trailing stdout bytes to keep as the result.
     pub result_cap: usize,
     /// Bytes written to the process's standard input, which is then closed; `None`: stdin
-    /// is `/dev/null`.
+    /// is `/dev/null`. In `process.json`, text is written as a JSON string (the step's
+    /// input is JSON text) and other bytes as an array of numbers; both are read.
+    #[serde(with = "stdin_bytes")]
     pub stdin: Option<Vec<u8>>,
+}
+
+/// [`ProcessSpec::stdin`] in JSON: a string when the bytes are UTF-8 (a third of the size of
+/// an array of numbers, and parsed in one pass), else the array, as earlier versions wrote
+/// every input; either is read.
+mod stdin_bytes {
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    use serde::{Deserialize, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes.as_deref().map(std::str::from_utf8) {
+            Some(Ok(text)) => s.serialize_some(text),
+            _ => bytes.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        #[derive(Deserialize)]
+        struct Bytes(#[serde(deserialize_with = "text_or_array")] Vec<u8>);
+        Ok(Option::<Bytes>::deserialize(d)?.map(|b| b.0))
+    }
+
+    fn text_or_array<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct TextOrArray;
+        impl<'de> Visitor<'de> for TextOrArray {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
+                Ok(text.as_bytes().to_vec())
+            }
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Vec<u8>, E> {
+                Ok(text.into_bytes())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(b) = seq.next_element()? {
+                    bytes.push(b);
+                }
+                Ok(bytes)
+            }
+        }
+        d.deserialize_any(TextOrArray)
+    }
 }
 
 impl ProcessSpec {
@@ -169,5 +216,46 @@ impl ProcessSpec {
         } else {
             self.host_workdir()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(stdin: Option<Vec<u8>>) -> (String, Option<Vec<u8>>) {
+        let spec = ProcessSpec {
+            stdin,
+            ..ProcessSpec::new(["true"], "/s")
+        };
+        let json = serde_json::to_string(&spec).unwrap();
+        let back: ProcessSpec = serde_json::from_str(&json).unwrap();
+        (json, back.stdin)
+    }
+
+    #[test]
+    fn text_input_is_written_as_a_string_and_read_back() {
+        let text = br#"{"spec":{"x":"a \"quoted\" {{value}}\n"}}"#.to_vec();
+        let (json, back) = round_trip(Some(text.clone()));
+        assert!(json.contains(r#""stdin":"{\"spec\""#), "{json}");
+        assert_eq!(back, Some(text));
+    }
+
+    #[test]
+    fn other_bytes_and_none_keep_their_form() {
+        let (json, back) = round_trip(Some(vec![0xff, 0, 7]));
+        assert!(json.contains(r#""stdin":[255,0,7]"#), "{json}");
+        assert_eq!(back, Some(vec![0xff, 0, 7]));
+        let (json, back) = round_trip(None);
+        assert!(json.contains(r#""stdin":null"#), "{json}");
+        assert_eq!(back, None);
+    }
+
+    #[test]
+    fn an_array_written_by_an_earlier_version_is_read() {
+        let mut value = serde_json::to_value(ProcessSpec::new(["true"], "/s")).unwrap();
+        value["stdin"] = serde_json::json!([123, 125]);
+        let spec: ProcessSpec = serde_json::from_value(value).unwrap();
+        assert_eq!(spec.stdin.as_deref(), Some(&b"{}"[..]));
     }
 }
