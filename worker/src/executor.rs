@@ -66,6 +66,7 @@
 //! recorded end, or its end awaited; stopping it still stops the whole step). A launch of
 //! an attempt whose supervisor is alive is refused, never made twice.
 
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -190,6 +191,9 @@ pub struct LocalExecutor {
     host: Arc<StepHost>,
     /// Stored Secrets, for buckets that name them (set once by the engine).
     secrets: Arc<std::sync::OnceLock<Arc<dyn SecretSource>>>,
+    /// Local repository directories as given, with their canonical paths: resolved once
+    /// rather than per step (a `readlink` per component).
+    canonical: Arc<std::sync::Mutex<HashMap<PathBuf, PathBuf>>>,
 }
 
 impl std::fmt::Debug for LocalExecutor {
@@ -217,6 +221,7 @@ impl LocalExecutor {
             )),
             config: Arc::new(config),
             secrets: Arc::default(),
+            canonical: Arc::default(),
         }
     }
 
@@ -236,30 +241,11 @@ impl LocalExecutor {
 
     async fn run_step(&self, spec: StepSpec, cancel: CancellationToken) -> StepOutcome {
         let cfg = &*self.config;
-        // Fail early, with the table's message, when the image cannot be resolved.
-        if let Err(e) = cfg
-            .images
-            .resolve(&spec.image, &spec.command, &spec.args, &cfg.cox_binary)
-        {
-            return StepOutcome::error(e.to_string());
-        }
         let step_dir = self.step_dir(&spec.run, &spec.node_id, spec.attempt);
-        // Launches are idempotent: never a second process for an attempt that is alive.
-        if Detached::adopt(&step_dir).is_some_and(|d| d.is_alive()) {
-            return StepOutcome::error(format!(
-                "attempt {} of {} is already running (its supervisor holds {})",
-                spec.attempt,
-                spec.node_id,
-                step_dir.join(LOCK_FILE).display()
-            ));
-        }
-        let process = match self.prepare(&spec, &step_dir) {
+        let (process, hosted) = match self.checked_prepare(&spec, &step_dir) {
             Ok(p) => p,
             Err(e) => return StepOutcome::error(e),
         };
-        // The step host runs what the wrapper can do in any process; a step with files to
-        // place or collect gets a supervisor of its own, which works in its directory.
-        let hosted = InProcess::from_process(&process).is_some_and(|step| !step.stages_files());
         let launched = if hosted {
             self.host.launch(&process, cfg.grace).await
         } else {
@@ -397,6 +383,17 @@ impl LocalExecutor {
         outcome
     }
 
+    /// `dir`'s canonical path, resolved on its first use.
+    fn canonical_dir(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        let mut known = self.canonical.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(path) = known.get(dir) {
+            return Ok(path.clone());
+        }
+        let path = std::fs::canonicalize(dir)?;
+        known.insert(dir.to_path_buf(), path.clone());
+        Ok(path)
+    }
+
     /// The artifact repository of a step or run, opened on the host.
     fn repository(
         &self,
@@ -436,14 +433,50 @@ impl LocalExecutor {
         })
     }
 
-    /// Creates the step directory and builds the process spec (its stdin: the spec and the
-    /// image table).
-    fn prepare(&self, spec: &StepSpec, step_dir: &Path) -> Result<ProcessSpec, String> {
+    /// [`LocalExecutor::prepare`], once the image resolves and unless the attempt is alive;
+    /// with whether the step host runs it: the host runs what the wrapper can do in any
+    /// process, and a step with files to place or collect gets a supervisor of its own,
+    /// which works in its directory.
+    fn checked_prepare(
+        &self,
+        spec: &StepSpec,
+        step_dir: &Path,
+    ) -> Result<(ProcessSpec, bool), String> {
+        let cfg = &*self.config;
+        // Fail early, with the table's message, when the image cannot be resolved.
+        cfg.images
+            .resolve(&spec.image, &spec.command, &spec.args, &cfg.cox_binary)
+            .map_err(|e| e.to_string())?;
+        // Launches are idempotent: never a second process for an attempt that is alive.
+        // (A first launch has no directory: one `stat` rather than the lock's probes.)
+        let existed = step_dir.exists();
+        if existed && Detached::adopt(step_dir).is_some_and(|d| d.is_alive()) {
+            return Err(format!(
+                "attempt {} of {} is already running (its supervisor holds {})",
+                spec.attempt,
+                spec.node_id,
+                step_dir.join(LOCK_FILE).display()
+            ));
+        }
+        let (process, input) = self.prepare(spec, step_dir, existed)?;
+        let hosted =
+            InProcess::from_input(&process, input).is_some_and(|step| !step.stages_files());
+        Ok((process, hosted))
+    }
+
+    /// Creates the step directory (cleared first if it `existed`) and builds the process
+    /// spec (its stdin: the spec and the image table, also returned).
+    fn prepare(
+        &self,
+        spec: &StepSpec,
+        step_dir: &Path,
+        existed: bool,
+    ) -> Result<(ProcessSpec, StepInput), String> {
         let cfg = &*self.config;
         let io = |what: &str, path: &Path, e: std::io::Error| {
             format!("cannot {what} {}: {e}", path.display())
         };
-        if step_dir.exists() {
+        if existed {
             std::fs::remove_dir_all(step_dir).map_err(|e| io("clear", step_dir, e))?;
         }
         std::fs::create_dir_all(step_dir).map_err(|e| io("create", step_dir, e))?;
@@ -470,7 +503,10 @@ impl LocalExecutor {
             }
             RepositoryConfig::Local(dir) => {
                 std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
-                Some(std::fs::canonicalize(&dir).map_err(|e| io("resolve", &dir, e))?)
+                Some(
+                    self.canonical_dir(&dir)
+                        .map_err(|e| io("resolve", &dir, e))?,
+                )
             }
         };
         if !stores.is_empty() {
@@ -576,7 +612,7 @@ impl LocalExecutor {
                 process.workdir = Some(PathBuf::from("/"));
             }
         }
-        Ok(process)
+        Ok((process, input))
     }
 }
 

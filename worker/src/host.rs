@@ -389,7 +389,9 @@ async fn answer(socket: &UnixStream, step_dir: &Path) -> std::io::Result<()> {
 /// the record is written.
 async fn host_step(step_dir: PathBuf, grace: Duration, lock: OwnedFd, stop: CancellationToken) {
     let mut lock = std::fs::File::from(lock);
-    if let Err(e) = writeln!(lock, "{} {HOSTED_MARK}", std::process::id()) {
+    // One write (`writeln!` on a file makes one per piece).
+    let line = format!("{} {HOSTED_MARK}\n", std::process::id());
+    if let Err(e) = lock.write_all(line.as_bytes()) {
         eprintln!(
             "cox-host: {}: {e}",
             step_dir.join(crate::local::LOCK_FILE).display()

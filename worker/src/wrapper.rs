@@ -440,6 +440,13 @@ impl InProcess {
     /// The wrapper launch of `process` (`cox __step ...`, its input on stdin), when the
     /// supervisor can run it itself (see the type's doc); `None` otherwise.
     pub fn from_process(process: &ProcessSpec) -> Option<InProcess> {
+        let input: StepInput = serde_json::from_slice(process.stdin.as_deref()?).ok()?;
+        InProcess::from_input(process, input)
+    }
+
+    /// [`InProcess::from_process`] with the step's `input` as given (what `process`'s
+    /// standard input holds), rather than read back from it.
+    pub fn from_input(process: &ProcessSpec, input: StepInput) -> Option<InProcess> {
         let [cox, sub, rest @ ..] = process.argv.as_slice() else {
             return None;
         };
@@ -447,7 +454,6 @@ impl InProcess {
             return None;
         }
         let args = WrapperArgs::parse(rest).ok()?;
-        let input: StepInput = serde_json::from_slice(process.stdin.as_deref()?).ok()?;
         let path = crate::local::step_path(&process.env);
         let step = InProcess {
             args,
