@@ -480,12 +480,20 @@ async fn show_progress(mut progress: tokio::sync::watch::Receiver<RunState>) {
             let _ = write!(err, "{text}");
             drawn_lines = text.lines().count();
         } else {
+            // Written at once (`writeln!` on stderr makes a write per piece); each node's id
+            // copied only the first time it is seen.
+            let mut lines = String::new();
             for node in state.nodes.values() {
-                if seen.insert(node.id.clone(), node.phase) != Some(node.phase)
-                    && node.node_type != NodeType::StepGroup
-                {
+                let changed = match seen.get_mut(&node.id) {
+                    Some(phase) => std::mem::replace(phase, node.phase) != node.phase,
+                    None => {
+                        seen.insert(node.id.clone(), node.phase);
+                        true
+                    }
+                };
+                if changed && node.node_type != NodeType::StepGroup {
                     let _ = writeln!(
-                        err,
+                        lines,
                         "{}: {} {}",
                         node.display_name,
                         node.phase.as_str(),
@@ -493,6 +501,7 @@ async fn show_progress(mut progress: tokio::sync::watch::Receiver<RunState>) {
                     );
                 }
             }
+            let _ = err.write_all(lines.as_bytes());
         }
         drop(err);
         if state.is_finished() {
