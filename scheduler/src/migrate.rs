@@ -28,6 +28,9 @@ use crate::machine::{Node, RunState};
 const FORMAT_KEY: &[u8] = b"format_version";
 
 /// The trees of versioned records, with how each record of an older version is rewritten.
+/// (The store's `intents` are not here: each is removed once written, and those a crash
+/// left are written when the store is opened, after this check. They are of the current
+/// version; a bump of the version must write older ones before migrating.)
 type Rewrite = fn(&[u8]) -> Result<Vec<u8>>;
 const TREES: &[(&str, Rewrite)] = &[
     ("runs", |bytes| {

@@ -3,8 +3,9 @@
 //! Trees:
 //! - `runs`: run name -> encoded [`RunState`] header, without its nodes (see [`crate::codec`]).
 //! - `nodes`: run name, a zero byte, node id -> encoded node. A transition rewrites only the
-//!   nodes it changed, in the same atomic transaction as the header, so a run of ten thousand
+//!   nodes it changed, with the header, atomically (see below), so a run of ten thousand
 //!   nodes costs a few small writes per event, not the whole run.
+//! - `intents`: run name -> the run's last transition ([`Intent`], see below).
 //! - `runs_by_created`: creation time (big-endian milliseconds) followed by the name -> name,
 //!   so `list` is in submission order without decoding every run.
 //! - `workflow_templates`, `configmaps`, `secrets`: namespace, a zero byte, name -> the object as JSON
@@ -23,6 +24,23 @@
 //! Every write is flushed before it returns: the run actor persists a state before it
 //! performs the actions that state produced, so after a crash the store is never behind
 //! what was done.
+//!
+//! # A transition: its intent, then its records, one flush
+//!
+//! sled makes a write of several keys atomic (a transaction) by writing and syncing a
+//! manifest of its own, so a flushed transaction waits for two synced writes. A transition
+//! of a run ([`Store::put_run`]) is instead written as plain inserts, all flushed at once
+//! (one synced write): first its [`Intent`] (the header, if changed, and the changed nodes,
+//! encoded as in their trees) under the run's name in `intents`, then those records in
+//! `runs` and `nodes`; once flushed, the intent is removed (made durable by the next
+//! flush). sled recovers a prefix of the writes made (its own crash tests check that), so
+//! after a crash either the intent is there and the records that followed it may be missing
+//! (opening the store writes them again: [`apply_left_intents`]), or it is not and neither
+//! is any record of that transition (an intent left then is the previous transition's,
+//! whose records were flushed: writing them again changes nothing). Readers
+//! in this process never see a transition half written (the records are written under
+//! [`Store::applying`]). Writes of a whole run (creation, replacement, quarantine) are
+//! transactions that also remove its intent; deletion removes the intent first.
 //!
 //! # Locking
 //! sled locks the store directory exclusively (an OS file lock, released when the process
@@ -47,6 +65,8 @@ const RUNS: &str = "runs";
 const RUNS_BY_CREATED: &str = "runs_by_created";
 const NODES: &str = "nodes";
 const NODE: &str = "node";
+const INTENTS: &str = "intents";
+const INTENT: &str = "run transition";
 /// How the message of a run whose record cannot be read starts.
 pub const QUARANTINED: &str = "quarantined, its stored record is unreadable";
 /// The tree keeping the damaged records of quarantined runs, byte for byte.
@@ -161,6 +181,49 @@ struct Written {
     header: RunState,
 }
 
+/// A run's transition (see the module doc): records to put in `runs` (under the run's name)
+/// and `nodes` (under their keys), each encoded as in its tree.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Intent {
+    header: Option<Vec<u8>>,
+    nodes: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Intent {
+    /// Writes the records of run `name`'s transition (plain inserts, not flushed).
+    fn write(&self, h: &Handles, name: &[u8]) -> std::result::Result<(), sled::Error> {
+        if let Some(header) = &self.header {
+            h.runs.insert(name, header.as_slice())?;
+        }
+        for (key, bytes) in &self.nodes {
+            h.nodes.insert(key.as_slice(), bytes.as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the records of the intents left (see the module doc), removes the intents, then
+/// flushes; how many there were.
+fn apply_left_intents(h: &Handles) -> Result<usize> {
+    let error = |e| store_error(&h.path, e);
+    let mut names = Vec::new();
+    for entry in h.intents.iter() {
+        let (name, bytes) = entry.map_err(error)?;
+        let intent: Intent = codec::decode(INTENT, &bytes)?;
+        intent.write(h, &name).map_err(error)?;
+        names.push(name);
+    }
+    // Removed only after every record is written: a crash meanwhile leaves them to do again.
+    for name in &names {
+        h.intents.remove(name).map_err(error)?;
+    }
+    if !names.is_empty() {
+        h.db.flush().map_err(error)?;
+        info!(path = %h.path.display(), runs = names.len(), "wrote the runs' last transitions again");
+    }
+    Ok(names.len())
+}
+
 /// A write of a run: its header (`None`: as last written), the nodes to write (key and
 /// bytes), and what the store knows of the run once they are flushed.
 struct RunWrite {
@@ -191,10 +254,12 @@ fn check_changed(state: &RunState, before: Option<&Written>, changed: &[(Vec<u8>
 
 /// The sled database and its trees, as one opening has them.
 struct Handles {
+    path: PathBuf,
     db: sled::Db,
     runs: sled::Tree,
     by_created: sled::Tree,
     nodes: sled::Tree,
+    intents: sled::Tree,
     /// One tree per [`ObjectKind`] (see [`Handles::objects`]).
     objects: [sled::Tree; 4],
 }
@@ -211,9 +276,11 @@ impl Handles {
             .map_err(|source| open_error(path, source))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| store_error(path, e));
         Ok(Handles {
+            path: path.to_path_buf(),
             runs: tree(RUNS)?,
             by_created: tree(RUNS_BY_CREATED)?,
             nodes: tree(NODES)?,
+            intents: tree(INTENTS)?,
             objects: [
                 tree(ObjectKind::WorkflowTemplate.tree())?,
                 tree(ObjectKind::ClusterWorkflowTemplate.tree())?,
@@ -247,9 +314,16 @@ pub struct Store {
     epoch: u64,
     /// Per run, what was last written (and flushed) of its nodes, to write only what changed.
     written: Arc<Mutex<HashMap<String, Written>>>,
+    /// Held (written) while a transition's records are written, so that readers (who read
+    /// it) never see one half written.
+    applying: Arc<RwLock<()>>,
     /// Flushes still to fail, as with a full disk (tests of what follows a failed flush).
     #[cfg(test)]
     failing_flushes: Arc<std::sync::atomic::AtomicUsize>,
+    /// Write intents without their records, as a crash right after the intent reached the
+    /// disk would leave them (tests).
+    #[cfg(test)]
+    intents_only: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -283,6 +357,7 @@ impl Store {
     fn try_open(path: &Path) -> Result<Store> {
         let handles = Handles::open(path)?;
         crate::migrate::check_format(&handles.db, path)?;
+        apply_left_intents(&handles)?;
         let epoch = next_epoch(&handles.db).map_err(|e| store_error(path, e))?;
         Ok(Store {
             path: path.to_path_buf(),
@@ -290,8 +365,11 @@ impl Store {
             broken: Default::default(),
             epoch,
             written: Default::default(),
+            applying: Default::default(),
             #[cfg(test)]
             failing_flushes: Default::default(),
+            #[cfg(test)]
+            intents_only: Default::default(),
         })
     }
 
@@ -325,6 +403,8 @@ impl Store {
                 Err(e) => return Err(e),
             }
         };
+        // The broken opening may have flushed an intent without all of its records.
+        apply_left_intents(&handles)?;
         // What the broken opening applied without flushing is gone: write runs whole again.
         self.written
             .lock()
@@ -353,18 +433,20 @@ impl Store {
         let name = state.name.as_bytes();
         let index_key = created_key(created_at, &state.name);
         let h = self.h()?;
-        let outcome =
-            (&h.runs, &h.by_created, &h.nodes).transaction(|(runs, by_created, nodes)| {
+        let outcome = (&h.runs, &h.by_created, &h.nodes, &h.intents).transaction(
+            |(runs, by_created, nodes, intents)| {
                 if runs.get(name)?.is_some() {
                     return sled::transaction::abort(());
                 }
+                intents.remove(name)?;
                 runs.insert(name, header.as_slice())?;
                 by_created.insert(index_key.as_slice(), name)?;
                 for (key, bytes) in &changed {
                     nodes.insert(key.as_slice(), bytes.as_slice())?;
                 }
                 Ok(())
-            });
+            },
+        );
         match outcome {
             Ok(()) => self.flush_remembering(&state.name, after),
             Err(sled::transaction::TransactionError::Abort(())) => {
@@ -374,10 +456,50 @@ impl Store {
         }
     }
 
-    /// Write a run's state (its header and the nodes that changed since the last write) in one
-    /// transaction, and flush before returning.
+    /// Write a run's transition (its header and the nodes that changed since the last write),
+    /// atomically, and flush before returning (see the module doc).
     pub fn put_run(&self, state: &RunState) -> Result<()> {
-        self.write_run(state, false)
+        let RunWrite {
+            header,
+            nodes,
+            after,
+        } = self.changes(state, false)?;
+        if header.is_none() && nodes.is_empty() {
+            // The store has this state already, flushed.
+            self.remember(&state.name, after);
+            return Ok(());
+        }
+        let name = state.name.as_bytes();
+        let intent = Intent { header, nodes };
+        let encoded = codec::encode(INTENT, &intent)?;
+        let h = self.h()?;
+        let written = {
+            let _writing = self
+                .applying
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            h.intents.insert(name, encoded).and_then(|_| {
+                #[cfg(test)]
+                if self.intents_only.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                intent.write(&h, name)
+            })
+        };
+        if let Err(e) = written {
+            // Some records may be written and not others: the next write is whole.
+            self.forget(&state.name);
+            return Err(self.error(e));
+        }
+        self.flush_remembering(&state.name, after)?;
+        #[cfg(test)]
+        if self.intents_only.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Its records are on disk: the intent goes, with the next flush (until then, or if
+        // a crash loses its removal, writing them again changes nothing).
+        h.intents.remove(name).map_err(|e| self.error(e))?;
+        Ok(())
     }
 
     /// What to write of `state`: its header unless it is as last written, and the nodes:
@@ -464,6 +586,8 @@ impl Store {
 
     /// A run's state, if there is such a run.
     pub fn get_run(&self, name: &str) -> Result<Option<RunState>> {
+        // A transition is read whole or not at all (see the module doc).
+        let _reading = self.applying.read().unwrap_or_else(PoisonError::into_inner);
         let Some(state) = self.get_header(name)? else {
             return Ok(None);
         };
@@ -590,16 +714,19 @@ impl Store {
         let header = codec::encode(RUN, &state.header())?;
         let quarantine = h.db.open_tree(QUARANTINE).map_err(|e| self.error(e))?;
         let outcome: std::result::Result<(), sled::transaction::TransactionError<()>> =
-            (&h.runs, &h.nodes, &quarantine).transaction(|(runs, nodes, quarantine)| {
-                for (key, bytes) in &damaged {
-                    quarantine.insert(key.as_slice(), bytes.as_slice())?;
-                }
-                for key in &damaged_nodes {
-                    nodes.remove(key.as_ref())?;
-                }
-                runs.insert(name.as_bytes(), header.as_slice())?;
-                Ok(())
-            });
+            (&h.runs, &h.nodes, &quarantine, &h.intents).transaction(
+                |(runs, nodes, quarantine, intents)| {
+                    intents.remove(name.as_bytes())?;
+                    for (key, bytes) in &damaged {
+                        quarantine.insert(key.as_slice(), bytes.as_slice())?;
+                    }
+                    for key in &damaged_nodes {
+                        nodes.remove(key.as_ref())?;
+                    }
+                    runs.insert(name.as_bytes(), header.as_slice())?;
+                    Ok(())
+                },
+            );
         outcome.map_err(|e| match e {
             sled::transaction::TransactionError::Storage(source) => self.error(source),
             sled::transaction::TransactionError::Abort(()) => Error::Poisoned,
@@ -641,6 +768,11 @@ impl Store {
     /// Remove a run; whether it existed. Flushed.
     pub fn delete_run(&self, name: &str) -> Result<bool> {
         let h = self.h()?;
+        // First: an intent left after some of the run's records were removed would bring
+        // them back when the store is next opened.
+        h.intents
+            .remove(name.as_bytes())
+            .map_err(|e| self.error(e))?;
         let existed = h
             .runs
             .remove(name.as_bytes())
@@ -673,36 +805,30 @@ impl Store {
     /// Write a run's state whole: its header and every node, and remove the stored nodes it
     /// no longer has (a retry drops what runs again), in one transaction. Flushed.
     pub fn replace_run(&self, state: &RunState) -> Result<()> {
-        self.write_run(state, true)
+        self.write_whole(state)
     }
 
-    /// [`Store::put_run`], or with `whole` [`Store::replace_run`].
-    fn write_run(&self, state: &RunState, whole: bool) -> Result<()> {
+    /// [`Store::replace_run`]: every node, and no intent, in one flushed transaction.
+    fn write_whole(&self, state: &RunState) -> Result<()> {
         let RunWrite {
             header,
             nodes,
             after,
-        } = self.changes(state, whole)?;
-        if !whole && header.is_none() && nodes.is_empty() {
-            // The store has this state already, flushed.
-            self.remember(&state.name, after);
-            return Ok(());
-        }
+        } = self.changes(state, true)?;
         let mut gone = Vec::new();
         let h = self.h()?;
-        if whole {
-            let written: std::collections::HashSet<&[u8]> =
-                nodes.iter().map(|(key, _)| key.as_slice()).collect();
-            for entry in h.nodes.scan_prefix(node_prefix(&state.name)) {
-                let (key, _) = entry.map_err(|e| self.error(e))?;
-                if !written.contains(key.as_ref()) {
-                    gone.push(key);
-                }
+        let written: std::collections::HashSet<&[u8]> =
+            nodes.iter().map(|(key, _)| key.as_slice()).collect();
+        for entry in h.nodes.scan_prefix(node_prefix(&state.name)) {
+            let (key, _) = entry.map_err(|e| self.error(e))?;
+            if !written.contains(key.as_ref()) {
+                gone.push(key);
             }
         }
         let name = state.name.as_bytes();
         let outcome: std::result::Result<(), sled::transaction::TransactionError<()>> =
-            (&h.runs, &h.nodes).transaction(|(runs, tree)| {
+            (&h.runs, &h.nodes, &h.intents).transaction(|(runs, tree, intents)| {
+                intents.remove(name)?;
                 if let Some(header) = &header {
                     runs.insert(name, header.as_slice())?;
                 }
@@ -1150,6 +1276,69 @@ mod tests {
         mark_records(&store, &state.name);
         store.put_run(&state).unwrap();
         assert_eq!(rewritten(&store, &state), [a]);
+    }
+
+    fn intents(store: &Store) -> usize {
+        store.h().unwrap().intents.len()
+    }
+
+    fn message(store: &Store, run: &str, node: &str) -> String {
+        let state = store.get_run(run).unwrap().unwrap();
+        state.nodes.get(node).unwrap().message.clone()
+    }
+
+    #[test]
+    fn a_transition_left_as_its_intent_alone_is_written_when_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut state, a) = started(dir.path());
+        state.nodes.get_mut(&a).unwrap().message = "intent only".into();
+        store.intents_only.store(true, Ordering::Release);
+        store.put_run(&state).unwrap();
+        assert_eq!(intents(&store), 1);
+        assert_eq!(
+            message(&store, &state.name, &a),
+            "",
+            "its records are not written"
+        );
+        drop(store);
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(intents(&store), 0, "written, then removed");
+        assert_eq!(message(&store, &state.name, &a), "intent only");
+        // The next transitions go on from it, their intents removed once written.
+        state.nodes.get_mut(&a).unwrap().message = "next".into();
+        store.put_run(&state).unwrap();
+        assert_eq!(intents(&store), 0);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(message(&store, &state.name, &a), "next");
+    }
+
+    #[test]
+    fn whole_writes_and_deletion_take_the_intent_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut state, a) = started(dir.path());
+        let replaced = state.clone();
+        state.nodes.get_mut(&a).unwrap().message = "superseded".into();
+        store.intents_only.store(true, Ordering::Release);
+        store.put_run(&state).unwrap();
+        store.replace_run(&replaced).unwrap();
+        assert_eq!(intents(&store), 0);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(message(&store, &state.name, &a), "", "not brought back");
+
+        store.intents_only.store(true, Ordering::Release);
+        store.put_run(&state).unwrap();
+        assert!(store.delete_run(&state.name).unwrap());
+        assert_eq!(intents(&store), 0);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(
+            store.get_run(&state.name).unwrap().is_none(),
+            "not brought back"
+        );
+        assert_eq!(store.h().unwrap().nodes.len(), 0);
     }
 
     #[test]
