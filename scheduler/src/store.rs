@@ -39,8 +39,9 @@
 //! is any record of that transition (an intent left then is the previous transition's,
 //! whose records were flushed: writing them again changes nothing). Readers
 //! in this process never see a transition half written (the records are written under
-//! [`Store::applying`]). Writes of a whole run (creation, replacement, quarantine) are
-//! transactions that also remove its intent; deletion removes the intent first.
+//! [`Store::applying`]). A transition of more than [`INTENT_MAX`] bytes and the writes of
+//! a whole run (creation, replacement, quarantine) are transactions that also remove the
+//! run's intent; deletion removes the intent first.
 //!
 //! # Locking
 //! sled locks the store directory exclusively (an OS file lock, released when the process
@@ -67,6 +68,9 @@ const NODES: &str = "nodes";
 const NODE: &str = "node";
 const INTENTS: &str = "intents";
 const INTENT: &str = "run transition";
+/// The largest transition written through an intent (its records are written twice); a
+/// larger one (a node listing thousands of children) is a transaction.
+const INTENT_MAX: usize = 64 * 1024;
 /// How the message of a run whose record cannot be read starts.
 pub const QUARANTINED: &str = "quarantined, its stored record is unreadable";
 /// The tree keeping the damaged records of quarantined runs, byte for byte.
@@ -459,16 +463,27 @@ impl Store {
     /// Write a run's transition (its header and the nodes that changed since the last write),
     /// atomically, and flush before returning (see the module doc).
     pub fn put_run(&self, state: &RunState) -> Result<()> {
+        let write = self.changes(state, false)?;
+        if write.header.is_none() && write.nodes.is_empty() {
+            // The store has this state already, flushed.
+            self.remember(&state.name, write.after);
+            return Ok(());
+        }
+        let size = write.header.as_ref().map_or(0, Vec::len)
+            + write
+                .nodes
+                .iter()
+                .map(|(key, bytes)| key.len() + bytes.len())
+                .sum::<usize>();
+        if size > INTENT_MAX {
+            // Written once rather than twice; the second synced write costs less than that.
+            return self.transact(&state.name, write, &[]);
+        }
         let RunWrite {
             header,
             nodes,
             after,
-        } = self.changes(state, false)?;
-        if header.is_none() && nodes.is_empty() {
-            // The store has this state already, flushed.
-            self.remember(&state.name, after);
-            return Ok(());
-        }
+        } = write;
         let name = state.name.as_bytes();
         let intent = Intent { header, nodes };
         let encoded = codec::encode(INTENT, &intent)?;
@@ -810,29 +825,38 @@ impl Store {
 
     /// [`Store::replace_run`]: every node, and no intent, in one flushed transaction.
     fn write_whole(&self, state: &RunState) -> Result<()> {
-        let RunWrite {
-            header,
-            nodes,
-            after,
-        } = self.changes(state, true)?;
+        let write = self.changes(state, true)?;
         let mut gone = Vec::new();
         let h = self.h()?;
         let written: std::collections::HashSet<&[u8]> =
-            nodes.iter().map(|(key, _)| key.as_slice()).collect();
+            write.nodes.iter().map(|(key, _)| key.as_slice()).collect();
         for entry in h.nodes.scan_prefix(node_prefix(&state.name)) {
             let (key, _) = entry.map_err(|e| self.error(e))?;
             if !written.contains(key.as_ref()) {
                 gone.push(key);
             }
         }
-        let name = state.name.as_bytes();
+        self.transact(&state.name, write, &gone)
+    }
+
+    /// Writes `write` of run `name` and removes the nodes `gone` (keys), without an intent
+    /// (and removing any), in one flushed transaction.
+    fn transact(&self, name: &str, write: RunWrite, gone: &[sled::IVec]) -> Result<()> {
+        let RunWrite {
+            header,
+            nodes,
+            after,
+        } = write;
+        let h = self.h()?;
+        let run = name;
+        let name = name.as_bytes();
         let outcome: std::result::Result<(), sled::transaction::TransactionError<()>> =
             (&h.runs, &h.nodes, &h.intents).transaction(|(runs, tree, intents)| {
                 intents.remove(name)?;
                 if let Some(header) = &header {
                     runs.insert(name, header.as_slice())?;
                 }
-                for key in &gone {
+                for key in gone {
                     tree.remove(key.as_ref())?;
                 }
                 for (key, bytes) in &nodes {
@@ -841,7 +865,7 @@ impl Store {
                 Ok(())
             });
         match outcome {
-            Ok(()) => self.flush_remembering(&state.name, after),
+            Ok(()) => self.flush_remembering(run, after),
             Err(sled::transaction::TransactionError::Abort(())) => Ok(()),
             Err(sled::transaction::TransactionError::Storage(source)) => Err(self.error(source)),
         }
@@ -1312,6 +1336,18 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(message(&store, &state.name, &a), "next");
+    }
+
+    #[test]
+    fn a_transition_larger_than_an_intent_is_a_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, mut state, a) = started(dir.path());
+        let big = "x".repeat(INTENT_MAX + 1);
+        state.nodes.get_mut(&a).unwrap().message = big.clone();
+        store.intents_only.store(true, Ordering::Release);
+        store.put_run(&state).unwrap();
+        assert_eq!(intents(&store), 0);
+        assert_eq!(message(&store, &state.name, &a), big, "written at once");
     }
 
     #[test]
