@@ -45,6 +45,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cox_worker::step::{Executor, StepOutcome, StepSpec};
+use futures_util::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -636,12 +637,16 @@ impl RunActorState {
         let myself = myself.clone();
         let run = self.run.name.clone();
         tokio::spawn(async move {
-            // The attempt runs in its own task so that an executor panic becomes an Error
-            // outcome instead of a lost step.
-            let task = tokio::spawn(attempt(executor, token));
-            let outcome = match task.await {
+            // An executor panic becomes an Error outcome instead of a lost step.
+            let attempt = std::panic::AssertUnwindSafe(attempt(executor, token));
+            let outcome = match attempt.catch_unwind().await {
                 Ok(outcome) => outcome,
-                Err(e) => {
+                Err(panic) => {
+                    let e = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".to_string());
                     warn!(run = %run, node = %node_id, error = %e, "executor task failed");
                     StepOutcome::error(format!("executor failed: {e}"))
                 }
@@ -667,6 +672,56 @@ mod tests {
     use crate::testsuite::{FakeExecutor, Match, Scripted, succeeded, workflow_from_yaml};
 
     const ONE_STEP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: fenced}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    container: {image: busybox, command: [sh, -c, 'true']}\n";
+
+    /// Panics in every step it runs.
+    struct Panicking;
+
+    impl Executor for Panicking {
+        fn run(
+            &self,
+            _spec: StepSpec,
+            _cancel: CancellationToken,
+        ) -> cox_worker::step::BoxFuture<'_, StepOutcome> {
+            Box::pin(async { panic!("the executor broke") })
+        }
+
+        fn log_path(&self, _run: &str, _node: &str, _attempt: u32) -> Option<std::path::PathBuf> {
+            None
+        }
+    }
+
+    #[tokio::test]
+    async fn an_executor_panic_is_the_step_s_error_not_a_lost_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let run = RunState::new(workflow_from_yaml(ONE_STEP), Utc::now()).unwrap();
+        store.create_run(&run, Utc::now()).unwrap();
+        let (progress, _watched) = watch::channel(run.clone());
+        let args = RunActorArgs {
+            run,
+            store,
+            executor: Arc::new(Panicking),
+            clock: Arc::new(SystemClock),
+            progress,
+            on_action: None,
+            gate: None,
+            run_locks: Vec::new(),
+        };
+        let (actor, handle) = Actor::spawn(None, RunActor, args).await.unwrap();
+        let done = ractor::call_t!(actor, RunMsg::AwaitCompletion, 10_000).unwrap();
+        assert_eq!(done.phase(), Phase::Error, "{done:?}");
+        let step = done
+            .nodes
+            .values()
+            .find(|n| n.message.contains("executor failed"))
+            .unwrap_or_else(|| panic!("no node says the executor failed: {done:?}"));
+        assert!(
+            step.message.contains("the executor broke"),
+            "{}",
+            step.message
+        );
+        handle.await.unwrap();
+    }
 
     #[tokio::test]
     async fn a_late_result_of_a_stale_attempt_is_ignored() {
