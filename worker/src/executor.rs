@@ -84,7 +84,7 @@ use crate::spec::{Mount, ProcessSpec};
 use crate::step::{
     ArchiveKind, BoxFuture, Executor, SavedArtifact, StepOutcome, StepPhase, StepSpec,
 };
-use crate::wrapper::{InProcess, OUTCOME_FILE, StepInput};
+use crate::wrapper::{InProcess, OUTCOME_FILE, REPOSITORY_ARG, StepInput};
 
 /// Where the step directory appears in the sandbox. Under the sandbox's own `/tmp`, so the
 /// host root stays one read-only bind (a mount point missing on the host, such as `/.cox`,
@@ -258,7 +258,8 @@ impl LocalExecutor {
                 return StepOutcome::error(format!("cannot start step: {e}"));
             }
         };
-        self.follow(spec, &step_dir, detached, cancel, Duration::ZERO)
+        let keys = process.argv.iter().any(|a| a == REPOSITORY_ARG);
+        self.follow(spec, &step_dir, detached, cancel, Duration::ZERO, keys)
             .await
     }
 
@@ -290,13 +291,14 @@ impl LocalExecutor {
             "adopting a step"
         );
         Some(
-            self.follow(input.spec, &step_dir, detached, cancel, elapsed)
+            self.follow(input.spec, &step_dir, detached, cancel, elapsed, true)
                 .await,
         )
     }
 
     /// Waits for a launched attempt (stopping it at its deadline, `elapsed` of which has
-    /// passed, or when `cancel` fires) and builds its outcome.
+    /// passed, or when `cancel` fires) and builds its outcome. `keys`: the attempt may have
+    /// a [`REPOSITORY_FILE`] left to delete.
     async fn follow(
         &self,
         spec: StepSpec,
@@ -304,6 +306,7 @@ impl LocalExecutor {
         mut detached: Detached,
         cancel: CancellationToken,
         elapsed: Duration,
+        keys: bool,
     ) -> StepOutcome {
         let deadline = async {
             match spec.deadline_seconds {
@@ -326,7 +329,9 @@ impl LocalExecutor {
         };
         // The wrapper deletes the keys before the program starts; this covers a wrapper
         // that never got that far.
-        let _ = std::fs::remove_file(step_dir.join(REPOSITORY_FILE));
+        if keys {
+            let _ = std::fs::remove_file(step_dir.join(REPOSITORY_FILE));
+        }
         let (exit, outcome) = match exit {
             Ok(recorded) => (recorded.exit, recorded.outcome),
             Err(e) => return StepOutcome::error(format!("lost the step process: {e}")),
@@ -532,7 +537,7 @@ impl LocalExecutor {
         }
         if !stores.is_empty() {
             argv.extend([
-                "--repository".to_string(),
+                REPOSITORY_ARG.to_string(),
                 inner_step.join(REPOSITORY_FILE).display().to_string(),
             ]);
         }

@@ -95,6 +95,9 @@ pub struct WrapperArgs {
     pub aliases: Option<PathBuf>,
 }
 
+/// The wrapper's argument naming the file of bucket keys (see [`crate::repo_config`]).
+pub const REPOSITORY_ARG: &str = "--repository";
+
 /// The wrapper's usage line.
 pub const USAGE: &str = "usage: cox __step STEP_DIR [--artifacts DIR] [--repository FILE] [--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES] [--aliases DIR] < STEP_INPUT_JSON";
 
@@ -113,7 +116,7 @@ impl WrapperArgs {
             };
             match arg.as_str() {
                 "--artifacts" => artifacts = Some(value("--artifacts")?),
-                "--repository" => repository = Some(value("--repository")?),
+                REPOSITORY_ARG => repository = Some(value(REPOSITORY_ARG)?),
                 "--aliases" => aliases = Some(value("--aliases")?),
                 "--unpack-limits" => {
                     let v = value("--unpack-limits")?;
