@@ -456,6 +456,8 @@ async fn show_progress(mut progress: tokio::sync::watch::Receiver<RunState>) {
     let mut seen: BTreeMap<String, Phase> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut store_error: Option<String> = None;
+    // The last state shown: a node it shares with the next (the same `Arc`) did not change.
+    let mut shown: Option<RunState> = None;
     loop {
         let state = progress.borrow_and_update().clone();
         let mut err = std::io::stderr().lock();
@@ -483,7 +485,17 @@ async fn show_progress(mut progress: tokio::sync::watch::Receiver<RunState>) {
             // Written at once (`writeln!` on stderr makes a write per piece); each node's id
             // copied only the first time it is seen.
             let mut lines = String::new();
-            for node in state.nodes.values() {
+            let mut before = shown.as_ref().map(|s| s.nodes.iter().peekable());
+            for (id, node) in state.nodes.iter() {
+                if let Some(before) = &mut before {
+                    while before.next_if(|(old, _)| *old < id).is_some() {}
+                    if before
+                        .peek()
+                        .is_some_and(|(old, was)| *old == id && std::ptr::eq(*was, node))
+                    {
+                        continue;
+                    }
+                }
                 let changed = match seen.get_mut(&node.id) {
                     Some(phase) => std::mem::replace(phase, node.phase) != node.phase,
                     None => {
@@ -502,6 +514,8 @@ async fn show_progress(mut progress: tokio::sync::watch::Receiver<RunState>) {
                 }
             }
             let _ = err.write_all(lines.as_bytes());
+            drop(before);
+            shown = Some(state.clone());
         }
         drop(err);
         if state.is_finished() {
