@@ -673,6 +673,27 @@ mod tests {
 
     const ONE_STEP: &str = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: fenced}\nspec:\n  entrypoint: main\n  templates:\n  - name: main\n    container: {image: busybox, command: [sh, -c, 'true']}\n";
 
+    /// The arguments of an actor for a new run of [`ONE_STEP`] (stored), and its progress.
+    fn one_step_run(
+        store: Store,
+        executor: Arc<dyn Executor>,
+    ) -> (RunActorArgs, watch::Receiver<RunState>) {
+        let run = RunState::new(workflow_from_yaml(ONE_STEP), Utc::now()).unwrap();
+        store.create_run(&run, Utc::now()).unwrap();
+        let (progress, watched) = watch::channel(run.clone());
+        let args = RunActorArgs {
+            run,
+            store,
+            executor,
+            clock: Arc::new(SystemClock),
+            progress,
+            on_action: None,
+            gate: None,
+            run_locks: Vec::new(),
+        };
+        (args, watched)
+    }
+
     /// Panics in every step it runs.
     struct Panicking;
 
@@ -694,19 +715,7 @@ mod tests {
     async fn an_executor_panic_is_the_step_s_error_not_a_lost_step() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let run = RunState::new(workflow_from_yaml(ONE_STEP), Utc::now()).unwrap();
-        store.create_run(&run, Utc::now()).unwrap();
-        let (progress, _watched) = watch::channel(run.clone());
-        let args = RunActorArgs {
-            run,
-            store,
-            executor: Arc::new(Panicking),
-            clock: Arc::new(SystemClock),
-            progress,
-            on_action: None,
-            gate: None,
-            run_locks: Vec::new(),
-        };
+        let (args, _watched) = one_step_run(store, Arc::new(Panicking));
         let (actor, handle) = Actor::spawn(None, RunActor, args).await.unwrap();
         let done = ractor::call_t!(actor, RunMsg::AwaitCompletion, 10_000).unwrap();
         assert_eq!(done.phase(), Phase::Error, "{done:?}");
@@ -731,19 +740,7 @@ mod tests {
         let executor = FakeExecutor::new();
         executor.attach_store(store.clone());
         executor.script(Match::Template("main".into()), Scripted::hang());
-        let run = RunState::new(workflow_from_yaml(ONE_STEP), Utc::now()).unwrap();
-        store.create_run(&run, Utc::now()).unwrap();
-        let (progress, mut watched) = watch::channel(run.clone());
-        let args = RunActorArgs {
-            run,
-            store,
-            executor: executor.clone(),
-            clock: Arc::new(SystemClock),
-            progress,
-            on_action: None,
-            gate: None,
-            run_locks: Vec::new(),
-        };
+        let (args, mut watched) = one_step_run(store, executor.clone());
         let (actor, handle) = Actor::spawn(None, RunActor, args).await.unwrap();
         let running = watched
             .wait_for(|s| !s.running_steps().is_empty())
