@@ -70,7 +70,7 @@ const INTENTS: &str = "intents";
 const INTENT: &str = "run transition";
 /// The largest transition written through an intent (its records are written twice); a
 /// larger one (a node listing thousands of children) is a transaction.
-const INTENT_MAX: usize = 64 * 1024;
+const INTENT_MAX: usize = 16 * 1024;
 /// How the message of a run whose record cannot be read starts.
 pub const QUARANTINED: &str = "quarantined, its stored record is unreadable";
 /// The tree keeping the damaged records of quarantined runs, byte for byte.
