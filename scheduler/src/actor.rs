@@ -45,7 +45,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cox_worker::step::{Executor, StepOutcome, StepSpec};
-use futures_util::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -637,16 +636,12 @@ impl RunActorState {
         let myself = myself.clone();
         let run = self.run.name.clone();
         tokio::spawn(async move {
-            // An executor panic becomes an Error outcome instead of a lost step.
-            let attempt = std::panic::AssertUnwindSafe(attempt(executor, token));
-            let outcome = match attempt.catch_unwind().await {
+            // The attempt runs in its own task so that an executor panic becomes an Error
+            // outcome instead of a lost step.
+            let task = tokio::spawn(attempt(executor, token));
+            let outcome = match task.await {
                 Ok(outcome) => outcome,
-                Err(panic) => {
-                    let e = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a panic".to_string());
+                Err(e) => {
                     warn!(run = %run, node = %node_id, error = %e, "executor task failed");
                     StepOutcome::error(format!("executor failed: {e}"))
                 }
