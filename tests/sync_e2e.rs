@@ -203,6 +203,12 @@ fn a_killed_server_keeps_its_holders_and_queue_and_leaks_nothing() {
     );
 
     for (i, name) in order.iter().enumerate() {
+        // `name` holds the mutex once its step started: its start is stored before the step
+        // runs. (Killed between the grant and that write, the server would restart with no
+        // holder, and the waiters, asking again in submission order, could pass it.)
+        wait_for("the holder to start", || {
+            dir.path().join(format!("started-{name}")).exists()
+        });
         // Kill the server while `name` holds the mutex (every other turn), and restart.
         if i % 2 == 0 {
             drop(server); // SIGKILL
@@ -225,9 +231,6 @@ fn a_killed_server_keeps_its_holders_and_queue_and_leaks_nothing() {
             assert_eq!(holders, [*name], "the holder after a restart");
             assert_eq!(waiters, order[i + 1..], "the queue after a restart");
         }
-        wait_for("the holder to start", || {
-            dir.path().join(format!("started-{name}")).exists()
-        });
         for later in &order[i + 1..] {
             assert!(
                 !dir.path().join(format!("started-{later}")).exists(),
