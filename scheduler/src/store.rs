@@ -40,8 +40,8 @@
 //! whose records were flushed: writing them again changes nothing). Readers
 //! in this process never see a transition half written (the records are written under
 //! [`Store::applying`]). A transition of more than [`INTENT_MAX`] bytes and the writes of
-//! a whole run (creation, replacement, quarantine) are transactions that also remove the
-//! run's intent; deletion removes the intent first.
+//! a whole run (replacement, quarantine) are transactions that also remove the run's
+//! intent; deletion removes the intent first, and a run being created has none.
 //!
 //! # Locking
 //! sled locks the store directory exclusively (an OS file lock, released when the process
@@ -185,8 +185,9 @@ struct Written {
     header: RunState,
 }
 
-/// A run's transition (see the module doc): records to put in `runs` (under the run's name)
-/// and `nodes` (under their keys), each encoded as in its tree.
+/// A run's transition: records to put in `runs` (its header under the run's name; `None`: as
+/// last written) and `nodes` (under their keys), each encoded as in its tree. Stored as is
+/// as the run's intent (see the module doc).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Intent {
     header: Option<Vec<u8>>,
@@ -194,6 +195,21 @@ struct Intent {
 }
 
 impl Intent {
+    /// Whether there is nothing to write.
+    fn is_empty(&self) -> bool {
+        self.header.is_none() && self.nodes.is_empty()
+    }
+
+    /// The bytes of its records and keys.
+    fn size(&self) -> usize {
+        self.header.as_ref().map_or(0, Vec::len)
+            + self
+                .nodes
+                .iter()
+                .map(|(key, bytes)| key.len() + bytes.len())
+                .sum::<usize>()
+    }
+
     /// Writes the records of run `name`'s transition (plain inserts, not flushed).
     fn write(&self, h: &Handles, name: &[u8]) -> std::result::Result<(), sled::Error> {
         if let Some(header) = &self.header {
@@ -207,8 +223,8 @@ impl Intent {
 }
 
 /// Writes the records of the intents left (see the module doc), removes the intents, then
-/// flushes; how many there were.
-fn apply_left_intents(h: &Handles) -> Result<usize> {
+/// flushes.
+fn apply_left_intents(h: &Handles) -> Result<()> {
     let error = |e| store_error(&h.path, e);
     let mut names = Vec::new();
     for entry in h.intents.iter() {
@@ -225,14 +241,12 @@ fn apply_left_intents(h: &Handles) -> Result<usize> {
         h.db.flush().map_err(error)?;
         info!(path = %h.path.display(), runs = names.len(), "wrote the runs' last transitions again");
     }
-    Ok(names.len())
+    Ok(())
 }
 
-/// A write of a run: its header (`None`: as last written), the nodes to write (key and
-/// bytes), and what the store knows of the run once they are flushed.
+/// A write of a run: its records, and what the store knows of the run once they are flushed.
 struct RunWrite {
-    header: Option<Vec<u8>>,
-    nodes: Vec<(Vec<u8>, Vec<u8>)>,
+    records: Intent,
     after: Option<Written>,
 }
 
@@ -429,28 +443,28 @@ impl Store {
     /// Record a new run, created at `created_at`; fails if the name is taken. Flushed.
     pub fn create_run(&self, state: &RunState, created_at: DateTime<Utc>) -> Result<()> {
         let RunWrite {
-            header,
-            nodes: changed,
+            records: Intent {
+                header,
+                nodes: changed,
+            },
             after,
         } = self.changes(state, true)?;
         let header = header.unwrap_or_default();
         let name = state.name.as_bytes();
         let index_key = created_key(created_at, &state.name);
         let h = self.h()?;
-        let outcome = (&h.runs, &h.by_created, &h.nodes, &h.intents).transaction(
-            |(runs, by_created, nodes, intents)| {
+        let outcome =
+            (&h.runs, &h.by_created, &h.nodes).transaction(|(runs, by_created, nodes)| {
                 if runs.get(name)?.is_some() {
                     return sled::transaction::abort(());
                 }
-                intents.remove(name)?;
                 runs.insert(name, header.as_slice())?;
                 by_created.insert(index_key.as_slice(), name)?;
                 for (key, bytes) in &changed {
                     nodes.insert(key.as_slice(), bytes.as_slice())?;
                 }
                 Ok(())
-            },
-        );
+            });
         match outcome {
             Ok(()) => self.flush_remembering(&state.name, after),
             Err(sled::transaction::TransactionError::Abort(())) => {
@@ -464,28 +478,20 @@ impl Store {
     /// atomically, and flush before returning (see the module doc).
     pub fn put_run(&self, state: &RunState) -> Result<()> {
         let write = self.changes(state, false)?;
-        if write.header.is_none() && write.nodes.is_empty() {
+        if write.records.is_empty() {
             // The store has this state already, flushed.
             self.remember(&state.name, write.after);
             return Ok(());
         }
-        let size = write.header.as_ref().map_or(0, Vec::len)
-            + write
-                .nodes
-                .iter()
-                .map(|(key, bytes)| key.len() + bytes.len())
-                .sum::<usize>();
-        if size > INTENT_MAX {
+        if write.records.size() > INTENT_MAX {
             // Written once rather than twice; the second synced write costs less than that.
             return self.transact(&state.name, write, &[]);
         }
         let RunWrite {
-            header,
-            nodes,
+            records: intent,
             after,
         } = write;
         let name = state.name.as_bytes();
-        let intent = Intent { header, nodes };
         let encoded = codec::encode(INTENT, &intent)?;
         let h = self.h()?;
         let written = {
@@ -563,8 +569,10 @@ impl Store {
             _ => Some(codec::encode(RUN, &header)?),
         };
         Ok(RunWrite {
-            header: encoded,
-            nodes: changed,
+            records: Intent {
+                header: encoded,
+                nodes: changed,
+            },
             // A finished run is not written again but whole (a retry): nothing to keep.
             after: (!state.is_finished()).then(|| Written {
                 lineage: nodes.lineage(),
@@ -828,8 +836,12 @@ impl Store {
         let write = self.changes(state, true)?;
         let mut gone = Vec::new();
         let h = self.h()?;
-        let written: std::collections::HashSet<&[u8]> =
-            write.nodes.iter().map(|(key, _)| key.as_slice()).collect();
+        let written: std::collections::HashSet<&[u8]> = write
+            .records
+            .nodes
+            .iter()
+            .map(|(key, _)| key.as_slice())
+            .collect();
         for entry in h.nodes.scan_prefix(node_prefix(&state.name)) {
             let (key, _) = entry.map_err(|e| self.error(e))?;
             if !written.contains(key.as_ref()) {
@@ -843,8 +855,7 @@ impl Store {
     /// (and removing any), in one flushed transaction.
     fn transact(&self, name: &str, write: RunWrite, gone: &[sled::IVec]) -> Result<()> {
         let RunWrite {
-            header,
-            nodes,
+            records: Intent { header, nodes },
             after,
         } = write;
         let h = self.h()?;
