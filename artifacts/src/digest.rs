@@ -25,7 +25,8 @@ impl Tally {
     }
 }
 
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
+/// `bytes` as lowercase hexadecimal.
+pub fn to_hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -30,6 +30,7 @@ mod repository;
 pub mod unpack;
 
 pub use archive::Archive;
+pub use digest::to_hex;
 pub use error::{Error, Result};
 pub use repository::{
     ArtifactRepository, ClientSettings, Expected, ListedObject, S3Config, SavedArtifact,

@@ -936,10 +936,7 @@ fn shared_links(root: &Path, links: &[(&str, PathBuf)]) -> Result<PathBuf, Strin
         digest.update(target.as_os_str().as_encoded_bytes());
         digest.update([0]);
     }
-    let name: String = digest.finalize()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let name = cox_artifacts::to_hex(&digest.finalize()[..12]);
     let dir = root.join(name);
     if dir.is_dir() {
         return Ok(dir);
