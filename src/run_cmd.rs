@@ -453,10 +453,9 @@ fn read_parameter_file(path: &Path) -> Result<Vec<(String, String)>> {
 async fn show_progress(mut progress: tokio::sync::watch::Receiver<RunState>) {
     let live = std::io::stderr().is_terminal();
     let mut drawn_lines = 0;
-    let mut seen: BTreeMap<String, Phase> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut store_error: Option<String> = None;
-    // The last state shown: a node it shares with the next (the same `Arc`) did not change.
+    // The last state shown (plain lines), to say what changed since.
     let mut shown: Option<RunState> = None;
     loop {
         let state = progress.borrow_and_update().clone();
@@ -482,28 +481,21 @@ async fn show_progress(mut progress: tokio::sync::watch::Receiver<RunState>) {
             let _ = write!(err, "{text}");
             drawn_lines = text.lines().count();
         } else {
-            // Written at once (`writeln!` on stderr makes a write per piece); each node's id
-            // copied only the first time it is seen.
+            // Written at once (`writeln!` on stderr makes a write per piece). A node is said
+            // when it is new or its phase changed since the last state shown, walked in step
+            // with it (both in id order, so no node is looked up).
             let mut lines = String::new();
             let mut before = shown.as_ref().map(|s| s.nodes.iter().peekable());
             for (id, node) in state.nodes.iter() {
                 if let Some(before) = &mut before {
                     while before.next_if(|(old, _)| *old < id).is_some() {}
-                    if before
-                        .peek()
-                        .is_some_and(|(old, was)| *old == id && std::ptr::eq(*was, node))
+                    if let Some((_, was)) = before.next_if(|(old, _)| *old == id)
+                        && was.phase == node.phase
                     {
                         continue;
                     }
                 }
-                let changed = match seen.get_mut(&node.id) {
-                    Some(phase) => std::mem::replace(phase, node.phase) != node.phase,
-                    None => {
-                        seen.insert(node.id.clone(), node.phase);
-                        true
-                    }
-                };
-                if changed && node.node_type != NodeType::StepGroup {
+                if node.node_type != NodeType::StepGroup {
                     let _ = writeln!(
                         lines,
                         "{}: {} {}",
