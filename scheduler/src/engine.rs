@@ -286,7 +286,11 @@ impl Engine {
     ///
     /// The locks their stored state says they hold are given to the gate first, all of
     /// them, so that no waiter is admitted past a holder that is not started yet; then the
-    /// runs start in stored (submission) order, which is the order waiters queue again.
+    /// runs start in stored (submission) order, which is the order waiters of one priority
+    /// queue again. The gate admits nobody until every resumed run has asked for what it
+    /// waits for (its workflow's locks as it starts, its steps' as its `Start` is
+    /// performed): a lock free after the restart goes to the highest priority waiter of
+    /// all, not to the first run started.
     pub async fn resume_unfinished(&self) -> Result<Vec<String>> {
         for (name, error) in self.store.unreadable_runs()? {
             self.quarantine(&name, &error)?;
@@ -307,13 +311,41 @@ impl Engine {
         for state in &mut states {
             self.restore_locks(state).await?;
         }
+        let gate = if states.iter_mut().any(|s| self.uses_gate(s)) {
+            let gate = self.gate().await?;
+            cast_to_gate(&gate, GateMsg::Hold, "")?;
+            Some(gate)
+        } else {
+            None
+        };
         let mut resumed = Vec::with_capacity(states.len());
-        for state in states {
-            let name = state.name.clone();
-            self.start(state).await?;
-            resumed.push(name);
+        let started = async {
+            for state in states {
+                let name = state.name.clone();
+                self.start(state).await?;
+                resumed.push(name);
+            }
+            Ok::<_, Error>(())
         }
+        .await;
+        if let Some(gate) = gate {
+            // A run's `Start` is performed before it answers (its steps' requests are then
+            // cast to the gate, ahead of `Open`). One that does not answer is not waited for.
+            for name in &resumed {
+                if let Err(e) = self.snapshot(name).await {
+                    warn!(run = %name, error = %e, "resumed run did not settle; the gate opens without it");
+                }
+            }
+            cast_to_gate(&gate, GateMsg::Open, "")?;
+        }
+        started?;
         Ok(resumed)
+    }
+
+    /// Whether a run has anything to do with the gate: locks of its own or of the engine,
+    /// or `synchronization` in its workflow (its steps').
+    fn uses_gate(&self, state: &mut RunState) -> bool {
+        !self.run_locks(state).is_empty() || state.workflow_json.contains("synchronization")
     }
 
     fn quarantine(&self, name: &str, error: &Error) -> Result<()> {
@@ -362,11 +394,7 @@ impl Engine {
         }
         let gate = self.gate().await?;
         for (holder, locks) in holdings {
-            gate.cast(GateMsg::Restore { holder, locks })
-                .map_err(|e| Error::Actor {
-                    run: state.name.clone(),
-                    message: format!("cannot reach the concurrency gate: {e}"),
-                })?;
+            cast_to_gate(&gate, GateMsg::Restore { holder, locks }, &state.name)?;
         }
         Ok(())
     }
@@ -701,6 +729,14 @@ impl Drop for Engine {
 }
 
 /// Five characters from Argo's alphabet, random enough to tell runs apart.
+/// Casts `message` to the gate; `run` is whose business it is (for the error).
+fn cast_to_gate(gate: &ActorRef<GateMsg>, message: GateMsg, run: &str) -> Result<()> {
+    gate.cast(message).map_err(|e| Error::Actor {
+        run: run.to_string(),
+        message: format!("cannot reach the concurrency gate: {e}"),
+    })
+}
+
 fn random_suffix() -> String {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     let nanos = std::time::SystemTime::now()

@@ -398,10 +398,21 @@ impl SchedulerTest {
     /// Stop the engine as a crash would leave things (actors gone, store kept), open a new
     /// one on the same home, and resume unfinished runs; their names.
     pub async fn restart(&mut self) -> Vec<String> {
+        self.restart_after(|_| {}).await
+    }
+
+    /// [`SchedulerTest::restart`], with `edit` done to the store while no engine has it
+    /// open (a state a crash at an awkward moment would leave).
+    pub async fn restart_after(&mut self, edit: impl FnOnce(&Store)) -> Vec<String> {
         if let Some(engine) = self.engine.take() {
             engine.shutdown().await;
         }
         self.executor.detach_store();
+        {
+            let store = Store::open_waiting(&self.dir.path().join("store"), Duration::from_secs(5))
+                .expect("open the store between engines");
+            edit(&store);
+        }
         let engine = open_engine(self.dir.path(), &self.executor, &self.actions);
         let resumed = engine.resume_unfinished().await.expect("resume");
         self.engine = Some(engine);

@@ -448,6 +448,22 @@ async fn parallelism_limits_and_delete_release_everything() {
     engine.shutdown().await;
 }
 
+/// Poll (every 10 ms, at most 30 s) until a lock has one holder and `waiting` waiters.
+async fn until_one_holds_and_waiting(t: &SchedulerTest, waiting: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !t
+        .engine()
+        .sync_status(None)
+        .await
+        .expect("status")
+        .iter()
+        .any(|l| l.holders.len() == 1 && l.waiters.len() == waiting)
+    {
+        assert!(Instant::now() < deadline, "{waiting} waiters never queued");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_holders_come_from_the_store_and_waiters_keep_their_order() {
     let mut t = SchedulerTest::new();
@@ -458,43 +474,85 @@ async fn after_a_restart_holders_come_from_the_store_and_waiters_keep_their_orde
     for i in 0..5 {
         waiters.push(t.submit(&mutex_workflow(&format!("w{i}"), 0, "work")).await);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !t
-        .engine()
-        .sync_status(None)
-        .await
-        .expect("status")
-        .iter()
-        .any(|l| l.holders.len() == 1 && l.waiters.len() == 5)
-    {
-        assert!(Instant::now() < deadline, "five waiters never queued");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_one_holds_and_waiting(&t, 5).await;
+    let before = t.actions().len();
     let resumed = t.restart().await;
     assert_eq!(resumed.len(), 6);
-    // The holder's state says it holds the mutex: nobody was admitted past it.
-    let status = t.engine().sync_status(None).await.expect("status");
-    let one = lock(&status, "default/Mutex/one").expect("mutex");
-    assert_eq!(
-        one.holders
-            .iter()
-            .map(|h| h.run.as_str())
-            .collect::<Vec<_>>(),
-        [blocker.as_str()]
-    );
-    // Its step is lost in the restart (the fake keeps nothing), so it ends, and the
-    // waiters run one at a time in their submission order.
+    // Its step is lost in the restart (the fake keeps nothing), so it ends; its state said
+    // it held the mutex, so nobody was admitted before that end, and then the waiters run
+    // one at a time in their submission order.
     let _ = t.await_completion(&blocker).await;
     for name in &waiters {
         assert_eq!(t.await_completion(name).await.phase(), Phase::Succeeded);
     }
-    let launches: Vec<String> = t
-        .actions()
+    let after = t.actions().split_off(before);
+    let blocker_end = after
+        .iter()
+        .position(|r| matches!(r.action, Action::Finished) && r.run == blocker)
+        .expect("the holder ended");
+    let launches: Vec<(usize, String)> = after
         .into_iter()
-        .filter(|r| matches!(r.action, Action::Launch(_)) && r.run.starts_with('w'))
-        .map(|r| r.run)
+        .enumerate()
+        .filter(|(_, r)| matches!(r.action, Action::Launch(_)) && r.run.starts_with('w'))
+        .map(|(i, r)| (i, r.run))
         .collect();
-    assert_eq!(launches, waiters);
+    assert!(
+        launches.iter().all(|(i, _)| *i > blocker_end),
+        "{launches:?}"
+    );
+    let launched: Vec<String> = launches.into_iter().map(|(_, run)| run).collect();
+    assert_eq!(launched, waiters);
+}
+
+/// A workflow whose `work` step holds the mutex `one` (a template-level lock).
+fn step_mutex_workflow(name: &str, priority: i32, template: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {{name: {name}}}\nspec:\n  entrypoint: {template}\n  priority: {priority}\n  templates:\n  - name: {template}\n    synchronization:\n      mutexes: [{{name: one}}]\n    container: {{image: busybox, command: ['true']}}\n"
+    )
+}
+
+/// A holder of the mutex `one` (a `block` step that hangs), then three waiters submitted
+/// lowest priority first; the holder's record is gone when the engine restarts (as if the
+/// crash came between its end and the next grant), so the mutex is free: the waiters must
+/// run highest priority first, whatever order they resume in. `Launch` order of the three.
+async fn launches_after_a_restart_with_the_mutex_free(
+    workflow: fn(&str, i32, &str) -> String,
+) -> Vec<String> {
+    let mut t = SchedulerTest::new();
+    t.executor
+        .script(Match::Template("block".into()), Scripted::hang());
+    let blocker = t.submit(&workflow("holder", 0, "block")).await;
+    let mut waiters = Vec::new();
+    for (name, priority) in [("low", 0), ("mid", 2), ("high", 5)] {
+        waiters.push(t.submit(&workflow(name, priority, "work")).await);
+    }
+    until_one_holds_and_waiting(&t, 3).await;
+    let resumed = t
+        .restart_after(|store| {
+            assert!(store.delete_run(&blocker).expect("delete the holder"));
+        })
+        .await;
+    assert_eq!(resumed, waiters, "resumed in submission order");
+    for name in &waiters {
+        assert_eq!(t.await_completion(name).await.phase(), Phase::Succeeded);
+    }
+    t.actions()
+        .into_iter()
+        .filter(|r| matches!(r.action, Action::Launch(_)) && waiters.contains(&r.run))
+        .map(|r| r.run)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_lock_free_after_a_restart_goes_by_priority_not_resume_order() {
+    let launches = launches_after_a_restart_with_the_mutex_free(mutex_workflow).await;
+    assert_eq!(launches, ["high", "mid", "low"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_lock_free_after_a_restart_goes_by_priority_not_resume_order() {
+    let launches = launches_after_a_restart_with_the_mutex_free(step_mutex_workflow).await;
+    assert_eq!(launches, ["high", "mid", "low"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,6 +68,8 @@ pub struct GateState {
     clock: Arc<dyn Clock>,
     /// Where to tell each waiter it was admitted.
     notify: std::collections::HashMap<Holder, ActorRef<RunMsg>>,
+    /// Admission is held ([`GateMsg::Hold`]): requests queue, nobody is admitted.
+    held: bool,
 }
 
 /// Messages of the gate actor.
@@ -97,6 +99,12 @@ pub enum GateMsg {
     ReleaseRun(String),
     /// ConfigMaps changed: look the semaphore limits up again.
     RefreshLimits,
+    /// Admit nobody until [`GateMsg::Open`]; requests still queue (by priority). The
+    /// engine holds the gate while it resumes runs after a restart, so that a lock freed
+    /// meanwhile goes to the best waiter of all resumed runs, not to the first one started.
+    Hold,
+    /// Admit again what fits (the end of a [`GateMsg::Hold`]).
+    Open,
     /// Every lock (of a namespace, when given), for `cox sync list`.
     Status {
         /// Only this namespace's locks (and the server-wide ones).
@@ -122,6 +130,7 @@ impl Actor for GateActor {
             parallelism: args.parallelism,
             clock: args.clock,
             notify: std::collections::HashMap::new(),
+            held: false,
         })
     }
 
@@ -185,6 +194,11 @@ impl Actor for GateActor {
                 }
                 state.admit();
             }
+            GateMsg::Hold => state.held = true,
+            GateMsg::Open => {
+                state.held = false;
+                state.admit();
+            }
             GateMsg::Status { namespace, reply } => {
                 let _ = reply.send(state.gate.status(namespace.as_deref(), now));
             }
@@ -207,10 +221,10 @@ impl GateState {
         limit_of(&self.store, &self.parallelism, lock)
     }
 
-    /// Admit what fits and tell the admitted; a waiter whose actor is gone gives its locks
-    /// back at once.
+    /// Admit what fits and tell the admitted (unless admission is held); a waiter whose
+    /// actor is gone gives its locks back at once.
     fn admit(&mut self) {
-        loop {
+        while !self.held {
             let grants = self.gate.admit(self.clock.now());
             if grants.is_empty() {
                 return;
