@@ -1120,8 +1120,12 @@ async fn check_sandbox_path() -> Result<PathBuf> {
 
 /// Takes bubblewrap as usable without probing it: in a step's supervisor, whose launcher
 /// checked the sandbox before it launched any step (a probe per step would double the
-/// sandbox's cost). A bubblewrap that fails anyway fails the step with its message.
+/// sandbox's cost). A bubblewrap that fails anyway fails the step with its message. Looked
+/// up once per process (a step host trusts it for every step it runs).
 fn trust_sandbox() {
+    if PROBE.initialized() {
+        return;
+    }
     if let Some(bwrap) = find_bwrap() {
         let _ = PROBE.set(Ok(bwrap));
     }
