@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run benchmarks of `cox run` (see benches/run/README.md and BENCHMARKS.md).
 #
-#   benches/run/bench.sh parity   # 202 `true` steps: make -j2 vs cox run (--no-sandbox, sandboxed)
+#   benches/run/bench.sh parity   # 202 `true` steps: make -j2 (plain, each recipe in bubblewrap)
+#                                 # vs cox run (--no-sandbox, sandboxed)
 #   benches/run/bench.sh steps    # per-step components: true, bwrap true, cox __step, bwrap cox __step
 #   benches/run/bench.sh big      # 10,000-node workflows, --no-sandbox, /usr/bin/time -v, time-boxed
 #
@@ -35,9 +36,15 @@ fresh_home() {
 parity() {
   python3 "$here/gen.py" dag 200 > "$OUT/dag202.yaml"
   python3 "$here/gen.py" make 200 > "$OUT/Makefile"
+  # Each recipe in the sandbox a step gets: what bubblewrap alone costs, with make as the
+  # scheduler (no store, no logs, no records).
+  mkdir -p "$OUT/bwrap-work/start" "$OUT/bwrap-work/join"
+  for i in $(seq 0 199); do mkdir -p "$OUT/bwrap-work/p$i"; done
+  python3 "$here/gen.py" make-bwrap 200 "$OUT/bwrap-work" > "$OUT/Makefile.bwrap"
   mkdir -p "$OUT/homes" "$SHM/homes"
   hyperfine --warmup 1 --runs "$RUNS" --export-json "$OUT/parity.json" --export-markdown "$OUT/parity.md" \
     --prepare 'true' -n 'make -j2' "make -s -j2 -f $OUT/Makefile" \
+    --prepare 'true' -n 'make -j2, each recipe in bubblewrap' "make -s -j2 -f $OUT/Makefile.bwrap" \
     --prepare "$(fresh_home "$OUT")" -n 'cox run --no-sandbox' \
       "COX_HOME=$OUT/home $COX run --no-sandbox $OUT/dag202.yaml" \
     --prepare "$(fresh_home "$OUT")" -n 'cox run (sandboxed)' \

@@ -3,6 +3,11 @@
 
   gen.py dag N      -> DAG: start, N tasks in parallel (depend on start), join (depends on all)
   gen.py make N     -> Makefile with the same shape, every recipe `true`
+  gen.py make-bwrap N DIR
+                    -> the same Makefile, every recipe `true` in the sandbox `cox run` gives a
+                       step (bubblewrap, the same arguments but the bind of the step directory,
+                       which costs nothing measurable), its working directory DIR/<target>
+                       (which must exist): the floor of a scheduler sandboxing each step so
   gen.py loop N     -> steps: one step with withSequence count N (N `true` steps)
   gen.py chain N    -> DAG chain t0 -> t1 -> ... -> t{N-1}
   gen.py wide N     -> DAG: N independent tasks (no edges)
@@ -22,12 +27,21 @@ def main():
     if "--parallelism" in sys.argv:
         par = int(sys.argv[sys.argv.index("--parallelism") + 1])
     out = []
-    if kind == "make":
+    if kind in ("make", "make-bwrap"):
+        if kind == "make":
+            recipe = lambda target: "true"
+        else:
+            # As the executor runs a step without files to place (see BENCHMARKS.md).
+            workdirs = sys.argv[3]
+            recipe = lambda target: (
+                "bwrap --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp "
+                f"--bind {workdirs}/{target} /tmp/work --chdir /tmp/work "
+                "--unshare-pid --die-with-parent --new-session -- true")
         out.append(".PHONY: all start join " + " ".join(f"p{i}" for i in range(n)) + "\n")
-        out.append("all: join\nstart:\n\ttrue\n")
+        out.append(f"all: join\nstart:\n\t{recipe('start')}\n")
         for i in range(n):
-            out.append(f"p{i}: start\n\ttrue\n")
-        out.append("join: " + " ".join(f"p{i}" for i in range(n)) + "\n\ttrue\n")
+            out.append(f"p{i}: start\n\t{recipe(f'p{i}')}\n")
+        out.append("join: " + " ".join(f"p{i}" for i in range(n)) + f"\n\t{recipe('join')}\n")
     elif kind == "dag":
         out.append(header(f"dag{n}", par))
         out.append("  - name: main\n    dag:\n      tasks:\n      - {name: start, template: t}\n")
