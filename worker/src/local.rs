@@ -41,6 +41,7 @@
 //! process in the sandbox's PID namespace, or the process group), waits up to
 //! `grace` for the main process to end, then sends SIGKILL.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
@@ -763,27 +764,64 @@ pub(crate) async fn record_step(
     std::fs::write(&exit_path, json).map_err(|e| format!("{}: {e}", exit_path.display()))
 }
 
+/// How long [`find_program`] answers again what it found, rather than searching: a step host
+/// starts many steps a second, each with the same `PATH` and mostly the same programs.
+const PATH_ANSWER_TTL: Duration = Duration::from_secs(2);
+
 /// `program` as `execvp` would find it on `path` (the first executable file), when it is a
 /// bare name and `path`'s directories before it are absolute. Started by its path, a
 /// process is spawned with `posix_spawn`, which does not copy the parent's page tables;
 /// with a bare name and a `PATH` of its own, the standard library forks to search it.
-fn find_program(program: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
+///
+/// An answer is reused for [`PATH_ANSWER_TTL`] (a found file only while it is still an
+/// executable file): a program installed earlier on `PATH` meanwhile is seen that much later.
+pub(crate) fn find_program(program: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
+    type Answers = HashMap<(String, OsString), (std::time::Instant, Option<PathBuf>)>;
+    static RECENT: std::sync::LazyLock<Mutex<Answers>> = std::sync::LazyLock::new(Mutex::default);
     if program.is_empty() || program.contains('/') {
         return None;
     }
+    let key = (program.to_string(), path.to_os_string());
+    let recent = RECENT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&key)
+        .filter(|(at, _)| at.elapsed() < PATH_ANSWER_TTL)
+        .map(|(_, found)| found.clone());
+    match recent {
+        Some(None) => return None,
+        Some(Some(found)) if is_executable(&found) => return Some(found),
+        _ => {}
+    }
+    let found = search_path(program, path);
+    let mut recent = RECENT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if recent.len() >= 1024 {
+        recent.clear(); // a bound on a long-lived host's memory; lookups are cheap again
+    }
+    recent.insert(key, (std::time::Instant::now(), found.clone()));
+    found
+}
+
+/// [`find_program`]'s search itself.
+fn search_path(program: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
     for dir in std::env::split_paths(path) {
         if !dir.is_absolute() {
             return None; // relative to the step's directory: left to execvp
         }
         let candidate = dir.join(program);
-        if std::fs::metadata(&candidate)
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        {
+        if is_executable(&candidate) {
             return Some(candidate);
         }
     }
     None
+}
+
+/// Whether `path` is a file with an execute bit (`execvp` skips anything else).
+pub(crate) fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The step's `PATH`: the last `PATH` of `extra`, else the one a step inherits.
@@ -1241,6 +1279,40 @@ mod tests {
         assert!(
             joined.starts_with("--ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --bind"),
             "{joined}"
+        );
+    }
+
+    #[test]
+    fn a_program_found_on_path_is_found_again_only_while_it_is_there() {
+        use std::os::unix::fs::PermissionsExt;
+        let dirs = tempfile::tempdir().expect("temporary directory");
+        let (first, second) = (dirs.path().join("a"), dirs.path().join("b"));
+        for dir in [&first, &second] {
+            std::fs::create_dir(dir).expect("PATH directory");
+        }
+        let path = std::env::join_paths([&first, &second]).expect("PATH");
+        let put = |dir: &Path, mode: u32| {
+            let file = dir.join("prog");
+            std::fs::write(&file, "#!/bin/sh\n").expect("program");
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("mode");
+            file
+        };
+        // As execvp: a file without an execute bit is passed over.
+        put(&first, 0o644);
+        let later = put(&second, 0o755);
+        assert_eq!(find_program("prog", &path), Some(later.clone()));
+        assert_eq!(
+            find_program("prog", &path),
+            Some(later.clone()),
+            "answered again"
+        );
+        // The answer is checked before it is given again: gone, it is searched anew.
+        std::fs::remove_file(&later).expect("remove");
+        assert_eq!(find_program("prog", &path), None);
+        assert_eq!(
+            find_program("sh", "relative:/bin".as_ref()),
+            None,
+            "left to execvp"
         );
     }
 

@@ -502,7 +502,7 @@ impl InProcess {
                     .mounts
                     .iter()
                     .any(|m| candidate.starts_with(m.target()))
-                && is_executable(candidate)
+                && crate::local::is_executable(candidate)
         };
         if ours || program.contains('/') {
             return ours || on_host(Path::new(program));
@@ -512,7 +512,7 @@ impl InProcess {
             Some(target) => target,
             None => program,
         };
-        std::env::split_paths(&self.path).any(|dir| on_host(&dir.join(program)))
+        crate::local::find_program(program, self.path.as_ref()).is_some_and(|p| on_host(&p))
     }
 
     /// Runs the step: the wrapper's work before and after the program, the program with
@@ -548,12 +548,11 @@ impl InProcess {
         // As the wrapper process did: in the working directory (without the sandbox), where
         // relative paths of files to place or collect are. Not otherwise: a step host runs
         // many steps in one process.
-        if !process.sandbox {
+        if !process.sandbox && self_stages_files {
+            // (Otherwise made as the program is started.)
             let work = process.host_workdir();
             crate::local::prepare_workdir(&process).map_err(|e| e.to_string())?;
-            if self_stages_files {
-                std::env::set_current_dir(&work).map_err(|e| format!("{}: {e}", work.display()))?;
-            }
+            std::env::set_current_dir(&work).map_err(|e| format!("{}: {e}", work.display()))?;
         }
         let repo = open_repository(
             args.artifacts.as_deref(),
@@ -650,10 +649,6 @@ impl InProcess {
     }
 }
 
-fn is_executable(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
 /// The [`StepInput`] on standard input, read to its end.
 fn read_input() -> Result<StepInput, String> {
     use std::io::Read;
@@ -682,9 +677,35 @@ fn open_repository(
         return Ok((repo, stores));
     }
     let dir = artifacts.unwrap_or(Path::new("."));
-    let repo = ArtifactRepository::local(dir)
+    let repo = local_repository(dir)
         .map_err(|e| format!("cannot open artifact repository {}: {e}", dir.display()))?;
     Ok((repo, stores))
+}
+
+/// The local repository in `dir`, opened once per process while `dir` is there (a step host
+/// runs many steps on one repository; opening it creates and resolves its directory).
+fn local_repository(dir: &Path) -> cox_artifacts::Result<ArtifactRepository> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex, PoisonError};
+    static OPENED: LazyLock<Mutex<HashMap<PathBuf, ArtifactRepository>>> =
+        LazyLock::new(Mutex::default);
+    let opened = OPENED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(dir)
+        .cloned();
+    if let Some(repo) = opened
+        && dir.is_dir()
+    {
+        return Ok(repo);
+    }
+    let repo = ArtifactRepository::local(dir)?;
+    let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
+    if opened.len() >= 64 {
+        opened.clear();
+    }
+    opened.insert(dir.to_path_buf(), repo.clone());
+    Ok(repo)
 }
 
 /// The repository an artifact is in: its own bucket, else the run's.
@@ -891,9 +912,7 @@ fn link_aliases(
         let target = if program.contains('/') {
             Some(PathBuf::from(program))
         } else {
-            std::env::split_paths(path)
-                .map(|d| d.join(program))
-                .find(|p| p.is_file())
+            crate::local::find_program(program, path.as_ref())
         };
         match target {
             Some(target) => links.push((name.as_str(), target)),
