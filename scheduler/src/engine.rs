@@ -311,12 +311,17 @@ impl Engine {
         for state in &mut states {
             self.restore_locks(state).await?;
         }
-        let gate = if states.iter_mut().any(|s| self.uses_gate(s)) {
-            let gate = self.gate().await?;
-            cast_to_gate(&gate, GateMsg::Hold, "")?;
-            Some(gate)
-        } else {
-            None
+        // (Errors name the first run with locks: the one the gate is held for first.)
+        let gated = states
+            .iter_mut()
+            .find_map(|s| self.uses_gate(s).then(|| s.name.clone()));
+        let gate = match gated {
+            Some(first) => {
+                let gate = self.gate().await?;
+                cast_to_gate(&gate, GateMsg::Hold, &first)?;
+                Some((gate, first))
+            }
+            None => None,
         };
         let mut resumed = Vec::with_capacity(states.len());
         let started = async {
@@ -328,7 +333,7 @@ impl Engine {
             Ok::<_, Error>(())
         }
         .await;
-        if let Some(gate) = gate {
+        if let Some((gate, first)) = gate {
             // A run's `Start` is performed before it answers (its steps' requests are then
             // cast to the gate, ahead of `Open`). One that does not answer is not waited for.
             for name in &resumed {
@@ -336,7 +341,7 @@ impl Engine {
                     warn!(run = %name, error = %e, "resumed run did not settle; the gate opens without it");
                 }
             }
-            cast_to_gate(&gate, GateMsg::Open, "")?;
+            cast_to_gate(&gate, GateMsg::Open, &first)?;
         }
         started?;
         Ok(resumed)
@@ -728,7 +733,6 @@ impl Drop for Engine {
     }
 }
 
-/// Five characters from Argo's alphabet, random enough to tell runs apart.
 /// Casts `message` to the gate; `run` is whose business it is (for the error).
 fn cast_to_gate(gate: &ActorRef<GateMsg>, message: GateMsg, run: &str) -> Result<()> {
     gate.cast(message).map_err(|e| Error::Actor {
@@ -737,6 +741,7 @@ fn cast_to_gate(gate: &ActorRef<GateMsg>, message: GateMsg, run: &str) -> Result
     })
 }
 
+/// Five characters from Argo's alphabet, random enough to tell runs apart.
 fn random_suffix() -> String {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     let nanos = std::time::SystemTime::now()

@@ -683,12 +683,16 @@ fn open_repository(
 }
 
 /// The local repository in `dir`, opened once per process while `dir` is there (a step host
-/// runs many steps on one repository; opening it creates and resolves its directory).
+/// runs many steps on one repository; opening it creates and resolves its directory). A
+/// relative `dir` is opened each time: it depends on the working directory.
 fn local_repository(dir: &Path) -> cox_artifacts::Result<ArtifactRepository> {
     use std::collections::HashMap;
     use std::sync::{LazyLock, Mutex, PoisonError};
     static OPENED: LazyLock<Mutex<HashMap<PathBuf, ArtifactRepository>>> =
         LazyLock::new(Mutex::default);
+    if !dir.is_absolute() {
+        return ArtifactRepository::local(dir);
+    }
     let opened = OPENED
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
