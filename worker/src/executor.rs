@@ -463,10 +463,36 @@ impl LocalExecutor {
                 step_dir.join(LOCK_FILE).display()
             ));
         }
-        let (process, input) = self.prepare(spec, step_dir, existed)?;
+        let (mut process, input) = self.prepare(spec, step_dir, existed)?;
         let hosted =
             InProcess::from_input(&process, input).is_some_and(|step| !step.stages_files());
+        if hosted && process.sandbox {
+            // Run directly in bubblewrap: the image's aliases can be the ones linked once
+            // on the host, where the sandbox shows them (rather than in the step directory,
+            // which then need not be bound into the sandbox at all).
+            if let Some(shared) = self.shared_aliases_seen_in_sandbox(&process) {
+                process
+                    .argv
+                    .extend(["--aliases".to_string(), shared.display().to_string()]);
+            }
+        }
         Ok((process, hosted))
+    }
+
+    /// The shared alias directory by its canonical path, when a sandboxed `process` sees it
+    /// there: not under the sandbox's own `/tmp`, `/proc` or `/dev`, nor under a mount or a
+    /// directory the sandbox replaces.
+    fn shared_aliases_seen_in_sandbox(&self, process: &ProcessSpec) -> Option<PathBuf> {
+        let root = self.config.data_dir.join(ALIASES_DIR);
+        std::fs::create_dir_all(&root).ok()?;
+        let root = self.canonical_dir(&root).ok()?;
+        let hidden = ["/tmp", "/proc", "/dev"]
+            .iter()
+            .map(Path::new)
+            .chain(process.mounts.iter().map(|m| m.target().as_path()))
+            .chain(process.open_dirs.iter().map(PathBuf::as_path))
+            .any(|dir| root.starts_with(dir));
+        (!hidden).then_some(root)
     }
 
     /// Creates the step directory (cleared first if it `existed`) and builds the process

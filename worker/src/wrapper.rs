@@ -90,8 +90,10 @@ pub struct WrapperArgs {
     /// Limits for unpacking input archives (`--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES`);
     /// the artifacts crate's defaults when `None`.
     pub unpack_limits: Option<UnpackLimits>,
-    /// Where alias directories shared by steps are kept (`--aliases DIR`, a host path; only
-    /// without the sandbox): the image's aliases are linked there once, not per step.
+    /// Where alias directories shared by steps are kept (`--aliases DIR`, a host path: without
+    /// the sandbox, or sandboxed when the step host runs the program directly and the
+    /// sandbox shows `DIR` at that path): the image's aliases are linked there once, not per
+    /// step.
     pub aliases: Option<PathBuf>,
 }
 
@@ -599,8 +601,10 @@ impl InProcess {
         }
         if program.sandbox {
             // Of the wrapper's mounts, only those the program uses: each bind costs
-            // bubblewrap a pass over the mount table.
-            let needs_step = ready.path.is_some() || ready.spec.script.is_some();
+            // bubblewrap a pass over the mount table. (Aliases are in the step directory
+            // unless they are shared.)
+            let step_aliases = ready.path.is_some() && args.aliases.is_none();
+            let needs_step = step_aliases || ready.spec.script.is_some();
             let needs_cox = ready.argv.iter().any(|a| Path::new(a) == cox);
             let artifacts = args.artifacts.as_deref();
             program.mounts.retain(|mount| match mount {

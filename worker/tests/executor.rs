@@ -808,6 +808,66 @@ async fn steps_without_files_share_one_host(sandbox: bool) {
     assert!(c.parse::<u32>().is_ok(), "{c:?}");
 }
 
+/// Sandboxed, a step the host runs directly in bubblewrap gets the image's aliases from the
+/// directory shared by steps, at its host path, when the sandbox shows that path (a home
+/// outside `/tmp`); its own step directory is then not in the sandbox at all. Under `/tmp`
+/// (hidden by the sandbox's own) they are linked in the step directory, as before.
+#[tokio::test]
+async fn sandboxed_steps_share_alias_links_where_the_sandbox_shows_them() {
+    if !can_sandbox(true).await {
+        return;
+    }
+    let outside_tmp = Path::new("/var/tmp");
+    if !outside_tmp.is_dir() {
+        eprintln!("skipping: no /var/tmp for a home outside the sandbox's /tmp");
+        return;
+    }
+    let mut table = ImageTable::builtin();
+    table.images.insert(
+        0,
+        ImageEntry {
+            pattern: "acme/*".into(),
+            entrypoint: vec!["shell".into()],
+            aliases: [("shell".to_string(), "sh".to_string())].into(),
+            own_entrypoint: None,
+        },
+    );
+    let show = ["-c", "test ! -e /tmp/.cox/step && echo \"$PATH\""];
+    let home = tempfile::tempdir_in(outside_tmp).expect("home outside /tmp");
+    let mut cfg = LocalExecutorConfig::new(home.path().join("data"), home.path().join("artifacts"));
+    cfg.sandbox = true;
+    cfg.cox_binary = PathBuf::from(COX);
+    cfg.images = table.clone();
+    let exec = LocalExecutor::new(cfg);
+    let shared = std::fs::canonicalize(home.path())
+        .expect("home")
+        .join("data/aliases");
+    let mut first_dirs = Vec::new();
+    for node in ["a", "b"] {
+        let o = exec
+            .run(
+                spec(node, "acme/tool:1", &[], &show),
+                CancellationToken::new(),
+            )
+            .await;
+        succeeded(&o);
+        let path = o.result.expect("PATH");
+        let first = PathBuf::from(path.split(':').next().expect("a first entry"));
+        assert_eq!(first.parent(), Some(shared.as_path()), "{path}");
+        first_dirs.push(first);
+    }
+    assert_eq!(first_dirs[0], first_dirs[1], "one directory for both steps");
+
+    // Under /tmp: the step's own `bin/`, in the step directory the sandbox shows.
+    let s = setup_with(true, table);
+    let o = s
+        .run(spec("c", "acme/tool:1", &[], &["-c", "echo \"$PATH\""]))
+        .await;
+    succeeded(&o);
+    let path = o.result.expect("PATH");
+    assert!(path.starts_with("/tmp/.cox/step/bin:"), "{path}");
+}
+
 /// The executor goes away (its runtime and itself dropped, as when `cox run` is killed)
 /// while a hosted step runs: the host finishes and records the step, and a new executor
 /// adopts it; the host then ends.
