@@ -99,6 +99,21 @@ fn param(name: &str, path: &str, default: Option<&str>) -> OutputParameter {
     }
 }
 
+/// The built-in table with a user entry first: `acme/*`, its entrypoint and one alias.
+fn acme_table(entrypoint: &str, (alias, program): (&str, &str)) -> ImageTable {
+    let mut table = ImageTable::builtin();
+    table.images.insert(
+        0,
+        ImageEntry {
+            pattern: "acme/*".into(),
+            entrypoint: vec![entrypoint.into()],
+            aliases: [(alias.to_string(), program.to_string())].into(),
+            own_entrypoint: None,
+        },
+    );
+    table
+}
+
 fn succeeded(o: &StepOutcome) {
     assert_eq!(o.phase, StepPhase::Succeeded, "{o:#?}");
     assert_eq!(o.exit_code, Some(0), "{o:#?}");
@@ -457,16 +472,7 @@ async fn image_table(sandbox: bool) {
     }
 
     // A user entry with its own alias, ahead of the built-in ones.
-    let mut table = ImageTable::builtin();
-    table.images.insert(
-        0,
-        ImageEntry {
-            pattern: "acme/*".into(),
-            entrypoint: vec!["greet".into()],
-            aliases: [("greet".to_string(), "echo".to_string())].into(),
-            own_entrypoint: None,
-        },
-    );
+    let table = acme_table("greet", ("greet", "echo"));
     let s2 = setup_with(sandbox, table);
     let o = s2
         .run(spec("alias", "acme/tool:2", &[], &["hi", "there"]))
@@ -646,16 +652,7 @@ async fn wrapper_messages_are_logged_in_order(sandbox: bool) {
     }
     // An alias whose program is missing is skipped with a message, before the program's
     // own output.
-    let mut table = ImageTable::builtin();
-    table.images.insert(
-        0,
-        ImageEntry {
-            pattern: "acme/*".into(),
-            entrypoint: vec!["echo".into()],
-            aliases: [("ghost".to_string(), "cox-no-such-program".to_string())].into(),
-            own_entrypoint: None,
-        },
-    );
+    let table = acme_table("echo", ("ghost", "cox-no-such-program"));
     let s = setup_with(sandbox, table);
     let o = s.run(spec("aliased", "acme/tool:1", &[], &["hi"])).await;
     succeeded(&o);
@@ -822,16 +819,7 @@ async fn sandboxed_steps_share_alias_links_where_the_sandbox_shows_them() {
         eprintln!("skipping: no /var/tmp for a home outside the sandbox's /tmp");
         return;
     }
-    let mut table = ImageTable::builtin();
-    table.images.insert(
-        0,
-        ImageEntry {
-            pattern: "acme/*".into(),
-            entrypoint: vec!["shell".into()],
-            aliases: [("shell".to_string(), "sh".to_string())].into(),
-            own_entrypoint: None,
-        },
-    );
+    let table = acme_table("shell", ("shell", "sh"));
     let show = ["-c", "test ! -e /tmp/.cox/step && echo \"$PATH\""];
     let home = tempfile::tempdir_in(outside_tmp).expect("home outside /tmp");
     let mut cfg = LocalExecutorConfig::new(home.path().join("data"), home.path().join("artifacts"));
