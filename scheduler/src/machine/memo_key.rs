@@ -87,10 +87,5 @@ pub fn key(
     })
     .to_string();
     let digest = Sha256::digest(canonical.as_bytes());
-    let mut out = String::with_capacity(5 + 64);
-    out.push_str("auto:");
-    for byte in digest {
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
+    format!("auto:{}", cox_artifacts::to_hex(&digest))
 }
