@@ -484,8 +484,14 @@ impl LocalExecutor {
     /// directory the sandbox replaces.
     fn shared_aliases_seen_in_sandbox(&self, process: &ProcessSpec) -> Option<PathBuf> {
         let root = self.config.data_dir.join(ALIASES_DIR);
-        std::fs::create_dir_all(&root).ok()?;
-        let root = self.canonical_dir(&root).ok()?;
+        // Resolved once per executor; made first when it is not there yet.
+        let root = self
+            .canonical_dir(&root)
+            .or_else(|_| {
+                std::fs::create_dir_all(&root)?;
+                self.canonical_dir(&root)
+            })
+            .ok()?;
         let hidden = ["/tmp", "/proc", "/dev"]
             .iter()
             .map(Path::new)
