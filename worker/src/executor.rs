@@ -84,7 +84,7 @@ use crate::spec::{Mount, ProcessSpec};
 use crate::step::{
     ArchiveKind, BoxFuture, Executor, SavedArtifact, StepOutcome, StepPhase, StepSpec,
 };
-use crate::wrapper::{InProcess, OUTCOME_FILE, REPOSITORY_ARG, StepInput};
+use crate::wrapper::{ALIASES_ARG, InProcess, OUTCOME_FILE, REPOSITORY_ARG, StepInput};
 
 /// Where the step directory appears in the sandbox. Under the sandbox's own `/tmp`, so the
 /// host root stays one read-only bind (a mount point missing on the host, such as `/.cox`,
@@ -191,8 +191,8 @@ pub struct LocalExecutor {
     host: Arc<StepHost>,
     /// Stored Secrets, for buckets that name them (set once by the engine).
     secrets: Arc<std::sync::OnceLock<Arc<dyn SecretSource>>>,
-    /// Local repository directories as given, with their canonical paths: resolved once
-    /// rather than per step (a `readlink` per component).
+    /// Local repository directories and the shared alias directory as given, with their
+    /// canonical paths: resolved once rather than per step (a `readlink` per component).
     canonical: Arc<std::sync::Mutex<HashMap<PathBuf, PathBuf>>>,
 }
 
@@ -473,7 +473,7 @@ impl LocalExecutor {
             if let Some(shared) = self.shared_aliases_seen_in_sandbox(&process) {
                 process
                     .argv
-                    .extend(["--aliases".to_string(), shared.display().to_string()]);
+                    .extend([ALIASES_ARG.to_string(), shared.display().to_string()]);
             }
         }
         Ok((process, hosted))
@@ -483,15 +483,7 @@ impl LocalExecutor {
     /// there: not under the sandbox's own `/tmp`, `/proc` or `/dev`, nor under a mount or a
     /// directory the sandbox replaces.
     fn shared_aliases_seen_in_sandbox(&self, process: &ProcessSpec) -> Option<PathBuf> {
-        let root = self.config.data_dir.join(ALIASES_DIR);
-        // Resolved once per executor; made first when it is not there yet.
-        let root = self
-            .canonical_dir(&root)
-            .or_else(|_| {
-                std::fs::create_dir_all(&root)?;
-                self.canonical_dir(&root)
-            })
-            .ok()?;
+        let root = self.shared_aliases().ok()?;
         let hidden = ["/tmp", "/proc", "/dev"]
             .iter()
             .map(Path::new)
@@ -499,6 +491,16 @@ impl LocalExecutor {
             .chain(process.open_dirs.iter().map(PathBuf::as_path))
             .any(|dir| root.starts_with(dir));
         (!hidden).then_some(root)
+    }
+
+    /// The directory of alias links shared by steps, by its canonical path: resolved once
+    /// per executor, and made first when it is not there yet.
+    fn shared_aliases(&self) -> std::io::Result<PathBuf> {
+        let root = self.config.data_dir.join(ALIASES_DIR);
+        self.canonical_dir(&root).or_else(|_| {
+            std::fs::create_dir_all(&root)?;
+            self.canonical_dir(&root)
+        })
     }
 
     /// Creates the step directory (cleared first if it `existed`) and builds the process
@@ -574,9 +576,10 @@ impl LocalExecutor {
             ]);
         }
         if !cfg.sandbox {
-            let shared = std::path::absolute(cfg.data_dir.join(ALIASES_DIR))
-                .map_err(|e| io("resolve", &cfg.data_dir, e))?;
-            argv.extend(["--aliases".to_string(), shared.display().to_string()]);
+            let shared = self
+                .shared_aliases()
+                .map_err(|e| io("resolve", &cfg.data_dir.join(ALIASES_DIR), e))?;
+            argv.extend([ALIASES_ARG.to_string(), shared.display().to_string()]);
         }
         if let Some(text) = std::env::var_os(UNPACK_LIMITS_ENV) {
             let limits = cox_artifacts::UnpackLimits::parse(&text.to_string_lossy())

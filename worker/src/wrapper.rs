@@ -99,6 +99,8 @@ pub struct WrapperArgs {
 
 /// The wrapper's argument naming the file of bucket keys (see [`crate::repo_config`]).
 pub const REPOSITORY_ARG: &str = "--repository";
+/// The wrapper's argument naming the directory of shared alias links.
+pub const ALIASES_ARG: &str = "--aliases";
 
 /// The wrapper's usage line.
 pub const USAGE: &str = "usage: cox __step STEP_DIR [--artifacts DIR] [--repository FILE] [--unpack-limits ENTRIES,ENTRY_BYTES,TOTAL_BYTES] [--aliases DIR] < STEP_INPUT_JSON";
@@ -119,7 +121,7 @@ impl WrapperArgs {
             match arg.as_str() {
                 "--artifacts" => artifacts = Some(value("--artifacts")?),
                 REPOSITORY_ARG => repository = Some(value(REPOSITORY_ARG)?),
-                "--aliases" => aliases = Some(value("--aliases")?),
+                ALIASES_ARG => aliases = Some(value(ALIASES_ARG)?),
                 "--unpack-limits" => {
                     let v = value("--unpack-limits")?;
                     unpack_limits = Some(UnpackLimits::parse(&v.to_string_lossy())?);
