@@ -19,20 +19,23 @@ spec:
   - name: make
     container:
       image: busybox
-      command: [sh, -c, "printf '<html><script>alert(1)</script></html>' > /tmp/report.html && printf packed > /tmp/data.txt"]
+      command: [sh, -c, "printf '<html><script>alert(1)</script></html>' > OUT/report.html && printf packed > OUT/data.txt"]
     outputs:
       artifacts:
       - name: report
-        path: /tmp/report.html
+        path: OUT/report.html
         archive: {none: {}}
       - name: packed
-        path: /tmp/data.txt
+        path: OUT/data.txt
 "#;
 
 /// The run `reports`, done by `cox run` in `home`: its Workflow object.
+/// Runs [`WORKFLOW`] without the sandbox, its files (`OUT`) in `home`: the host's `/tmp`
+/// would be shared with the other tests running at the same time.
 fn run_reports(home: &Path) -> Value {
     let file = home.join("reports.yaml");
-    std::fs::write(&file, WORKFLOW).expect("write");
+    let out = home.to_str().expect("utf-8 home");
+    std::fs::write(&file, WORKFLOW.replace("OUT", out)).expect("write");
     let output = cox_at(
         home,
         None,
